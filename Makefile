@@ -1,0 +1,40 @@
+# Meridian — every target does its own set-up on a fresh Debian machine (root), cheaply
+# when it is already done (stamp files under .stamps/).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+STAMPS := .stamps
+SYSTEM_PACKAGES := fuse3 libfuse3-dev pkg-config build-essential python3-dev python3-venv
+
+.PHONY: all setup test demo bench clean
+
+all: test
+
+$(STAMPS)/system:
+	@mkdir -p $(STAMPS)
+	@if ! dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1; then \
+	  echo ">> installing system packages: $(SYSTEM_PACKAGES)"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(SYSTEM_PACKAGES); \
+	fi
+	@touch $@
+
+$(STAMPS)/venv: $(STAMPS)/system pyproject.toml
+	@echo ">> preparing $(VENV) with meridian and its test dependencies"
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	@$(VENV)/bin/pip install -q --upgrade pip
+	@$(VENV)/bin/pip install -q -e '.[test]'
+	@touch $@
+
+setup: $(STAMPS)/venv
+
+test: setup
+	$(VENV)/bin/python -m pytest -q
+
+demo: setup
+	$(VENV)/bin/python scripts/demo.py
+
+bench: setup
+	$(VENV)/bin/python bench/seqio.py
+
+clean:
+	rm -rf $(STAMPS) $(VENV) build src/*.egg-info
