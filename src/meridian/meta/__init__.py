@@ -1,0 +1,40 @@
+"""``meridian.meta`` — the namespace store (see ``interface.py`` for the contracts).
+
+Engines are chosen by URL: ``sqlite:///path/meta.db`` (the embedded default) or ``memory://``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from meridian.errors import ConfigError
+from meridian.meta.interface import (
+    ROOT_FILE_ID,
+    ROOT_INO,
+    AttrChanges,
+    ContentRecord,
+    Inode,
+    JournalEntry,
+    MetaStore,
+    PendingUpload,
+)
+
+
+def open_meta_store(url: str, site_name: str, *, read_only: bool = False) -> MetaStore:
+    """Open (creating if needed) the store at ``url`` for ``site_name``.
+
+    Raises ConfigError for an unknown scheme, StoreError for a store that cannot be used.
+    """
+    if url.startswith("sqlite://"):
+        from meridian.meta.sqlite import SqliteMetaStore
+
+        return SqliteMetaStore(Path(url.removeprefix("sqlite://")), site_name, read_only=read_only)
+    if url == "memory://":
+        from meridian.meta.memory import MemoryMetaStore
+
+        return MemoryMetaStore(site_name)
+    raise ConfigError("meta.url", f"unknown store {url!r}: use sqlite:///path or memory://")
+
+
+__all__ = ["ROOT_FILE_ID", "ROOT_INO", "AttrChanges", "ContentRecord", "Inode", "JournalEntry",
+           "MetaStore", "PendingUpload", "open_meta_store"]

@@ -1,0 +1,495 @@
+"""The namespace logic, written once over a small set of engine hooks.
+
+``EngineStore`` implements every ``MetaStore`` operation in terms of row-level hooks
+(``_get_inode``, ``_put_entry``, ...) that each engine provides inside a transaction
+(``_transaction``). The checks (does it exist, is it a directory, would the rename make a
+cycle) are made before the first write, so an operation that raises changes nothing; the
+engine's transaction is the second line of defence.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from abc import abstractmethod
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from dataclasses import replace as _replace
+from typing import Any
+
+from meridian.errors import (
+    AlreadyExists,
+    BadPath,
+    DirectoryNotEmpty,
+    InvalidOperation,
+    IsADirectory,
+    NoAttribute,
+    NotADirectory,
+    NotFound,
+)
+from meridian.meta.clock import HybridClock
+from meridian.meta.interface import (
+    ROOT_FILE_ID,
+    ROOT_INO,
+    AttrChanges,
+    ContentRecord,
+    Inode,
+    JournalEntry,
+    MetaStore,
+    PendingUpload,
+)
+
+MAX_NAME = 255
+
+
+def check_name(name: str) -> str:
+    """Return ``name`` if it is one valid path component, else raise BadPath."""
+    if not name or name in (".", "..") or "/" in name or "\0" in name:
+        raise BadPath(f"invalid name {name!r}: a name is one path component")
+    if len(os.fsencode(name)) > MAX_NAME:
+        raise BadPath(f"name too long ({len(os.fsencode(name))} bytes, at most {MAX_NAME})")
+    return name
+
+
+def split_path(path: str) -> list[str]:
+    """Components of a namespace path (``./a/b``, ``/a/b``, ``a/b``); ``..`` is refused."""
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    for part in parts:
+        if part == "..":
+            raise BadPath(f"path {path!r} contains '..': paths are confined to the namespace")
+        check_name(part)
+    return parts
+
+
+class EngineStore(MetaStore):
+    """Namespace logic over engine hooks. Engines call ``_bootstrap`` once they are open."""
+
+    _clock: HybridClock
+
+    # -- engine hooks -----------------------------------------------------------------------
+    @abstractmethod
+    def _transaction(self, durable: bool = True) -> AbstractContextManager[None]:
+        """All hook writes inside are committed together or rolled back on an exception."""
+
+    @abstractmethod
+    def _get_inode(self, ino: int) -> Inode | None: ...
+
+    @abstractmethod
+    def _put_inode(self, inode: Inode) -> None: ...
+
+    @abstractmethod
+    def _del_inode(self, ino: int) -> None: ...
+
+    @abstractmethod
+    def _get_entry(self, parent: int, name: str) -> int | None: ...
+
+    @abstractmethod
+    def _put_entry(self, parent: int, name: str, ino: int) -> None: ...
+
+    @abstractmethod
+    def _del_entry(self, parent: int, name: str) -> None: ...
+
+    @abstractmethod
+    def _list_entries(self, parent: int) -> list[tuple[str, int]]:
+        """Sorted by name."""
+
+    @abstractmethod
+    def _has_entries(self, parent: int) -> bool: ...
+
+    @abstractmethod
+    def _names_of(self, ino: int) -> list[tuple[int, str]]:
+        """Every (parent, name) that points at ``ino``."""
+
+    @abstractmethod
+    def _get_xattr(self, ino: int, name: str) -> bytes | None: ...
+
+    @abstractmethod
+    def _put_xattr(self, ino: int, name: str, value: bytes) -> None: ...
+
+    @abstractmethod
+    def _del_xattr(self, ino: int, name: str) -> None: ...
+
+    @abstractmethod
+    def _list_xattrs(self, ino: int) -> list[str]: ...
+
+    @abstractmethod
+    def _get_kv(self, key: str) -> str | None: ...
+
+    @abstractmethod
+    def _put_kv(self, key: str, value: str) -> None: ...
+
+    @abstractmethod
+    def _append_journal(self, entry: JournalEntry) -> None: ...
+
+    @abstractmethod
+    def _read_journal(self, after: int, limit: int) -> list[JournalEntry]: ...
+
+    @abstractmethod
+    def _get_content(self, hash: str) -> ContentRecord | None: ...
+
+    @abstractmethod
+    def _put_content(self, record: ContentRecord) -> None: ...
+
+    @abstractmethod
+    def _get_upload(self, hash: str) -> PendingUpload | None: ...
+
+    @abstractmethod
+    def _put_upload(self, upload: PendingUpload) -> None: ...
+
+    @abstractmethod
+    def _del_upload(self, hash: str) -> None: ...
+
+    @abstractmethod
+    def _due_uploads(self, limit: int, now: float | None) -> list[PendingUpload]: ...
+
+    @abstractmethod
+    def _count(self, table: str) -> int:
+        """Rows of ``inodes`` or ``uploads``."""
+
+    @abstractmethod
+    def _orphans(self) -> list[int]:
+        """Inodes with nlink 0."""
+
+    # -- set-up -----------------------------------------------------------------------------
+    def _bootstrap(self, site_name: str, site_id: str | None) -> None:
+        """Create the root and the site identity on first open; load them after.
+
+        On every open, inodes left nameless by a crash (nothing can have them open any more)
+        are dropped.
+        """
+        with self._transaction():
+            stored_name = self._get_kv("site_name")
+            if stored_name is None:
+                self._put_kv("site_name", site_name)
+                self._put_kv("site_id", site_id or os.urandom(16).hex())
+                self._put_kv("next_ino", str(ROOT_INO + 1))
+                self._put_kv("next_counter", "1")
+                self._put_kv("last_seq", "0")
+                now = time.time_ns()
+                self._put_inode(Inode(ROOT_INO, ROOT_FILE_ID, stat.S_IFDIR | 0o755, 0, 0, 0, 2,
+                                      now, now, now, origin_site=site_name))
+            elif stored_name != site_name:
+                from meridian.errors import StoreError
+                raise StoreError(f"this store belongs to site {stored_name!r}, not {site_name!r}")
+            for ino in self._orphans():
+                self._del_inode(ino)
+        self.site_name = site_name
+        self.site_id = self._get_kv("site_id") or ""
+        last = self._read_journal(self.last_seq() - 1, 1) if self.last_seq() else []
+        self._clock = HybridClock(last[-1].hlc if last else 0)
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _inode(self, ino: int) -> Inode:
+        inode = self._get_inode(ino)
+        if inode is None:
+            raise NotFound(f"no inode {ino}")
+        return inode
+
+    def _dir(self, ino: int) -> Inode:
+        inode = self._inode(ino)
+        if not inode.is_dir:
+            raise NotADirectory(f"inode {ino} is not a directory")
+        return inode
+
+    def _child(self, parent: int, name: str) -> Inode:
+        self._dir(parent)
+        ino = self._get_entry(parent, name)
+        if ino is None:
+            raise NotFound(f"no entry {name!r} in directory {parent}")
+        return self._inode(ino)
+
+    def _bump(self, key: str) -> int:
+        value = int(self._get_kv(key) or "1")
+        self._put_kv(key, str(value + 1))
+        return value
+
+    def _journal(self, op: str, **fields: Any) -> None:
+        seq = int(self._get_kv("last_seq") or "0") + 1
+        self._put_kv("last_seq", str(seq))
+        self._append_journal(JournalEntry(seq, self.site_name, self._clock.now(), {"op": op, **fields}))
+
+    def _touch_dir(self, inode: Inode, nlink_delta: int = 0) -> None:
+        now = time.time_ns()
+        self._put_inode(_replace(inode, mtime_ns=now, ctime_ns=now, nlink=inode.nlink + nlink_delta))
+
+    def _drop_name(self, parent: Inode, name: str, inode: Inode) -> Inode:
+        """Remove one name of ``inode``; returns the inode as it is afterwards."""
+        self._del_entry(parent.ino, name)
+        if inode.is_dir:
+            self._touch_dir(self._inode(parent.ino), -1)
+            self._del_inode(inode.ino)
+            return _replace(inode, nlink=0)
+        self._touch_dir(self._inode(parent.ino))
+        left = _replace(inode, nlink=inode.nlink - 1, ctime_ns=time.time_ns())
+        self._put_inode(left)
+        return left
+
+    # -- reading ----------------------------------------------------------------------------
+    def getattr(self, ino: int) -> Inode:
+        return self._inode(ino)
+
+    def lookup(self, parent: int, name: str) -> Inode:
+        return self._child(parent, name)
+
+    def list_dir(self, parent: int) -> list[tuple[str, Inode]]:
+        self._dir(parent)
+        return [(name, self._inode(ino)) for name, ino in self._list_entries(parent)]
+
+    def resolve(self, path: str) -> Inode:
+        inode = self._inode(ROOT_INO)
+        for part in split_path(path):
+            inode = self._child(inode.ino, part)
+        return inode
+
+    def path_of(self, ino: int) -> str:
+        parts: list[str] = []
+        current = self._inode(ino).ino
+        while current != ROOT_INO:
+            names = self._names_of(current)
+            if not names:
+                raise NotFound(f"inode {ino} has no name")
+            parent, name = names[0]
+            parts.append(name)
+            current = parent
+        return "/" + "/".join(reversed(parts))
+
+    def walk(self, top: int = ROOT_INO) -> Iterator[tuple[str, Inode]]:
+        stack = [(self.path_of(top), self._inode(top))]
+        while stack:
+            path, inode = stack.pop()
+            yield path, inode
+            if inode.is_dir:
+                base = path.rstrip("/")
+                for name, ino in reversed(self._list_entries(inode.ino)):
+                    child = self._get_inode(ino)
+                    if child is not None:
+                        stack.append((f"{base}/{name}", child))
+
+    def count_inodes(self) -> int:
+        return self._count("inodes")
+
+    # -- namespace changes ------------------------------------------------------------------
+    def create(
+        self, parent: int, name: str, mode: int, uid: int, gid: int, target: str | None = None
+    ) -> Inode:
+        check_name(name)
+        if stat.S_IFMT(mode) not in (stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK):
+            raise InvalidOperation(f"unsupported file type {stat.S_IFMT(mode):o}")
+        with self._transaction():
+            parent_inode = self._dir(parent)
+            if self._get_entry(parent, name) is not None:
+                raise AlreadyExists(f"{name!r} exists in directory {parent}")
+            now = time.time_ns()
+            is_dir = stat.S_ISDIR(mode)
+            inode = Inode(
+                ino=self._bump("next_ino"),
+                file_id=f"{self.site_id}.{self._bump('next_counter')}",
+                mode=mode, uid=uid, gid=gid,
+                size=len(os.fsencode(target)) if target is not None else 0,
+                nlink=2 if is_dir else 1, atime_ns=now, mtime_ns=now, ctime_ns=now,
+                target=target, origin_site=self.site_name,
+            )
+            self._put_inode(inode)
+            self._put_entry(parent, name, inode.ino)
+            self._touch_dir(parent_inode, 1 if is_dir else 0)
+            self._journal("create", parent=parent_inode.file_id, name=name, fid=inode.file_id,
+                          mode=mode, uid=uid, gid=gid, target=target)
+        return inode
+
+    def link(self, ino: int, new_parent: int, new_name: str) -> Inode:
+        check_name(new_name)
+        with self._transaction():
+            inode = self._inode(ino)
+            if inode.is_dir:
+                raise IsADirectory("hard links to directories are not allowed")
+            parent_inode = self._dir(new_parent)
+            if self._get_entry(new_parent, new_name) is not None:
+                raise AlreadyExists(f"{new_name!r} exists in directory {new_parent}")
+            linked = _replace(inode, nlink=inode.nlink + 1, ctime_ns=time.time_ns())
+            self._put_inode(linked)
+            self._put_entry(new_parent, new_name, ino)
+            self._touch_dir(parent_inode)
+            self._journal("link", fid=inode.file_id, parent=parent_inode.file_id, name=new_name)
+        return linked
+
+    def unlink(self, parent: int, name: str) -> Inode:
+        with self._transaction():
+            inode = self._child(parent, name)
+            if inode.is_dir:
+                raise IsADirectory(f"{name!r} is a directory")
+            parent_inode = self._inode(parent)
+            left = self._drop_name(parent_inode, name, inode)
+            self._journal("unlink", parent=parent_inode.file_id, name=name, fid=inode.file_id)
+        return left
+
+    def rmdir(self, parent: int, name: str) -> None:
+        with self._transaction():
+            inode = self._child(parent, name)
+            if not inode.is_dir:
+                raise NotADirectory(f"{name!r} is not a directory")
+            if self._has_entries(inode.ino):
+                raise DirectoryNotEmpty(f"directory {name!r} is not empty")
+            parent_inode = self._inode(parent)
+            self._drop_name(parent_inode, name, inode)
+            self._journal("rmdir", parent=parent_inode.file_id, name=name, fid=inode.file_id)
+
+    def _is_ancestor(self, ancestor: int, ino: int) -> bool:
+        current = ino
+        while current != ROOT_INO:
+            if current == ancestor:
+                return True
+            names = self._names_of(current)
+            if not names:
+                return False
+            current = names[0][0]
+        return ancestor == ROOT_INO
+
+    def rename(
+        self, parent: int, name: str, new_parent: int, new_name: str, *, replace: bool = True
+    ) -> Inode | None:
+        check_name(new_name)
+        with self._transaction():
+            inode = self._child(parent, name)
+            old_dir = self._inode(parent)
+            new_dir = self._dir(new_parent)
+            target_ino = self._get_entry(new_parent, new_name)
+            target = self._inode(target_ino) if target_ino is not None else None
+            if target is not None and target.ino == inode.ino:
+                return None  # same inode (hard links, or a name onto itself): rename(2) does nothing
+            if target is not None and not replace:
+                raise AlreadyExists(f"{new_name!r} exists in directory {new_parent}")
+            if inode.is_dir and self._is_ancestor(inode.ino, new_parent):
+                raise InvalidOperation(f"cannot move directory {name!r} into itself")
+            if target is not None:
+                if inode.is_dir and not target.is_dir:
+                    raise NotADirectory(f"cannot replace non-directory {new_name!r} with a directory")
+                if not inode.is_dir and target.is_dir:
+                    raise IsADirectory(f"cannot replace directory {new_name!r} with a non-directory")
+                if target.is_dir and self._has_entries(target.ino):
+                    raise DirectoryNotEmpty(f"directory {new_name!r} is not empty")
+            replaced = self._drop_name(new_dir, new_name, target) if target is not None else None
+            self._del_entry(parent, name)
+            self._put_entry(new_parent, new_name, inode.ino)
+            moved_dir = 1 if inode.is_dir else 0
+            self._touch_dir(self._inode(parent), -moved_dir)
+            self._touch_dir(self._inode(new_parent), moved_dir)
+            self._put_inode(_replace(self._inode(inode.ino), ctime_ns=time.time_ns()))
+            self._journal("rename", parent=old_dir.file_id, name=name, new_parent=new_dir.file_id,
+                          new_name=new_name, fid=inode.file_id,
+                          replaced=target.file_id if target is not None else None)
+        return replaced
+
+    def setattr(self, ino: int, changes: AttrChanges) -> Inode:
+        with self._transaction():
+            inode = self._inode(ino)
+            updated = _replace(
+                inode,
+                mode=(stat.S_IFMT(inode.mode) | (changes.mode & 0o7777))
+                if changes.mode is not None else inode.mode,
+                uid=changes.uid if changes.uid is not None else inode.uid,
+                gid=changes.gid if changes.gid is not None else inode.gid,
+                atime_ns=changes.atime_ns if changes.atime_ns is not None else inode.atime_ns,
+                mtime_ns=changes.mtime_ns if changes.mtime_ns is not None else inode.mtime_ns,
+                ctime_ns=time.time_ns(),
+            )
+            self._put_inode(updated)
+            fields = {k: v for k, v in vars(changes).items() if v is not None}
+            self._journal("setattr", fid=inode.file_id, **fields)
+        return updated
+
+    def set_content(
+        self, ino: int, content: str | None, size: int, *, upload_priority: int = 0
+    ) -> Inode:
+        with self._transaction(durable=True):
+            inode = self._inode(ino)
+            if not inode.is_file:
+                raise IsADirectory(f"inode {ino} is not a regular file")
+            if content is not None and self._get_content(content) is None:
+                self._put_content(ContentRecord(content, size, in_bucket=False))
+            record = self._get_content(content) if content is not None else None
+            if record is not None and not record.in_bucket and self._get_upload(content or "") is None:
+                self._put_upload(PendingUpload(record.hash, size, upload_priority, 0, 0.0))
+            now = time.time_ns()
+            updated = _replace(inode, content=content, size=size, mtime_ns=now, ctime_ns=now,
+                               origin_site=self.site_name)
+            self._put_inode(updated)
+            self._journal("content", fid=inode.file_id, hash=content, size=size, mtime=now)
+        return updated
+
+    def forget(self, ino: int) -> bool:
+        with self._transaction():
+            inode = self._get_inode(ino)
+            if inode is None or inode.nlink > 0 or ino == ROOT_INO:
+                return False
+            for name in self._list_xattrs(ino):
+                self._del_xattr(ino, name)
+            self._del_inode(ino)
+        return True
+
+    # -- extended attributes ----------------------------------------------------------------
+    def getxattr(self, ino: int, name: str) -> bytes:
+        self._inode(ino)
+        value = self._get_xattr(ino, name)
+        if value is None:
+            raise NoAttribute(f"no attribute {name!r}")
+        return value
+
+    def listxattr(self, ino: int) -> list[str]:
+        self._inode(ino)
+        return self._list_xattrs(ino)
+
+    def setxattr(self, ino: int, name: str, value: bytes, *, create: bool = False,
+                 replace: bool = False) -> None:
+        with self._transaction():
+            inode = self._inode(ino)
+            present = self._get_xattr(ino, name) is not None
+            if create and present:
+                raise AlreadyExists(f"attribute {name!r} exists")
+            if replace and not present:
+                raise NoAttribute(f"no attribute {name!r}")
+            self._put_xattr(ino, name, value)
+            self._put_inode(_replace(inode, ctime_ns=time.time_ns()))
+            self._journal("setxattr", fid=inode.file_id, name=name, value=value.hex())
+
+    def removexattr(self, ino: int, name: str) -> None:
+        with self._transaction():
+            inode = self._inode(ino)
+            if self._get_xattr(ino, name) is None:
+                raise NoAttribute(f"no attribute {name!r}")
+            self._del_xattr(ino, name)
+            self._put_inode(_replace(inode, ctime_ns=time.time_ns()))
+            self._journal("removexattr", fid=inode.file_id, name=name)
+
+    # -- content and uploads ----------------------------------------------------------------
+    def content(self, hash: str) -> ContentRecord | None:
+        return self._get_content(hash)
+
+    def pending_uploads(self, limit: int = 100, *, now: float | None = None) -> list[PendingUpload]:
+        return self._due_uploads(limit, now)
+
+    def upload_count(self) -> int:
+        return self._count("uploads")
+
+    def upload_failed(self, hash: str, next_try: float, error: str) -> None:
+        with self._transaction(durable=False):
+            upload = self._get_upload(hash)
+            if upload is not None:
+                self._put_upload(_replace(upload, attempts=upload.attempts + 1, next_try=next_try,
+                                          last_error=error[:500]))
+
+    def mark_in_bucket(self, hash: str) -> None:
+        with self._transaction():
+            record = self._get_content(hash)
+            self._del_upload(hash)
+            if record is None or record.in_bucket:
+                return
+            self._put_content(_replace(record, in_bucket=True))
+            self._journal("instance", hash=hash, volume="bucket")
+
+    # -- journal ----------------------------------------------------------------------------
+    def journal(self, after: int = 0, limit: int = 1000) -> list[JournalEntry]:
+        return self._read_journal(after, limit)
+
+    def last_seq(self) -> int:
+        return int(self._get_kv("last_seq") or "0")

@@ -1,0 +1,253 @@
+"""The namespace store: one interface, several engines (sqlite, memory; postgres later).
+
+A store holds one site's copy of the namespace (inodes, directory entries, extended
+attributes), what it knows of every content (size, whether it is complete in the bucket), the
+site's queue of uploads, and the site's journal. Every change is one transaction, and the
+journal entry that records it is appended in that same transaction: a change and its journal
+entry are durable together or not at all.
+
+Contracts shared by every engine (the conformance suite in ``tests/meta`` checks them):
+
+- Operations are atomic: they raise before changing anything, or change everything.
+- Names are ``str`` (bytes from the kernel decoded with ``os.fsdecode``); a name is one path
+  component: not empty, no ``/``, no NUL, not ``.`` or ``..`` (``BadPath`` otherwise).
+- Errors are the ``NamespaceError`` subclasses of ``meridian.errors`` with POSIX meaning.
+- ``ino`` numbers are local to the site; ``file_id`` is the identity that is the same at every
+  site: ``"<site id, 32 hex>.<per-site counter>"``; the root is ``"root"`` everywhere.
+- Journal sequence numbers start at 1, increase by one per entry, and are never reused.
+"""
+
+from __future__ import annotations
+
+import stat
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+ROOT_INO = 1
+ROOT_FILE_ID = "root"
+
+
+@dataclass(frozen=True)
+class Inode:
+    """One file, directory or symlink as this site knows it."""
+
+    ino: int
+    file_id: str
+    mode: int  # full st_mode: type bits and permission bits
+    uid: int
+    gid: int
+    size: int
+    nlink: int
+    atime_ns: int
+    mtime_ns: int
+    ctime_ns: int
+    content: str | None = None  # hash of the current content (files only); None = empty file
+    target: str | None = None  # symlink target
+    origin_site: str = ""  # the site that wrote the current content (or created it)
+
+    @property
+    def is_dir(self) -> bool:
+        return stat.S_ISDIR(self.mode)
+
+    @property
+    def is_file(self) -> bool:
+        return stat.S_ISREG(self.mode)
+
+    @property
+    def is_symlink(self) -> bool:
+        return stat.S_ISLNK(self.mode)
+
+
+@dataclass(frozen=True)
+class AttrChanges:
+    """What ``setattr`` changes; ``None`` leaves a field as it is."""
+
+    mode: int | None = None  # permission bits only (the type bits are kept)
+    uid: int | None = None
+    gid: int | None = None
+    atime_ns: int | None = None
+    mtime_ns: int | None = None
+
+
+@dataclass(frozen=True)
+class ContentRecord:
+    """What the site knows of one content: its size and whether the bucket holds it whole."""
+
+    hash: str
+    size: int
+    in_bucket: bool
+
+
+@dataclass(frozen=True)
+class PendingUpload:
+    """One content waiting to be uploaded; higher ``priority`` goes first."""
+
+    hash: str
+    size: int
+    priority: int
+    attempts: int
+    next_try: float  # unix time before which it is not tried again
+    last_error: str = ""
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    """One namespace operation as peers will replay it."""
+
+    seq: int
+    origin: str  # site name
+    hlc: int  # hybrid logical clock: (physical ms << 16) | logical counter
+    op: dict[str, Any] = field(hash=False)
+
+
+class MetaStore(ABC):
+    """The namespace store of one site. Not thread-safe: one caller (the site's event loop)."""
+
+    site_name: str
+    site_id: str  # 32 hex chars, random, chosen when the store was created
+
+    # -- reading ----------------------------------------------------------------------------
+    @abstractmethod
+    def getattr(self, ino: int) -> Inode:
+        """The inode ``ino``. Raises NotFound."""
+
+    @abstractmethod
+    def lookup(self, parent: int, name: str) -> Inode:
+        """The entry ``name`` in directory ``parent``. Raises NotFound, NotADirectory."""
+
+    @abstractmethod
+    def list_dir(self, parent: int) -> list[tuple[str, Inode]]:
+        """Every entry of ``parent``, sorted by name. Raises NotFound, NotADirectory."""
+
+    @abstractmethod
+    def resolve(self, path: str) -> Inode:
+        """The inode at a namespace path (``./a/b``, ``/a/b`` or ``a/b``). Raises BadPath, NotFound."""
+
+    @abstractmethod
+    def path_of(self, ino: int) -> str:
+        """One path (``/a/b``) of ``ino``; for hard links, the first name found. Raises NotFound."""
+
+    @abstractmethod
+    def walk(self, top: int = ROOT_INO) -> Iterator[tuple[str, Inode]]:
+        """Every inode under ``top`` (``top`` itself first), depth first, with its path."""
+
+    @abstractmethod
+    def count_inodes(self) -> int:
+        """How many inodes the namespace holds (for statfs)."""
+
+    # -- namespace changes (each one transaction + one journal entry) -----------------------
+    @abstractmethod
+    def create(
+        self, parent: int, name: str, mode: int, uid: int, gid: int, target: str | None = None
+    ) -> Inode:
+        """Make a file, directory or symlink (by ``mode``'s type bits).
+
+        Raises AlreadyExists, NotFound (parent), NotADirectory (parent), BadPath (name).
+        """
+
+    @abstractmethod
+    def link(self, ino: int, new_parent: int, new_name: str) -> Inode:
+        """Add a hard link to a file. Raises AlreadyExists, NotFound, IsADirectory (``ino``
+        is a directory: not allowed, as on Linux: EPERM is the kernel's answer; we raise
+        IsADirectory and the mount maps it)."""
+
+    @abstractmethod
+    def unlink(self, parent: int, name: str) -> Inode:
+        """Remove a non-directory entry; returns the inode with its new ``nlink``. An inode
+        left with no name (nlink 0) is kept until ``forget`` (it may still be open).
+        Raises NotFound, IsADirectory."""
+
+    @abstractmethod
+    def rmdir(self, parent: int, name: str) -> None:
+        """Remove an empty directory. Raises NotFound, NotADirectory, DirectoryNotEmpty."""
+
+    @abstractmethod
+    def rename(
+        self, parent: int, name: str, new_parent: int, new_name: str, *, replace: bool = True
+    ) -> Inode | None:
+        """Move an entry, replacing an existing target atomically as rename(2) does.
+
+        Returns the replaced inode (with its new nlink), or None. ``replace=False`` raises
+        AlreadyExists if the target exists (RENAME_NOREPLACE). Raises NotFound, NotADirectory
+        (directory over a non-directory), IsADirectory (non-directory over a directory),
+        DirectoryNotEmpty, InvalidOperation (a directory into its own subtree).
+        Renaming a name onto a hard link of the same inode changes nothing.
+        """
+
+    @abstractmethod
+    def setattr(self, ino: int, changes: AttrChanges) -> Inode:
+        """Change mode, owner or times; ctime is set to now. Raises NotFound."""
+
+    @abstractmethod
+    def set_content(
+        self, ino: int, content: str | None, size: int, *, upload_priority: int = 0
+    ) -> Inode:
+        """Make ``content`` (a hash, or None for empty) the file's current content, durably.
+
+        Records the content (size, not yet in the bucket) if it is new, queues its upload in the
+        same transaction (unless it is already in the bucket or queued), sets mtime/ctime to now
+        and ``origin_site`` to this site. The commit is synchronous (fsync'd): when this returns
+        the new content is durable at this site. Raises NotFound, IsADirectory.
+        """
+
+    @abstractmethod
+    def forget(self, ino: int) -> bool:
+        """Drop an inode that has no name left (nlink 0) and is no longer open. Idempotent;
+        returns True if it was dropped, False if it still has a name or is already gone."""
+
+    # -- extended attributes ----------------------------------------------------------------
+    @abstractmethod
+    def getxattr(self, ino: int, name: str) -> bytes:
+        """Raises NotFound (inode), NoAttribute."""
+
+    @abstractmethod
+    def listxattr(self, ino: int) -> list[str]:
+        """Sorted names. Raises NotFound."""
+
+    @abstractmethod
+    def setxattr(self, ino: int, name: str, value: bytes, *, create: bool = False,
+                 replace: bool = False) -> None:
+        """``create``: AlreadyExists if present (XATTR_CREATE); ``replace``: NoAttribute if
+        absent (XATTR_REPLACE). Raises NotFound."""
+
+    @abstractmethod
+    def removexattr(self, ino: int, name: str) -> None:
+        """Raises NotFound, NoAttribute."""
+
+    # -- content and uploads ----------------------------------------------------------------
+    @abstractmethod
+    def content(self, hash: str) -> ContentRecord | None:
+        """What is known of one content, or None."""
+
+    @abstractmethod
+    def pending_uploads(self, limit: int = 100, *, now: float | None = None) -> list[PendingUpload]:
+        """Uploads due (``next_try <= now``; all when ``now`` is None), highest priority first,
+        then oldest first."""
+
+    @abstractmethod
+    def upload_count(self) -> int:
+        """How many uploads are queued (due or waiting for a retry)."""
+
+    @abstractmethod
+    def upload_failed(self, hash: str, next_try: float, error: str) -> None:
+        """Count a failed attempt and set when to try again. Idempotent if not queued."""
+
+    @abstractmethod
+    def mark_in_bucket(self, hash: str) -> None:
+        """The content is complete in the bucket: dequeue its upload, record it, and journal an
+        ``instance`` entry. Idempotent (a second call journals nothing)."""
+
+    # -- journal ----------------------------------------------------------------------------
+    @abstractmethod
+    def journal(self, after: int = 0, limit: int = 1000) -> list[JournalEntry]:
+        """Entries with ``seq > after`` in order, at most ``limit``."""
+
+    @abstractmethod
+    def last_seq(self) -> int:
+        """The highest journal sequence number (0 for an empty journal)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the store. Idempotent."""

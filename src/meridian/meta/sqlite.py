@@ -1,0 +1,247 @@
+"""The SQLite engine: the embedded default for a one-node site.
+
+WAL mode (readers such as ``meridian status`` never block the site), one writer (the site
+process; a second one waits up to ``busy_timeout`` and then fails), and synchronous commits:
+``synchronous=FULL`` fsyncs the WAL at every commit, so a transaction that returned survives
+kill -9 and power loss (DESIGN.md rule 2). Names are stored as BLOBs (``os.fsencode``), so any
+byte string the kernel hands us round-trips.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from meridian.errors import StoreError
+from meridian.meta.base import EngineStore
+from meridian.meta.interface import ContentRecord, Inode, JournalEntry, PendingUpload
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS inodes (
+    ino INTEGER PRIMARY KEY, file_id TEXT NOT NULL UNIQUE, mode INTEGER NOT NULL,
+    uid INTEGER NOT NULL, gid INTEGER NOT NULL, size INTEGER NOT NULL, nlink INTEGER NOT NULL,
+    atime_ns INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL,
+    content TEXT, target BLOB, origin_site TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS inodes_orphans ON inodes (nlink) WHERE nlink = 0;
+CREATE TABLE IF NOT EXISTS entries (
+    parent INTEGER NOT NULL, name BLOB NOT NULL, ino INTEGER NOT NULL,
+    PRIMARY KEY (parent, name)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS entries_ino ON entries (ino);
+CREATE TABLE IF NOT EXISTS xattrs (
+    ino INTEGER NOT NULL, name TEXT NOT NULL, value BLOB NOT NULL,
+    PRIMARY KEY (ino, name)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS journal (
+    seq INTEGER PRIMARY KEY, origin TEXT NOT NULL, hlc INTEGER NOT NULL, op TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS contents (
+    hash TEXT PRIMARY KEY, size INTEGER NOT NULL, in_bucket INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS uploads (
+    hash TEXT PRIMARY KEY, size INTEGER NOT NULL, priority INTEGER NOT NULL,
+    attempts INTEGER NOT NULL, next_try REAL NOT NULL, last_error TEXT NOT NULL,
+    queued INTEGER NOT NULL);
+"""
+
+_INODE_COLUMNS = ("ino, file_id, mode, uid, gid, size, nlink, atime_ns, mtime_ns, ctime_ns, "
+                  "content, target, origin_site")
+
+
+def _to_inode(row: tuple[object, ...]) -> Inode:
+    target = row[11]
+    return Inode(*row[:11], target=os.fsdecode(target) if target is not None else None,  # type: ignore[arg-type]
+                 origin_site=row[12])  # type: ignore[arg-type]
+
+
+class SqliteMetaStore(EngineStore):
+    """A namespace store in one SQLite file. ``read_only`` opens it for inspection."""
+
+    def __init__(self, path: Path | str, site_name: str, *, site_id: str | None = None,
+                 read_only: bool = False, busy_timeout: float = 5.0) -> None:
+        self.path = Path(path)
+        uri = f"file:{self.path}?mode=ro" if read_only else f"file:{self.path}"
+        try:
+            self._db = sqlite3.connect(uri, uri=True, isolation_level=None,
+                                       timeout=busy_timeout, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=OFF")
+            if not read_only:
+                self._db.executescript(_SCHEMA)
+                self._check_schema()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open metadata store {self.path}: {exc}") from exc
+        self._depth = 0
+        self._read_only = read_only
+        if read_only:
+            self.site_name = self._get_kv("site_name") or site_name
+            self.site_id = self._get_kv("site_id") or ""
+        else:
+            self._bootstrap(site_name, site_id)
+
+    def _check_schema(self) -> None:
+        found = self._get_kv("schema_version")
+        if found is None:
+            self._db.execute("INSERT INTO kv VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        elif int(found) != SCHEMA_VERSION:
+            raise StoreError(f"metadata store {self.path} has schema version {found}; "
+                             f"this Meridian knows version {SCHEMA_VERSION}")
+
+    @contextmanager
+    def _transaction(self, durable: bool = True) -> Iterator[None]:
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        self._depth = 1
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        else:
+            self._db.execute("COMMIT")
+        finally:
+            self._depth = 0
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None  # type: ignore[assignment]
+
+    # -- hooks ------------------------------------------------------------------------------
+    def _one(self, sql: str, *args: object) -> tuple[object, ...] | None:
+        row: tuple[object, ...] | None = self._db.execute(sql, args).fetchone()
+        return row
+
+    def _get_inode(self, ino: int) -> Inode | None:
+        row = self._one(f"SELECT {_INODE_COLUMNS} FROM inodes WHERE ino = ?", ino)
+        return _to_inode(row) if row else None
+
+    def _put_inode(self, inode: Inode) -> None:
+        target = os.fsencode(inode.target) if inode.target is not None else None
+        self._db.execute(
+            f"INSERT OR REPLACE INTO inodes ({_INODE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (inode.ino, inode.file_id, inode.mode, inode.uid, inode.gid, inode.size, inode.nlink,
+             inode.atime_ns, inode.mtime_ns, inode.ctime_ns, inode.content, target,
+             inode.origin_site))
+
+    def _del_inode(self, ino: int) -> None:
+        self._db.execute("DELETE FROM xattrs WHERE ino = ?", (ino,))
+        self._db.execute("DELETE FROM inodes WHERE ino = ?", (ino,))
+
+    def _get_entry(self, parent: int, name: str) -> int | None:
+        row = self._one("SELECT ino FROM entries WHERE parent = ? AND name = ?", parent,
+                        os.fsencode(name))
+        return int(row[0]) if row else None  # type: ignore[call-overload]
+
+    def _put_entry(self, parent: int, name: str, ino: int) -> None:
+        self._db.execute("INSERT OR REPLACE INTO entries VALUES (?, ?, ?)",
+                         (parent, os.fsencode(name), ino))
+
+    def _del_entry(self, parent: int, name: str) -> None:
+        self._db.execute("DELETE FROM entries WHERE parent = ? AND name = ?",
+                         (parent, os.fsencode(name)))
+
+    def _list_entries(self, parent: int) -> list[tuple[str, int]]:
+        rows = self._db.execute("SELECT name, ino FROM entries WHERE parent = ? ORDER BY name",
+                                (parent,))
+        return [(os.fsdecode(name), ino) for name, ino in rows]
+
+    def list_dir(self, parent: int) -> list[tuple[str, Inode]]:
+        """One query instead of one per entry (a directory of thousands lists in one go)."""
+        self._dir(parent)
+        rows = self._db.execute(
+            f"SELECT e.name, {', '.join('i.' + c for c in _INODE_COLUMNS.split(', '))} "
+            "FROM entries e JOIN inodes i ON i.ino = e.ino WHERE e.parent = ? ORDER BY e.name",
+            (parent,))
+        return [(os.fsdecode(row[0]), _to_inode(row[1:])) for row in rows]
+
+    def _has_entries(self, parent: int) -> bool:
+        return self._one("SELECT 1 FROM entries WHERE parent = ? LIMIT 1", parent) is not None
+
+    def _names_of(self, ino: int) -> list[tuple[int, str]]:
+        rows = self._db.execute("SELECT parent, name FROM entries WHERE ino = ? ORDER BY parent, name",
+                                (ino,))
+        return [(parent, os.fsdecode(name)) for parent, name in rows]
+
+    def _get_xattr(self, ino: int, name: str) -> bytes | None:
+        row = self._one("SELECT value FROM xattrs WHERE ino = ? AND name = ?", ino, name)
+        return bytes(row[0]) if row else None  # type: ignore[call-overload]
+
+    def _put_xattr(self, ino: int, name: str, value: bytes) -> None:
+        self._db.execute("INSERT OR REPLACE INTO xattrs VALUES (?, ?, ?)", (ino, name, value))
+
+    def _del_xattr(self, ino: int, name: str) -> None:
+        self._db.execute("DELETE FROM xattrs WHERE ino = ? AND name = ?", (ino, name))
+
+    def _list_xattrs(self, ino: int) -> list[str]:
+        rows = self._db.execute("SELECT name FROM xattrs WHERE ino = ? ORDER BY name", (ino,))
+        return [name for (name,) in rows]
+
+    def _get_kv(self, key: str) -> str | None:
+        row = self._one("SELECT value FROM kv WHERE key = ?", key)
+        return str(row[0]) if row else None
+
+    def _put_kv(self, key: str, value: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (key, value))
+
+    def _append_journal(self, entry: JournalEntry) -> None:
+        self._db.execute("INSERT INTO journal VALUES (?, ?, ?, ?)",
+                         (entry.seq, entry.origin, entry.hlc, json.dumps(entry.op)))
+
+    def _read_journal(self, after: int, limit: int) -> list[JournalEntry]:
+        rows = self._db.execute(
+            "SELECT seq, origin, hlc, op FROM journal WHERE seq > ? ORDER BY seq LIMIT ?",
+            (after, limit))
+        return [JournalEntry(seq, origin, hlc, json.loads(op)) for seq, origin, hlc, op in rows]
+
+    def _get_content(self, hash: str) -> ContentRecord | None:
+        row = self._one("SELECT hash, size, in_bucket FROM contents WHERE hash = ?", hash)
+        return ContentRecord(str(row[0]), int(row[1]), bool(row[2])) if row else None  # type: ignore[call-overload]
+
+    def _put_content(self, record: ContentRecord) -> None:
+        self._db.execute("INSERT OR REPLACE INTO contents VALUES (?, ?, ?)",
+                         (record.hash, record.size, int(record.in_bucket)))
+
+    _UPLOAD_COLUMNS = "hash, size, priority, attempts, next_try, last_error"
+
+    def _get_upload(self, hash: str) -> PendingUpload | None:
+        row = self._one(f"SELECT {self._UPLOAD_COLUMNS} FROM uploads WHERE hash = ?", hash)
+        return PendingUpload(*row) if row else None  # type: ignore[arg-type]
+
+    def _put_upload(self, upload: PendingUpload) -> None:
+        self._db.execute(
+            "INSERT INTO uploads VALUES (?, ?, ?, ?, ?, ?, "
+            " coalesce((SELECT max(queued) FROM uploads), 0) + 1) "
+            "ON CONFLICT (hash) DO UPDATE SET priority = excluded.priority, "
+            " attempts = excluded.attempts, next_try = excluded.next_try, "
+            " last_error = excluded.last_error",
+            (upload.hash, upload.size, upload.priority, upload.attempts, upload.next_try,
+             upload.last_error))
+
+    def _del_upload(self, hash: str) -> None:
+        self._db.execute("DELETE FROM uploads WHERE hash = ?", (hash,))
+
+    def _due_uploads(self, limit: int, now: float | None) -> list[PendingUpload]:
+        rows = self._db.execute(
+            f"SELECT {self._UPLOAD_COLUMNS} FROM uploads WHERE next_try <= ? "
+            "ORDER BY priority DESC, queued LIMIT ?",
+            (now if now is not None else float("inf"), limit))
+        return [PendingUpload(*row) for row in rows]
+
+    def _count(self, table: str) -> int:
+        assert table in ("inodes", "uploads")
+        row = self._one(f"SELECT count(*) FROM {table}")
+        return int(row[0]) if row else 0  # type: ignore[call-overload]
+
+    def _orphans(self) -> list[int]:
+        return [ino for (ino,) in self._db.execute("SELECT ino FROM inodes WHERE nlink = 0")]

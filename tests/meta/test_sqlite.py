@@ -1,0 +1,75 @@
+"""What only the SQLite engine promises: it persists, reopens, and refuses what it cannot use."""
+
+from __future__ import annotations
+
+import sqlite3
+import stat
+from pathlib import Path
+
+import pytest
+
+from meridian.errors import StoreError
+from meridian.meta import ROOT_INO
+from meridian.meta.sqlite import SqliteMetaStore
+
+FILE = stat.S_IFREG | 0o644
+
+
+def test_reopen_keeps_namespace_identity_and_journal(tmp_path: Path) -> None:
+    db = tmp_path / "meta.db"
+    first = SqliteMetaStore(db, "east")
+    f = first.create(ROOT_INO, "f", FILE, 0, 0)
+    first.set_content(f.ino, "a" * 64, 3)
+    site_id, last = first.site_id, first.journal()[-1]
+    first.close()
+    again = SqliteMetaStore(db, "east")
+    assert again.site_id == site_id
+    assert again.lookup(ROOT_INO, "f").content == "a" * 64
+    assert again.journal()[-1] == last
+    g = again.create(ROOT_INO, "g", FILE, 0, 0)
+    assert g.ino > f.ino and again.journal()[-1].hlc > last.hlc
+    again.close()
+
+
+def test_nameless_inodes_are_dropped_on_open(tmp_path: Path) -> None:
+    db = tmp_path / "meta.db"
+    store = SqliteMetaStore(db, "east")
+    f = store.create(ROOT_INO, "f", FILE, 0, 0)
+    store.unlink(ROOT_INO, "f")  # still "open" in the crashed process
+    store.close()
+    again = SqliteMetaStore(db, "east")
+    with pytest.raises(Exception):
+        again.getattr(f.ino)
+    again.close()
+
+
+def test_refuses_another_sites_store_and_unknown_schema(tmp_path: Path) -> None:
+    db = tmp_path / "meta.db"
+    SqliteMetaStore(db, "east").close()
+    with pytest.raises(StoreError, match="belongs to site 'east'"):
+        SqliteMetaStore(db, "west")
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE kv SET value = '99' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match="schema version 99"):
+        SqliteMetaStore(db, "east")
+
+
+def test_garbage_file_is_a_store_error(tmp_path: Path) -> None:
+    db = tmp_path / "meta.db"
+    db.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match="cannot open metadata store"):
+        SqliteMetaStore(db, "east")
+
+
+def test_read_only_reader_sees_committed_changes_while_writer_is_open(tmp_path: Path) -> None:
+    db = tmp_path / "meta.db"
+    writer = SqliteMetaStore(db, "east")
+    writer.create(ROOT_INO, "f", FILE, 0, 0)
+    reader = SqliteMetaStore(db, "east", read_only=True)
+    assert [n for n, _ in reader.list_dir(ROOT_INO)] == ["f"]
+    writer.create(ROOT_INO, "g", FILE, 0, 0)
+    assert [n for n, _ in reader.list_dir(ROOT_INO)] == ["f", "g"]
+    reader.close()
+    writer.close()
