@@ -9,6 +9,7 @@ the one module that talks to the vendor, so callers never catch a vendor type.
     ├── BadInput                 input refused before anything changed   (CLI exit 2)
     │   ├── ConfigError          a config key missing or wrong (names the key)
     │   └── BadPath              a path that is absolute where it must not be, has '..', ...
+    │       └── NameTooLong      a name longer than 255 bytes                 (ENAMETOOLONG)
     ├── NamespaceError           a namespace operation refused; carries an errno
     │   ├── NotFound             ENOENT
     │   ├── AlreadyExists        EEXIST
@@ -52,6 +53,10 @@ class ConfigError(BadInput):
 
 class BadPath(BadInput):
     """A path from outside that cannot be used (``..``, empty component, NUL, too long)."""
+
+
+class NameTooLong(BadPath):
+    """A name longer than the 255 bytes a path component may have."""
 
 
 class NamespaceError(MeridianError):

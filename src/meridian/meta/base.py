@@ -24,6 +24,7 @@ from meridian.errors import (
     DirectoryNotEmpty,
     InvalidOperation,
     IsADirectory,
+    NameTooLong,
     NoAttribute,
     NotADirectory,
     NotFound,
@@ -48,7 +49,7 @@ def check_name(name: str) -> str:
     if not name or name in (".", "..") or "/" in name or "\0" in name:
         raise BadPath(f"invalid name {name!r}: a name is one path component")
     if len(os.fsencode(name)) > MAX_NAME:
-        raise BadPath(f"name too long ({len(os.fsencode(name))} bytes, at most {MAX_NAME})")
+        raise NameTooLong(f"name too long ({len(os.fsencode(name))} bytes, at most {MAX_NAME})")
     return name
 
 

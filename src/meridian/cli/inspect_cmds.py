@@ -1,0 +1,160 @@
+"""``meridian status``, ``meridian ls --placement`` and ``meridian fsck`` (read-only)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Any
+
+from meridian.cli.locate import add_config_option, locate_config, namespace_path
+from meridian.cli.progress import Progress
+from meridian.content import VolumeInspector
+from meridian.errors import MeridianError
+from meridian.meta.sqlite import SqliteMetaStore
+from meridian.site import SiteConfig
+from meridian.site.inspect import fsck, placements
+from meridian.site.site import open_bucket
+
+
+def register(commands: Any) -> None:
+    status = commands.add_parser(
+        "status", help="the site at a glance: store, volume, uploads, bucket",
+        description="Show the site's identity, its local volume's usage, the upload queue, the "
+                    "journal and whether the bucket answers. Works whether the site runs or not.")
+    add_config_option(status)
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.set_defaults(func=cmd_status)
+
+    ls = commands.add_parser(
+        "ls", help="list files, with where their content is (--placement)",
+        description="List the files under PATH (a path in a mount, or a namespace path ./a/b). "
+                    "With --placement, show where each file's content is: local, bucket, both, "
+                    "in flight (local, upload queued), partial, or missing.")
+    add_config_option(ls)
+    ls.add_argument("path", metavar="PATH", nargs="?", default="./")
+    ls.add_argument("--placement", action="store_true", help="show where content is")
+    ls.add_argument("--json", action="store_true", help="machine-readable output")
+    ls.set_defaults(func=cmd_ls)
+
+    check = commands.add_parser(
+        "fsck", help="check that every file's content is reachable (reports, never repairs)",
+        description="Walk the namespace and check that every file's content is reachable: a "
+                    "complete local instance, or a manifest in the bucket. Reports problems; "
+                    "never repairs. Exit 0 clean, 1 problems found, 3 bucket unreachable.")
+    add_config_option(check)
+    check.add_argument("--json", action="store_true", help="machine-readable output")
+    check.set_defaults(func=cmd_fsck)
+
+
+def _open_readonly(config: SiteConfig) -> tuple[SqliteMetaStore, VolumeInspector]:
+    if not config.meta_path.exists():
+        raise MeridianError(f"no metadata store at {config.meta_path}: run `meridian init` first")
+    meta = SqliteMetaStore(config.meta_path, config.name, read_only=True)
+    return meta, VolumeInspector(config.volumes[0].path, config.volumes[0].capacity)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    config = locate_config(args)
+    meta, volume = _open_readonly(config)
+    try:
+        usage = volume.usage()
+        uploads = meta.pending_uploads(limit=1 << 30)
+        failing = [u for u in uploads if u.attempts]
+        objects, bucket = open_bucket(config)
+        started = time.monotonic()
+        try:
+            fmt = bucket.check_format()
+            bucket_state: dict[str, Any] = {"reachable": True, "format": fmt.version,
+                                            "block_size": fmt.block_size,
+                                            "ms": round((time.monotonic() - started) * 1000, 1)}
+        except MeridianError as exc:
+            bucket_state = {"reachable": False, "error": str(exc)}
+        finally:
+            objects.close()
+        info = {
+            **config.describe(), "site_id": meta.site_id, "inodes": meta.count_inodes(),
+            "journal_last_seq": meta.last_seq(),
+            "volume": {"used": usage.used, "capacity": usage.capacity, "complete": usage.complete,
+                       "partial": usage.partial, "instances": usage.count},
+            "uploads": {"queued": len(uploads), "bytes": sum(u.size for u in uploads),
+                        "failing": len(failing),
+                        "last_error": failing[0].last_error if failing else None},
+            "bucket_state": bucket_state,
+        }
+    finally:
+        meta.close()
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        cap = _size(usage.capacity) if usage.capacity else "no limit"
+        print(f"site       {info['site']} ({info['site_id']})")
+        print(f"config     {info['config']}")
+        print(f"mount      {info['mount'] or '-'}")
+        print(f"namespace  {info['inodes']} inodes, journal at {info['journal_last_seq']}")
+        print(f"volume     {_size(usage.used)} used of {cap}; {usage.count} instances")
+        print(f"uploads    {len(uploads)} queued ({_size(info['uploads']['bytes'])})"
+              + (f", {len(failing)} failing: {failing[0].last_error}" if failing else ""))
+        if bucket_state["reachable"]:
+            print(f"bucket     {config.bucket.url}: reachable ({bucket_state['ms']} ms), "
+                  f"format {bucket_state['format']}")
+        else:
+            print(f"bucket     {config.bucket.url}: UNREACHABLE: {bucket_state['error']}")
+    return 0 if bucket_state["reachable"] else 3
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    config = locate_config(args, args.path)
+    path = namespace_path(config, args.path)
+    meta, volume = _open_readonly(config)
+    try:
+        top = meta.resolve(path)
+        rows = list(placements(meta, volume, top))
+    finally:
+        meta.close()
+    if args.json:
+        print(json.dumps([vars(r) for r in rows], indent=2))
+        return 0
+    for row in rows:
+        if args.placement:
+            local = "" if row.state in ("both", "local", "in flight", "empty") or not row.size \
+                else f" ({row.local_bytes * 100 // row.size}% local)"
+            print(f"{row.state:<10} {_size(row.size):>9}  {row.path}{local}")
+        else:
+            print(row.path)
+    return 0
+
+
+def cmd_fsck(args: argparse.Namespace) -> int:
+    config = locate_config(args)
+    meta, volume = _open_readonly(config)
+    objects, bucket = open_bucket(config)
+    try:
+        bucket.check_format()
+        progress = Progress("fsck", total=meta.count_inodes(), unit="inodes")
+        report = fsck(meta, volume, bucket, progress.advance)
+        progress.close()
+    finally:
+        meta.close()
+        objects.close()
+    if args.json:
+        print(json.dumps({"files": report.files, "contents": report.contents,
+                          "problems": report.problems, "clean": report.clean}, indent=2))
+    else:
+        for problem in report.problems:
+            print(f"PROBLEM  {problem}")
+        verdict = "clean" if report.clean else f"{len(report.problems)} problem(s)"
+        print(f"fsck: {report.files} files, {report.contents} contents checked: {verdict}")
+    return 0 if report.clean else 1
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "-"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
+

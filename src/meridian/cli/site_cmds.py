@@ -1,0 +1,95 @@
+"""``meridian init`` and ``meridian site run``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import logging
+from pathlib import Path
+from typing import Any
+
+from meridian.cli.locate import add_config_option, locate_config
+from meridian.errors import BadInput
+from meridian.site import Site, SiteConfig, parse_config, write_config
+
+log = logging.getLogger("meridian.cli")
+
+
+def register(commands: Any) -> None:
+    init = commands.add_parser(
+        "init", help="create a new site: its config, store, volume and the bucket's format marker",
+        description="Create a new site: write DATA/meridian.toml, prepare the metadata store and "
+                    "the local volume, and make sure the bucket carries Meridian's format marker "
+                    "(written if the bucket is new; a bucket of an unknown format is refused).")
+    init.add_argument("--site", required=True, metavar="NAME", help="the site's name (e.g. east)")
+    init.add_argument("--data", required=True, metavar="DIR",
+                      help="the site's data folder (store, volume, config)")
+    init.add_argument("--bucket", required=True, metavar="URL",
+                      help="shared bucket: s3://bucket[/prefix] or file:///dir")
+    init.add_argument("--endpoint-url", metavar="URL",
+                      help="S3 endpoint (private/VPC endpoint, MinIO, moto)")
+    init.add_argument("--region", metavar="REGION", help="S3 region")
+    init.add_argument("--capacity", metavar="SIZE",
+                      help="local volume capacity, e.g. 500GiB (default: the disk)")
+    init.add_argument("--mount", metavar="DIR", help="default mount point for `site run`")
+    init.set_defaults(func=cmd_init)
+
+    site = commands.add_parser("site", help="run a site", description="Run or manage a site.")
+    site_commands = site.add_subparsers(dest="site_command", metavar="COMMAND")
+    site_commands.required = True
+    run = site_commands.add_parser(
+        "run", help="run the site in the foreground, mounted",
+        description="Run the site in the foreground: mount it, upload new content to the bucket, "
+                    "fetch content on first access, and log what it does. SIGINT or SIGTERM "
+                    "unmounts cleanly and stops it. A stale mount left by a crash is detached "
+                    "first.")
+    add_config_option(run)
+    run.add_argument("--mount", metavar="DIR", help="mount point (default: site.mount of the config)")
+    run.set_defaults(func=cmd_site_run)
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    data = Path(args.data).absolute()
+    config_path = data / "meridian.toml"
+    if config_path.exists():
+        raise BadInput(f"{config_path} exists: this folder already holds a site")
+    bucket = args.bucket
+    if bucket.startswith("file://") and not bucket.startswith("file:///"):
+        bucket = "file://" + str(Path(bucket.removeprefix("file://")).absolute())
+    doc: dict[str, Any] = {
+        "site": {"name": args.site, "data": str(data)},
+        "bucket": {"url": bucket},
+        "volumes": [{"name": "local", "path": str(data / "volumes" / "local")}],
+    }
+    if args.mount:
+        doc["site"]["mount"] = str(Path(args.mount).absolute())
+    if args.endpoint_url:
+        doc["bucket"]["endpoint_url"] = args.endpoint_url
+    if args.region:
+        doc["bucket"]["region"] = args.region
+    if args.capacity:
+        doc["volumes"][0]["capacity"] = args.capacity
+    config: SiteConfig = parse_config(doc, config_path)
+    Site.initialize(config)
+    write_config(config, config_path)
+    print(f"site {config.name} created: config {config_path}")
+    print(f"run it with: meridian site run --config {config_path} --mount DIR")
+    return 0
+
+
+def cmd_site_run(args: argparse.Namespace) -> int:
+    from meridian.mount import serve
+
+    config = locate_config(args)
+    mount = Path(args.mount).absolute() if args.mount else config.mount
+    if mount is None:
+        raise BadInput("no mount point: give --mount DIR or set site.mount in the config")
+    config = dataclasses.replace(config, mount=mount)
+    log.info("starting site %s (config %s)", config.name, config.path)
+    site = Site.open(config)
+    try:
+        asyncio.run(serve(site, mount))
+    finally:
+        site.close()
+    return 0

@@ -1,0 +1,456 @@
+"""The FUSE file system of one site (pyfuse3, libfuse 3, on the site's asyncio loop).
+
+Handlers stay short: they translate between the kernel's view (inode numbers, bytes names,
+flags) and the site's stores, and every ``MeridianError`` or ``OSError`` leaves a handler as
+``FUSEError(errno)`` through ``fuse_errors``, the one place where errors become errno values.
+
+Durability (DESIGN.md rule 2): a file's new bytes are committed (hashed, fsync'd, renamed into
+the content store, metadata committed synchronously) on FUSE flush (every ``close``) and on
+fsync. Reads of content that is not local wait for the mover to fetch the bytes they need; a
+read never returns bytes that are not the file's.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import stat
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, cast
+
+import pyfuse3
+
+from meridian.errors import (
+    BadPath,
+    ContentError,
+    MeridianError,
+    NamespaceError,
+    NameTooLong,
+    NoSpace,
+    ObjectStoreError,
+)
+from meridian.meta import ROOT_INO, AttrChanges, Inode
+from meridian.mount.openfiles import OpenFile
+
+if TYPE_CHECKING:
+    from meridian.site import Site
+
+log = logging.getLogger(__name__)
+
+ATTR_TIMEOUT = 1.0
+META_DIR_INO = 1 << 62  # the virtual /.meridian directory: answers which site this mount is
+SITE_JSON_INO = META_DIR_INO + 1
+META_DIR_NAME = b".meridian"
+SITE_JSON_NAME = b"site.json"
+
+
+def errno_of(exc: BaseException) -> int:
+    """The errno a handler reports for ``exc`` (the mount's single mapping)."""
+    if isinstance(exc, NamespaceError):
+        return exc.errno
+    if isinstance(exc, NameTooLong):
+        return errno.ENAMETOOLONG
+    if isinstance(exc, BadPath):
+        return errno.EINVAL
+    if isinstance(exc, NoSpace):
+        return errno.ENOSPC
+    if isinstance(exc, (ContentError, ObjectStoreError)):
+        return errno.EIO
+    if isinstance(exc, OSError) and exc.errno:
+        return exc.errno
+    return errno.EIO
+
+
+@contextmanager
+def fuse_errors(what: str) -> Iterator[None]:
+    try:
+        yield
+    except pyfuse3.FUSEError:
+        raise
+    except (MeridianError, OSError) as exc:
+        code = errno_of(exc)
+        level = logging.WARNING if code in (errno.EIO, errno.ENOSPC) else logging.DEBUG
+        log.log(level, "%s: %s (%s)", what, exc, errno.errorcode.get(code, code))
+        raise pyfuse3.FUSEError(code) from None
+
+
+def _fsname(name: bytes) -> str:
+    return os.fsdecode(name)
+
+
+class MeridianFS(pyfuse3.Operations):  # type: ignore[misc]
+    """pyfuse3 operations over a ``Site`` (its meta store, local volume and mover)."""
+
+    supports_dot_lookup = False
+    enable_writeback_cache = False
+
+    def __init__(self, site: Site) -> None:
+        super().__init__()
+        self.site = site
+        self.meta = site.meta
+        self.volume = site.volume
+        self._open: dict[int, OpenFile] = {}
+        self._handles: dict[int, tuple[int, int]] = {}  # fh -> (ino, open flags)
+        self._next_fh = 1
+        self._lookups: dict[int, int] = defaultdict(int)
+        self._dirs: dict[int, list[tuple[bytes, Inode]]] = {}
+        self._cached_content: dict[int, str | None] = {}  # what the kernel's page cache holds
+
+    # -- attributes -------------------------------------------------------------------------
+    def _attrs(self, inode: Inode) -> pyfuse3.EntryAttributes:
+        entry = pyfuse3.EntryAttributes()
+        entry.st_ino = inode.ino
+        entry.generation = 0
+        entry.entry_timeout = ATTR_TIMEOUT
+        entry.attr_timeout = ATTR_TIMEOUT
+        entry.st_mode = inode.mode
+        entry.st_nlink = inode.nlink
+        entry.st_uid = inode.uid
+        entry.st_gid = inode.gid
+        entry.st_rdev = 0
+        size = inode.size
+        open_file = self._open.get(inode.ino)
+        if open_file is not None and open_file.staging is not None:
+            size = open_file.staging.size
+        entry.st_size = size
+        entry.st_blksize = 1 << 20
+        entry.st_blocks = (size + 511) // 512
+        entry.st_atime_ns = inode.atime_ns
+        entry.st_mtime_ns = inode.mtime_ns
+        entry.st_ctime_ns = inode.ctime_ns
+        return entry
+
+    def _virtual_attrs(self, ino: int) -> pyfuse3.EntryAttributes:
+        now = time.time_ns()
+        is_dir = ino == META_DIR_INO
+        size = 0 if is_dir else len(self._site_json())
+        mode = (stat.S_IFDIR | 0o555) if is_dir else (stat.S_IFREG | 0o444)
+        return self._attrs(Inode(ino, "virtual", mode, 0, 0, size, 2 if is_dir else 1, now, now, now))
+
+    def _site_json(self) -> bytes:
+        return (json.dumps(self.site.describe(), indent=2) + "\n").encode()
+
+    def _entry(self, inode: Inode) -> pyfuse3.EntryAttributes:
+        """Attributes for a reply that gives the kernel a new reference (lookup count + 1)."""
+        self._lookups[inode.ino] += 1
+        return self._attrs(inode)
+
+    async def getattr(self, inode: int, ctx: Any = None) -> pyfuse3.EntryAttributes:
+        if inode in (META_DIR_INO, SITE_JSON_INO):
+            return self._virtual_attrs(inode)
+        with fuse_errors("getattr"):
+            return self._attrs(self.meta.getattr(inode))
+
+    async def lookup(self, parent_inode: int, name: bytes, ctx: Any = None) -> pyfuse3.EntryAttributes:
+        if parent_inode == ROOT_INO and name == META_DIR_NAME:
+            return self._virtual_attrs(META_DIR_INO)
+        if parent_inode == META_DIR_INO:
+            if name == SITE_JSON_NAME:
+                return self._virtual_attrs(SITE_JSON_INO)
+            raise pyfuse3.FUSEError(errno.ENOENT)
+        with fuse_errors("lookup"):
+            return self._entry(self.meta.lookup(parent_inode, _fsname(name)))
+
+    async def forget(self, inode_list: list[tuple[int, int]]) -> None:
+        for ino, count in inode_list:
+            left = self._lookups.get(ino, 0) - count
+            if left > 0:
+                self._lookups[ino] = left
+                continue
+            self._lookups.pop(ino, None)
+            self._cached_content.pop(ino, None)
+            self._drop_if_unused(ino)
+
+    def _drop_if_unused(self, ino: int) -> None:
+        """Forget an inode with no name, no handle and no kernel reference left."""
+        if ino in self._open or self._lookups.get(ino):
+            return
+        try:
+            self.meta.forget(ino)
+        except MeridianError as exc:  # pragma: no cover - logged, never fatal
+            log.warning("forget inode %d: %s", ino, exc)
+
+    async def setattr(self, inode: int, attr: pyfuse3.EntryAttributes, fields: pyfuse3.SetattrFields,
+                      fh: int | None, ctx: Any) -> pyfuse3.EntryAttributes:
+        with fuse_errors("setattr"):
+            current = self.meta.getattr(inode)
+            if fields.update_size:
+                await self._truncate(current, attr.st_size)
+            changes = AttrChanges(
+                mode=attr.st_mode if fields.update_mode else None,
+                uid=attr.st_uid if fields.update_uid else None,
+                gid=attr.st_gid if fields.update_gid else None,
+                atime_ns=attr.st_atime_ns if fields.update_atime else None,
+                mtime_ns=attr.st_mtime_ns if fields.update_mtime else None,
+            )
+            if any(v is not None for v in vars(changes).values()):
+                current = self.meta.setattr(inode, changes)
+            elif fields.update_size:
+                current = self.meta.getattr(inode)
+            return self._attrs(current)
+
+    async def _truncate(self, inode: Inode, size: int) -> None:
+        """truncate(2)/ftruncate(2): through the open file's staging, committed at once when
+        no handle is open (a path truncate has no close to commit it)."""
+        if not inode.is_file:
+            raise pyfuse3.FUSEError(errno.EISDIR if inode.is_dir else errno.EINVAL)
+        open_file = self._open.get(inode.ino)
+        standalone = open_file is None
+        if open_file is None:
+            open_file = OpenFile(inode.ino)
+            self._open[inode.ino] = open_file
+        try:
+            async with open_file.lock:
+                if size > 0:
+                    await self._ensure_local(inode, 0, inode.size)
+                staging = await open_file.ensure_staging(self.volume, inode, truncate=size == 0)
+                staging.truncate(size)
+                open_file.dirty = True
+                self._cached_content.pop(inode.ino, None)
+                if standalone:
+                    await self._commit(open_file)
+        finally:
+            if standalone:
+                open_file.discard()
+                del self._open[inode.ino]
+
+    async def readlink(self, inode: int, ctx: Any) -> bytes:
+        with fuse_errors("readlink"):
+            target = self.meta.getattr(inode).target
+            if target is None:
+                raise pyfuse3.FUSEError(errno.EINVAL)
+            return os.fsencode(target)
+
+    # -- directories ------------------------------------------------------------------------
+    async def opendir(self, inode: int, ctx: Any) -> int:
+        if inode == META_DIR_INO:
+            listing: list[tuple[bytes, Inode]] = []
+        else:
+            with fuse_errors("opendir"):
+                listing = [(os.fsencode(name), child) for name, child in self.meta.list_dir(inode)]
+        fh = self._new_fh()
+        self._dirs[fh] = listing
+        return fh
+
+    async def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
+        listing = self._dirs.get(fh, [])
+        for index in range(start_id, len(listing)):
+            name, child = listing[index]
+            if not pyfuse3.readdir_reply(token, name, self._attrs(child), index + 1):
+                break
+            self._lookups[child.ino] += 1
+
+    async def releasedir(self, fh: int) -> None:
+        self._dirs.pop(fh, None)
+
+    async def mkdir(self, parent_inode: int, name: bytes, mode: int, ctx: Any) -> pyfuse3.EntryAttributes:
+        with fuse_errors("mkdir"):
+            inode = self.meta.create(parent_inode, _fsname(name), stat.S_IFDIR | (mode & 0o7777),
+                                     ctx.uid, ctx.gid)
+            return self._entry(inode)
+
+    async def rmdir(self, parent_inode: int, name: bytes, ctx: Any) -> None:
+        with fuse_errors("rmdir"):
+            self.meta.rmdir(parent_inode, _fsname(name))
+
+    async def unlink(self, parent_inode: int, name: bytes, ctx: Any) -> None:
+        with fuse_errors("unlink"):
+            left = self.meta.unlink(parent_inode, _fsname(name))
+            if left.nlink == 0:
+                self._drop_if_unused(left.ino)
+
+    async def rename(self, parent_inode_old: int, name_old: bytes, parent_inode_new: int,
+                     name_new: bytes, flags: int, ctx: Any) -> None:
+        if flags & pyfuse3.RENAME_EXCHANGE:
+            raise pyfuse3.FUSEError(errno.EINVAL)
+        with fuse_errors("rename"):
+            replaced = self.meta.rename(parent_inode_old, _fsname(name_old), parent_inode_new,
+                                        _fsname(name_new),
+                                        replace=not flags & pyfuse3.RENAME_NOREPLACE)
+            if replaced is not None and replaced.nlink == 0:
+                self._drop_if_unused(replaced.ino)
+
+    async def symlink(self, parent_inode: int, name: bytes, target: bytes, ctx: Any) -> pyfuse3.EntryAttributes:
+        with fuse_errors("symlink"):
+            inode = self.meta.create(parent_inode, _fsname(name), stat.S_IFLNK | 0o777,
+                                     ctx.uid, ctx.gid, target=os.fsdecode(target))
+            return self._entry(inode)
+
+    async def link(self, inode: int, new_parent_inode: int, new_name: bytes, ctx: Any) -> pyfuse3.EntryAttributes:
+        with fuse_errors("link"):
+            try:
+                linked = self.meta.link(inode, new_parent_inode, _fsname(new_name))
+            except NamespaceError as exc:
+                if exc.errno == errno.EISDIR:
+                    raise pyfuse3.FUSEError(errno.EPERM) from None
+                raise
+            return self._entry(linked)
+
+    async def mknod(self, parent_inode: int, name: bytes, mode: int, rdev: int, ctx: Any) -> pyfuse3.EntryAttributes:
+        if not stat.S_ISREG(mode):
+            raise pyfuse3.FUSEError(errno.EPERM)  # devices, FIFOs and sockets are not stored
+        with fuse_errors("mknod"):
+            return self._entry(self.meta.create(parent_inode, _fsname(name), mode, ctx.uid, ctx.gid))
+
+    # -- files ------------------------------------------------------------------------------
+    def _new_fh(self) -> int:
+        fh = self._next_fh
+        self._next_fh += 1
+        return fh
+
+    def _attach(self, ino: int, flags: int) -> int:
+        open_file = self._open.get(ino)
+        if open_file is None:
+            open_file = self._open[ino] = OpenFile(ino)
+        open_file.handles += 1
+        fh = self._new_fh()
+        self._handles[fh] = (ino, flags)
+        return fh
+
+    async def create(self, parent_inode: int, name: bytes, mode: int, flags: int,
+                     ctx: Any) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
+        with fuse_errors("create"):
+            inode = self.meta.create(parent_inode, _fsname(name), stat.S_IFREG | (mode & 0o7777),
+                                     ctx.uid, ctx.gid)
+            fh = self._attach(inode.ino, flags)
+            self._cached_content[inode.ino] = None
+            return pyfuse3.FileInfo(fh=fh, keep_cache=True), self._entry(inode)
+
+    async def open(self, inode: int, flags: int, ctx: Any) -> pyfuse3.FileInfo:
+        if inode == SITE_JSON_INO:
+            return pyfuse3.FileInfo(fh=self._new_fh(), direct_io=True)
+        with fuse_errors("open"):
+            current = self.meta.getattr(inode)
+            if current.is_dir:
+                raise pyfuse3.FUSEError(errno.EISDIR)
+            fh = self._attach(inode, flags)
+            open_file = self._open[inode]
+            if flags & os.O_TRUNC and (flags & os.O_ACCMODE) != os.O_RDONLY:
+                async with open_file.lock:
+                    staging = await open_file.ensure_staging(self.volume, current, truncate=True)
+                    staging.truncate(0)
+                    open_file.dirty = True
+            keep = (open_file.staging is None
+                    and self._cached_content.get(inode, "unknown") == current.content)
+            self._cached_content[inode] = current.content
+            return pyfuse3.FileInfo(fh=fh, keep_cache=keep)
+
+    async def _ensure_local(self, inode: Inode, offset: int, length: int) -> None:
+        """Wait until bytes [offset, offset+length) of the inode's content are local."""
+        if inode.content is None or length <= 0:
+            return
+        if self.volume.has(inode.content):
+            return
+        await self.site.mover.ensure_local(inode.content, inode.size, offset, offset + length)
+
+    async def read(self, fh: int, off: int, size: int) -> bytes:
+        if fh not in self._handles:
+            return self._site_json()[off:off + size]
+        ino, _ = self._handles[fh]
+        with fuse_errors("read"):
+            open_file = self._open[ino]
+            if open_file.staging is not None:
+                return open_file.staging.read(off, size)
+            inode = self.meta.getattr(ino)
+            if inode.content is None or off >= inode.size:
+                return b""
+            size = min(size, inode.size - off)
+            await self._ensure_local(inode, off, size)
+            return self.volume.read(inode.content, off, size)
+
+    async def write(self, fh: int, off: int, buf: bytes) -> int:
+        ino, _ = self._handles[fh]
+        with fuse_errors("write"):
+            open_file = self._open[ino]
+            async with open_file.lock:
+                if open_file.staging is None:
+                    inode = self.meta.getattr(ino)
+                    await self._ensure_local(inode, 0, inode.size)
+                    await open_file.ensure_staging(self.volume, inode, truncate=False)
+                staging = cast("Any", open_file.staging)
+                written: int = staging.write(off, buf)
+                open_file.dirty = True
+                self._cached_content[ino] = None
+                return written
+
+    async def _commit(self, open_file: OpenFile) -> None:
+        inode = await open_file.commit(self.meta, self.volume)
+        if inode is not None:
+            self._cached_content[inode.ino] = None
+            self.site.content_committed(inode)
+
+    async def flush(self, fh: int) -> None:
+        if fh not in self._handles:
+            return
+        ino, _ = self._handles[fh]
+        with fuse_errors("flush"):
+            open_file = self._open[ino]
+            async with open_file.lock:
+                await self._commit(open_file)
+
+    async def fsync(self, fh: int, datasync: bool) -> None:
+        await self.flush(fh)
+
+    async def release(self, fh: int) -> None:
+        entry = self._handles.pop(fh, None)
+        if entry is None:
+            return
+        ino = entry[0]
+        open_file = self._open[ino]
+        open_file.handles -= 1
+        if open_file.handles > 0:
+            return
+        try:
+            with fuse_errors("release"):
+                async with open_file.lock:
+                    await self._commit(open_file)
+        finally:
+            if open_file.handles == 0 and self._open.get(ino) is open_file:
+                open_file.discard()
+                del self._open[ino]
+                try:
+                    if self.meta.getattr(ino).nlink == 0:
+                        self._drop_if_unused(ino)
+                except MeridianError:
+                    pass
+
+    # -- extended attributes and statfs -----------------------------------------------------
+    async def getxattr(self, inode: int, name: bytes, ctx: Any) -> bytes:
+        with fuse_errors("getxattr"):
+            return self.meta.getxattr(inode, _fsname(name))
+
+    async def setxattr(self, inode: int, name: bytes, value: bytes, ctx: Any) -> None:
+        with fuse_errors("setxattr"):
+            self.meta.setxattr(inode, _fsname(name), value)
+
+    async def listxattr(self, inode: int, ctx: Any) -> list[bytes]:
+        with fuse_errors("listxattr"):
+            return [os.fsencode(name) for name in self.meta.listxattr(inode)]
+
+    async def removexattr(self, inode: int, name: bytes, ctx: Any) -> None:
+        with fuse_errors("removexattr"):
+            self.meta.removexattr(inode, _fsname(name))
+
+    async def statfs(self, ctx: Any) -> pyfuse3.StatvfsData:
+        data = pyfuse3.StatvfsData()
+        usage = self.volume.usage()
+        disk = os.statvfs(self.volume.root)
+        block = 4096
+        total = usage.capacity if usage.capacity is not None else disk.f_blocks * disk.f_frsize
+        free = max(0, min(total - usage.used, disk.f_bavail * disk.f_frsize))
+        data.f_bsize = block
+        data.f_frsize = block
+        data.f_blocks = total // block
+        data.f_bfree = free // block
+        data.f_bavail = free // block
+        inodes = self.meta.count_inodes()
+        data.f_files = inodes + 1_000_000_000
+        data.f_ffree = 1_000_000_000
+        data.f_favail = 1_000_000_000
+        data.f_namemax = 255
+        return data

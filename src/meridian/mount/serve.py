@@ -1,0 +1,115 @@
+"""Mounting: one asyncio loop runs the FUSE session and the site's services together.
+
+pyfuse3 is switched to asyncio (``pyfuse3.asyncio.enable``) so that the mount, the mover and
+(next) the HTTP API share one loop and one thread for all metadata work. A stale mount left
+by a crash ("Transport endpoint is not connected") is detached before mounting again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import os
+import signal
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pyfuse3
+import pyfuse3.asyncio
+
+from meridian.errors import BadInput
+from meridian.mount.fs import MeridianFS
+from meridian.site import Site
+
+log = logging.getLogger(__name__)
+
+
+def is_mounted(mountpoint: Path) -> bool:
+    """Whether ``/proc/mounts`` lists a mount at ``mountpoint``."""
+    target = os.path.realpath(mountpoint)
+    try:
+        with open("/proc/mounts") as mounts:
+            return any(line.split()[1] == target for line in mounts)
+    except OSError:
+        return False
+
+
+def unmount(mountpoint: Path, *, lazy: bool = False) -> bool:
+    """``fusermount3 -u`` (``-z`` when ``lazy``). Returns whether it succeeded."""
+    args = ["fusermount3", "-u"] + (["-z"] if lazy else []) + [str(mountpoint)]
+    result = subprocess.run(args, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        log.debug("fusermount3 -u %s: %s", mountpoint, result.stderr.strip())
+    return result.returncode == 0
+
+
+def prepare_mountpoint(mountpoint: Path) -> None:
+    """Make ``mountpoint`` usable: create it, or detach a stale mount a crash left there.
+
+    Raises BadInput if something live is already mounted there.
+    """
+    try:
+        os.stat(mountpoint)
+    except FileNotFoundError:
+        mountpoint.mkdir(parents=True)
+        return
+    except OSError as exc:
+        if exc.errno != errno.ENOTCONN:
+            raise
+        log.warning("%s: stale mount left by a crash (transport endpoint not connected); "
+                    "detaching it", mountpoint)
+        unmount(mountpoint, lazy=True)
+        os.stat(mountpoint)
+        return
+    if is_mounted(mountpoint):
+        raise BadInput(f"{mountpoint} is already a mount point: unmount it first "
+                       f"(fusermount3 -u {mountpoint})")
+    if not mountpoint.is_dir():
+        raise BadInput(f"{mountpoint} is not a directory")
+
+
+async def serve(site: Site, mountpoint: Path, *, ready: Callable[[], None] | None = None,
+                handle_signals: bool = True) -> None:
+    """Mount ``site`` at ``mountpoint`` and run until SIGINT/SIGTERM or an external unmount.
+
+    On the way out it unmounts, stops the services and leaves the stores closed to the caller.
+    """
+    pyfuse3.asyncio.enable()
+    prepare_mountpoint(mountpoint)
+    fs = MeridianFS(site)
+    options = set(pyfuse3.default_options)
+    options |= {f"fsname=meridian:{site.config.name}", "subtype=meridian", "allow_other"}
+    pyfuse3.init(fs, str(mountpoint), options)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    if handle_signals:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+    unmounted = False
+    try:
+        await site.start()
+        fuse_task = asyncio.create_task(pyfuse3.main(), name="fuse")
+        log.info("site %s mounted at %s (bucket %s)", site.config.name, mountpoint,
+                 site.config.bucket.url)
+        if ready is not None:
+            ready()
+        stop_task = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait({fuse_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+        if fuse_task in done:
+            unmounted = True
+            log.info("%s was unmounted from outside; stopping", mountpoint)
+            fuse_task.result()
+        else:
+            log.info("stopping: unmounting %s", mountpoint)
+            pyfuse3.terminate()
+            await fuse_task
+        stop_task.cancel()
+    finally:
+        if handle_signals:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
+        pyfuse3.close(unmount=not unmounted)
+        await site.stop()
+        log.info("site %s stopped", site.config.name)

@@ -1,0 +1,236 @@
+"""The mover: copies content between the site's local volume and the bucket.
+
+Uploads: the queue lives in the metadata store (``set_content`` queues an upload in the same
+transaction that records the content), so it survives a restart and a crash can never lose
+one. Worker tasks take due uploads, highest priority first, send the content as fixed-size
+blocks (in parallel, from worker threads), write the manifest last, then mark the content
+complete in the bucket. A failed attempt is retried with exponential backoff (``retry_base``
+doubling up to ``retry_max``), logged, and never blocks local writes.
+
+Fetches: ``ensure_local`` brings the blocks that cover a byte range into a partial instance on
+the local volume (ranged block GETs, so the first bytes of a large file arrive before the
+rest), with one fetch in flight per block however many readers want it; once every block is
+there the instance is verified against its hash and becomes complete.
+
+All metadata calls happen on the event loop; threads only do blocking I/O (bucket and disk).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from meridian.content import LocalVolume
+from meridian.errors import ContentError, ContentUnavailable, MeridianError, ObjectStoreError
+from meridian.meta import MetaStore, PendingUpload
+from meridian.objects.layout import ContentBucket
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MoverStats:
+    uploads_done: int
+    uploads_failed: int
+    bytes_uploaded: int
+    fetches_done: int
+    bytes_fetched: int
+    uploads_in_flight: int
+    queued: int
+
+
+class Mover:
+    """Not thread-safe: create and call it on the site's event loop."""
+
+    def __init__(self, meta: MetaStore, volume: LocalVolume, bucket: ContentBucket, *,
+                 upload_workers: int = 4, fetch_workers: int = 8, read_timeout: float = 60.0,
+                 retry_base: float = 0.5, retry_max: float = 60.0,
+                 on_uploaded: Callable[[str], None] | None = None) -> None:
+        self.meta = meta
+        self.volume = volume
+        self.bucket = bucket
+        self.upload_workers = upload_workers
+        self.read_timeout = read_timeout
+        self.retry_base = retry_base
+        self.retry_max = retry_max
+        self._on_uploaded = on_uploaded
+        self._pool = ThreadPoolExecutor(max_workers=upload_workers * 2 + fetch_workers,
+                                        thread_name_prefix="mover")
+        self._fetch_slots = asyncio.Semaphore(fetch_workers)
+        self._wake = asyncio.Event()
+        self._in_flight: set[str] = set()
+        self._finishing: set[str] = set()
+        self._block_fetches: dict[tuple[str, int], asyncio.Future[None]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+        self.uploads_done = self.uploads_failed = self.bytes_uploaded = 0
+        self.fetches_done = self.bytes_fetched = 0
+
+    # -- life cycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the upload workers (idempotent)."""
+        if not self._tasks:
+            self._tasks = [asyncio.create_task(self._upload_worker(i), name=f"upload-{i}")
+                           for i in range(self.upload_workers)]
+
+    def wake(self) -> None:
+        """New uploads were queued: let idle workers look now rather than at their next poll."""
+        self._wake.set()
+
+    async def stop(self) -> None:
+        """Stop the workers; an upload cut short is simply tried again at the next start."""
+        self._stopping = True
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def stats(self) -> MoverStats:
+        return MoverStats(self.uploads_done, self.uploads_failed, self.bytes_uploaded,
+                          self.fetches_done, self.bytes_fetched, len(self._in_flight),
+                          self.meta.upload_count())
+
+    async def _run(self, fn: Callable[..., object], *args: object) -> object:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    # -- uploads ----------------------------------------------------------------------------
+    def _next_upload(self) -> PendingUpload | None:
+        for upload in self.meta.pending_uploads(limit=self.upload_workers * 4, now=time.time()):
+            if upload.hash not in self._in_flight:
+                return upload
+        return None
+
+    async def _upload_worker(self, number: int) -> None:
+        while not self._stopping:
+            upload = self._next_upload()
+            if upload is None:
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+                except TimeoutError:
+                    pass
+                continue
+            self._in_flight.add(upload.hash)
+            try:
+                await self._upload(upload)
+            finally:
+                self._in_flight.discard(upload.hash)
+
+    async def _upload(self, upload: PendingUpload) -> None:
+        started = time.monotonic()
+        try:
+            if not self.volume.has(upload.hash):
+                raise ContentError(f"content {upload.hash[:12]} is queued for upload "
+                                   "but has no complete local instance")
+            blocks = self.bucket.block_count(upload.size)
+            path = self.volume.path_of(upload.hash)
+            await asyncio.gather(*(self._run(self._put_block, upload.hash, path, i)
+                                   for i in range(blocks)))
+            await self._run(self.bucket.put_manifest, upload.hash, upload.size)
+        except (MeridianError, OSError) as exc:
+            self.uploads_failed += 1
+            delay = min(self.retry_max, self.retry_base * 2 ** upload.attempts)
+            delay *= 1 + random.random() * 0.1
+            self.meta.upload_failed(upload.hash, time.time() + delay, str(exc))
+            log.warning("upload of %s failed (attempt %d), retrying in %.1fs: %s",
+                        upload.hash[:12], upload.attempts + 1, delay, exc)
+            return
+        self.meta.mark_in_bucket(upload.hash)
+        self.uploads_done += 1
+        self.bytes_uploaded += upload.size
+        log.info("uploaded %s (%d bytes, %d blocks) in %.2fs", upload.hash[:12], upload.size,
+                 self.bucket.block_count(upload.size), time.monotonic() - started)
+        if self._on_uploaded is not None:
+            self._on_uploaded(upload.hash)
+
+    def _put_block(self, hash: str, path: os.PathLike[str] | str, index: int) -> None:
+        size = self.bucket.block_size
+        with open(path, "rb") as f:
+            f.seek(index * size)
+            data = f.read(size)
+        self.bucket.put_block(hash, index, data)
+
+    async def drain(self, timeout: float = 60.0) -> bool:
+        """Wait until the upload queue is empty (True) or ``timeout`` passes (False)."""
+        deadline = time.monotonic() + timeout
+        while self.meta.upload_count() or self._in_flight:
+            if time.monotonic() > deadline:
+                return False
+            self.wake()
+            await asyncio.sleep(0.05)
+        return True
+
+    # -- fetches ----------------------------------------------------------------------------
+    async def ensure_local(self, hash: str, size: int, start: int, end: int,
+                           timeout: float | None = None) -> None:
+        """Return once bytes [start, end) of content ``hash`` are on the local volume.
+
+        Fetches the blocks that cover the range (in parallel, each once however many readers
+        wait for it). Raises ContentUnavailable after ``timeout`` (default: the mover's
+        ``read_timeout``) or when the bucket does not have the content.
+        """
+        if self.volume.has(hash):
+            return
+        end = min(end, size)
+        if start >= end:
+            return
+        block = self.bucket.block_size
+        wanted = range(start // block, (end - 1) // block + 1)
+        try:
+            await asyncio.wait_for(
+                asyncio.gather(*(self._block(hash, size, i) for i in wanted)),
+                timeout if timeout is not None else self.read_timeout)
+        except TimeoutError:
+            log.error("read of %s [%d, %d) timed out after %.0fs waiting for the bucket",
+                      hash[:12], start, end, timeout or self.read_timeout)
+            raise ContentUnavailable(f"content {hash[:12]} not fetched in time") from None
+
+    def _block(self, hash: str, size: int, index: int) -> asyncio.Future[None]:
+        key = (hash, index)
+        future = self._block_fetches.get(key)
+        if future is None:
+            future = asyncio.ensure_future(self._fetch_block(hash, size, index))
+            self._block_fetches[key] = future
+            future.add_done_callback(lambda _f: self._block_fetches.pop(key, None))
+        return asyncio.shield(future)
+
+    async def _fetch_block(self, hash: str, size: int, index: int) -> None:
+        block = self.bucket.block_size
+        start = index * block
+        length = min(block, size - start)
+        if self.volume.has(hash) or not self.volume.missing(hash, start, start + length):
+            return
+        async with self._fetch_slots:
+            attempt = 0
+            while True:
+                try:
+                    data = await self._run(self.bucket.get_block, hash, index)
+                    break
+                except ObjectStoreError as exc:
+                    attempt += 1
+                    if attempt >= 5:
+                        raise ContentUnavailable(f"content {hash[:12]} block {index}: {exc}") from exc
+                    delay = min(self.retry_max, self.retry_base * 2 ** attempt)
+                    log.warning("fetch of %s block %d failed, retrying in %.1fs: %s",
+                                hash[:12], index, delay, exc)
+                    await asyncio.sleep(delay)
+        if len(data) != length:  # type: ignore[arg-type]
+            raise ContentError(f"content {hash[:12]} block {index}: bucket returned "
+                               f"{len(data)} bytes, expected {length}")  # type: ignore[arg-type]
+        self.volume.begin_partial(hash, size)
+        await self._run(self.volume.write_partial, hash, start, data)
+        self.fetches_done += 1
+        self.bytes_fetched += length
+        if hash not in self._finishing and not self.volume.missing(hash, 0, size):
+            self._finishing.add(hash)
+            try:
+                await self._run(self.volume.finish_partial, hash)
+            finally:
+                self._finishing.discard(hash)

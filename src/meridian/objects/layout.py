@@ -1,0 +1,276 @@
+"""How content is laid out in the bucket: immutable fixed-size blocks plus a manifest written last.
+
+Written down for operators and other implementations in ``docs/bucket-format.md``::
+
+    meridian-format.json                      {"format": "meridian-bucket", "version": 1,
+                                               "block_size": 4194304, "hash": "blake3"}
+    content/<H[0:2]>/<H>/blocks/00000000      bytes [0, B) of the content named H
+    content/<H[0:2]>/<H>/blocks/00000001      bytes [B, 2B) ...
+    content/<H[0:2]>/<H>/manifest.json        {"hash": H, "size": N, "block_size": B,
+                                               "blocks": n}, written LAST
+
+"Manifest present" means "content complete in the bucket"; deletion runs in reverse (manifest
+first), so no manifest ever points at a missing block. A site refuses a bucket whose format
+marker is missing or names a version it does not know (:meth:`ContentBucket.check_format`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from meridian.errors import BadPath, BucketFormatError, ObjectNotFound
+from meridian.objects.interface import ObjectStore
+
+FORMAT_KEY = "meridian-format.json"
+FORMAT_NAME = "meridian-bucket"
+FORMAT_VERSION = 1
+KNOWN_VERSIONS = frozenset({FORMAT_VERSION})
+HASH_NAME = "blake3"
+DEFAULT_BLOCK_SIZE = 4 * 1024 * 1024
+MAX_BLOCK_SIZE = 5 * 1024**3
+"""The largest single PutObject S3 accepts: blocks never need multipart upload."""
+MAX_BLOCKS = 10**8
+"""Block indexes are written with 8 decimal digits, so listing order is block order."""
+CONTENT_PREFIX = "content/"
+_HASH = re.compile(r"^[0-9a-f]{64}$")
+_MANIFEST_KEY = re.compile(r"^content/([0-9a-f]{2})/([0-9a-f]{64})/manifest\.json$")
+
+
+@dataclass(frozen=True)
+class BucketFormat:
+    """The bucket's format marker: layout version, block size in bytes, hash algorithm."""
+
+    version: int
+    block_size: int
+    hash: str
+
+
+@dataclass(frozen=True)
+class ContentManifest:
+    """A complete content in the bucket: its hash, size, and how it is cut into blocks."""
+
+    hash: str
+    size: int
+    block_size: int
+    blocks: int
+
+
+def check_hash(h: str) -> str:
+    """Return ``h`` if it is a content hash (64 lower-case hex digits); raise :class:`BadPath`."""
+    if not isinstance(h, str) or not _HASH.match(h):
+        raise BadPath(f"content hash {h!r}: not 64 lower-case hex digits")
+    return h
+
+
+def blocks_for(size: int, block_size: int) -> int:
+    """How many blocks of ``block_size`` hold ``size`` bytes (0 for 0); ``ValueError`` if < 0."""
+    if size < 0:
+        raise ValueError(f"content size {size} is negative")
+    return -(-size // block_size)
+
+
+def _check_block_size(block_size: object) -> int:
+    if type(block_size) is not int or not 1 <= block_size <= MAX_BLOCK_SIZE:
+        raise ValueError(f"block size {block_size!r} is not an integer in 1..{MAX_BLOCK_SIZE}")
+    return block_size
+
+
+class ContentBucket:
+    """Content stored in an :class:`ObjectStore` as blocks + manifest, behind a format marker.
+
+    Thread-safe as the store is. Methods that need the block size (:attr:`block_size`,
+    :meth:`block_count`, :meth:`put_block`, :meth:`put_manifest`) read and check the format
+    marker on first use, so they raise :class:`BucketFormatError` on a bucket this Meridian
+    does not understand. Every method taking a hash raises :class:`BadPath` for a bad one.
+    """
+
+    def __init__(self, store: ObjectStore) -> None:
+        self._store = store
+        self._format: BucketFormat | None = None
+
+    @property
+    def store(self) -> ObjectStore:
+        """The object store underneath."""
+        return self._store
+
+    def initialize(self, block_size: int = DEFAULT_BLOCK_SIZE) -> BucketFormat:
+        """Write the format marker if the bucket has none; return the bucket's format.
+
+        Idempotent. When a marker exists it is checked and returned as it is (its block size
+        wins over ``block_size``); :class:`BucketFormatError` if it is not one we understand.
+        ``ValueError`` for a block size outside 1..5 GiB.
+        """
+        _check_block_size(block_size)
+        found = self._read_format()
+        if found is None:
+            marker = {"format": FORMAT_NAME, "version": FORMAT_VERSION,
+                      "block_size": block_size, "hash": HASH_NAME}
+            self._store.put(FORMAT_KEY, _to_json(marker))
+            found = self._read_format()  # what the bucket holds, should two sites race
+            if found is None:
+                raise BucketFormatError(f"{self._store.url}: {FORMAT_KEY} vanished once written")
+        self._format = found
+        return found
+
+    def check_format(self) -> BucketFormat:
+        """Read and check the format marker; return it.
+
+        Raises :class:`BucketFormatError` when the marker is missing, not JSON, names another
+        format, a version this Meridian does not know, or an unusable block size or hash. The
+        message says what was found and what this Meridian understands.
+        """
+        found = self._read_format()
+        if found is None:
+            raise BucketFormatError(
+                f"{self._store.url}: no format marker {FORMAT_KEY}; this Meridian understands "
+                f"{_understood()}. Initialise the bucket first (an empty bucket only)."
+            )
+        self._format = found
+        return found
+
+    @property
+    def block_size(self) -> int:
+        """The bucket's block size in bytes (from the marker, checked on first use)."""
+        return self._checked().block_size
+
+    def block_count(self, size: int) -> int:
+        """Blocks needed for ``size`` bytes with this bucket's block size (0 for size 0)."""
+        return blocks_for(size, self.block_size)
+
+    def content_prefix(self, h: str) -> str:
+        """``content/<H[0:2]>/<H>/``: every key of content ``h`` starts with it."""
+        return f"{CONTENT_PREFIX}{check_hash(h)[:2]}/{h}/"
+
+    def block_key(self, h: str, index: int) -> str:
+        """``content/<H[0:2]>/<H>/blocks/<index, 8 digits>``; ``ValueError`` for a bad index."""
+        if type(index) is not int or not 0 <= index < MAX_BLOCKS:
+            raise ValueError(f"block index {index!r} is not in 0..{MAX_BLOCKS - 1}")
+        return f"{self.content_prefix(h)}blocks/{index:08d}"
+
+    def manifest_key(self, h: str) -> str:
+        """``content/<H[0:2]>/<H>/manifest.json``."""
+        return f"{self.content_prefix(h)}manifest.json"
+
+    def put_block(self, h: str, index: int, data: bytes) -> None:
+        """Store block ``index`` of content ``h`` (bytes ``[index*B, (index+1)*B)``).
+
+        Idempotent (same bytes, same key). ``ValueError`` when ``data`` is empty or longer
+        than the block size. Only the last block of a content may be shorter than B; the
+        caller cuts the content, this does not check it.
+        """
+        key = self.block_key(h, index)
+        if not 1 <= len(data) <= self.block_size:
+            raise ValueError(f"block of {len(data)} bytes; blocks hold 1..{self.block_size}")
+        self._store.put(key, data)
+
+    def get_block(self, h: str, index: int, start: int = 0, end: int | None = None) -> bytes:
+        """Bytes ``[start, end)`` of one block (clipped); :class:`ObjectNotFound` if missing."""
+        return self._store.get(self.block_key(h, index), start, end)
+
+    def put_manifest(self, h: str, size: int) -> ContentManifest:
+        """Write the manifest of content ``h`` (``size`` bytes): call it after every block.
+
+        From then on the content counts as complete in the bucket. Idempotent.
+        """
+        manifest = ContentManifest(check_hash(h), size, self.block_size, self.block_count(size))
+        body = {"hash": h, "size": size, "block_size": manifest.block_size,
+                "blocks": manifest.blocks}
+        self._store.put(self.manifest_key(h), _to_json(body))
+        return manifest
+
+    def manifest(self, h: str) -> ContentManifest | None:
+        """The manifest of content ``h``, or ``None`` when the content is not complete here.
+
+        Raises :class:`BucketFormatError` for a manifest that does not parse or contradicts
+        itself (wrong hash, block count that does not fit the size).
+        """
+        key = self.manifest_key(h)
+        try:
+            raw = self._store.get(key)
+        except ObjectNotFound:
+            return None
+        doc = _parse_object(raw, f"{self._store.url}: {key}")
+        size, block_size, blocks = doc.get("size"), doc.get("block_size"), doc.get("blocks")
+        if (
+            doc.get("hash") != h
+            or type(size) is not int
+            or type(blocks) is not int
+            or type(block_size) is not int
+            or not 1 <= block_size <= MAX_BLOCK_SIZE
+            or size < 0
+            or blocks != blocks_for(size, block_size)
+        ):
+            raise BucketFormatError(f"{self._store.url}: {key} is inconsistent: {doc!r}")
+        return ContentManifest(h, size, block_size, blocks)
+
+    def is_complete(self, h: str) -> bool:
+        """Whether the manifest of ``h`` is present (one HEAD): all its blocks are then too."""
+        return self._store.head(self.manifest_key(h)) is not None
+
+    def iter_contents(self) -> Iterator[str]:
+        """Yield the hash of every complete content (one with a manifest), sorted by hash."""
+        for info in self._store.list(CONTENT_PREFIX):
+            match = _MANIFEST_KEY.match(info.key)
+            if match and match.group(2).startswith(match.group(1)):
+                yield match.group(2)
+
+    def delete_content(self, h: str) -> None:
+        """Delete content ``h``: the manifest first, then its blocks (the reverse of writing).
+
+        Idempotent; an interrupted delete leaves blocks without a manifest (garbage, never a
+        manifest pointing at missing blocks) and running it again finishes the job.
+        """
+        self._store.delete(self.manifest_key(h))
+        leftovers = [info.key for info in self._store.list(self.content_prefix(h))]
+        for key in leftovers:
+            self._store.delete(key)
+
+    def _checked(self) -> BucketFormat:
+        return self._format if self._format is not None else self.check_format()
+
+    def _read_format(self) -> BucketFormat | None:
+        """The checked marker, ``None`` if there is none; :class:`BucketFormatError` if bad."""
+        try:
+            raw = self._store.get(FORMAT_KEY)
+        except ObjectNotFound:
+            return None
+        where = f"{self._store.url}: {FORMAT_KEY}"
+        doc = _parse_object(raw, where, f"; this Meridian understands {_understood()}")
+        fmt, version = doc.get("format"), doc.get("version")
+        block_size, hash_name = doc.get("block_size"), doc.get("hash")
+        if fmt != FORMAT_NAME:
+            problem = f"format {fmt!r}"
+        elif type(version) is not int or version not in KNOWN_VERSIONS:
+            problem = f"format {FORMAT_NAME!r} version {version!r} (from a newer Meridian?)"
+        elif type(block_size) is not int or not 1 <= block_size <= MAX_BLOCK_SIZE:
+            problem = f"version {version} with an unusable block_size {block_size!r}"
+        elif hash_name != HASH_NAME:
+            problem = f"version {version} with hash {hash_name!r}"
+        else:
+            return BucketFormat(version, block_size, hash_name)
+        raise BucketFormatError(
+            f"{where}: found {problem}; this Meridian understands {_understood()}"
+        )
+
+
+def _understood() -> str:
+    versions = ", ".join(str(v) for v in sorted(KNOWN_VERSIONS))
+    return f"format {FORMAT_NAME!r} version {versions} with hash {HASH_NAME!r}"
+
+
+def _to_json(doc: dict[str, Any]) -> bytes:
+    return (json.dumps(doc, indent=1) + "\n").encode("utf-8")
+
+
+def _parse_object(raw: bytes, where: str, hint: str = "") -> dict[str, Any]:
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, RecursionError, json.JSONDecodeError):
+        raise BucketFormatError(f"{where}: found {raw[:40]!r}, not JSON{hint}") from None
+    if not isinstance(doc, dict):
+        raise BucketFormatError(f"{where}: found {type(doc).__name__}, not a JSON object{hint}")
+    return doc

@@ -1,0 +1,230 @@
+"""A site's configuration: one TOML file (``meridian.toml``), validated when it is loaded.
+
+Every error names the key and the problem (``ConfigError``), so a typo at 3 a.m. reads as
+``config: bucket.url: missing`` rather than a traceback. Credentials may be given in the file
+(``bucket.access_key_id`` / ``bucket.secret_access_key``) but are better left to the standard
+AWS chain (environment, ``~/.aws``, instance role); they never appear in logs or ``describe()``.
+
+Example::
+
+    [site]
+    name = "east"
+    data = "/srv/meridian/east"      # metadata store and the default local volume
+    mount = "/mnt/meridian"          # where `site run` mounts unless --mount is given
+
+    [bucket]
+    url = "s3://studio-bucket/meridian"   # or file:///srv/bucket
+    endpoint_url = "https://s3.vpce.example"  # optional: private endpoint, MinIO, moto
+    region = "eu-west-1"                  # optional
+
+    [[volumes]]
+    name = "local"
+    path = "/srv/meridian/east/volumes/local"
+    capacity = "2TiB"                     # optional: no limit but the disk
+
+    [mover]
+    upload_workers = 4
+    fetch_workers = 8
+    read_timeout = 60                     # seconds a read waits for content before EIO
+    sequence_readahead = 8                # frames fetched ahead when a sequence is read
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from meridian.errors import ConfigError
+
+_UNITS = {"": 1, "B": 1, "K": 1 << 10, "KB": 1 << 10, "KIB": 1 << 10, "M": 1 << 20,
+          "MB": 1 << 20, "MIB": 1 << 20, "G": 1 << 30, "GB": 1 << 30, "GIB": 1 << 30,
+          "T": 1 << 40, "TB": 1 << 40, "TIB": 1 << 40}
+_SITE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+def parse_size(text: str | int, key: str = "capacity") -> int:
+    """``"500GiB"`` → bytes (powers of 1024). Raises ConfigError naming ``key``."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        if text <= 0:
+            raise ConfigError(key, f"must be positive, got {text}")
+        return text
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", str(text))
+    if not match or match.group(2).upper() not in _UNITS:
+        raise ConfigError(key, f"{text!r} is not a size (examples: 500GiB, 2TB, 1048576)")
+    value = int(float(match.group(1)) * _UNITS[match.group(2).upper()])
+    if value <= 0:
+        raise ConfigError(key, f"must be positive, got {text!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class VolumeConfig:
+    name: str
+    path: Path
+    capacity: int | None = None
+
+
+@dataclass(frozen=True)
+class BucketConfig:
+    url: str
+    endpoint_url: str | None = None
+    region: str | None = None
+    access_key_id: str | None = field(default=None, repr=False)
+    secret_access_key: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class MoverConfig:
+    upload_workers: int = 4
+    fetch_workers: int = 8
+    read_timeout: float = 60.0
+    sequence_readahead: int = 8
+    retry_base: float = 0.5  # seconds before the first retry; doubles up to retry_max
+    retry_max: float = 60.0
+
+
+@dataclass(frozen=True)
+class SiteConfig:
+    name: str
+    data: Path
+    bucket: BucketConfig
+    volumes: tuple[VolumeConfig, ...]
+    mount: Path | None = None
+    mover: MoverConfig = MoverConfig()
+    path: Path | None = None  # the file it was loaded from
+
+    @property
+    def meta_path(self) -> Path:
+        return self.data / "meta.db"
+
+    def describe(self) -> dict[str, Any]:
+        """A credential-free summary (for logs, ``status`` and ``/.meridian/site.json``)."""
+        return {"site": self.name, "config": str(self.path) if self.path else None,
+                "data": str(self.data), "mount": str(self.mount) if self.mount else None,
+                "bucket": self.bucket.url, "endpoint_url": self.bucket.endpoint_url,
+                "volumes": [{"name": v.name, "path": str(v.path), "capacity": v.capacity}
+                            for v in self.volumes]}
+
+
+def _table(doc: dict[str, Any], key: str, required: bool = True) -> dict[str, Any]:
+    value = doc.get(key)
+    if value is None:
+        if required:
+            raise ConfigError(key, "missing section")
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(key, "must be a table")
+    return value
+
+
+def _string(table: dict[str, Any], section: str, key: str, required: bool = True) -> str | None:
+    value = table.get(key)
+    if value is None or value == "":
+        if required:
+            raise ConfigError(f"{section}.{key}", "missing")
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(f"{section}.{key}", f"must be a string, got {type(value).__name__}")
+    return value
+
+
+def _absolute(value: str, key: str) -> Path:
+    path = Path(value)
+    if not path.is_absolute():
+        raise ConfigError(key, f"must be an absolute path, got {value!r}")
+    return path
+
+
+def _check_unknown(table: dict[str, Any], section: str, known: set[str]) -> None:
+    for key in table:
+        if key not in known:
+            raise ConfigError(f"{section}.{key}" if section else key,
+                              f"unknown key (known: {', '.join(sorted(known))})")
+
+
+def parse_config(doc: dict[str, Any], path: Path | None = None) -> SiteConfig:
+    """Validate a parsed TOML document. Raises ConfigError naming the first bad key."""
+    _check_unknown(doc, "", {"site", "bucket", "volumes", "mover"})
+    site = _table(doc, "site")
+    _check_unknown(site, "site", {"name", "data", "mount"})
+    name = _string(site, "site", "name") or ""
+    if not _SITE_NAME.match(name):
+        raise ConfigError("site.name", f"{name!r}: use lower-case letters, digits, '-' or '_'")
+    data = _absolute(_string(site, "site", "data") or "", "site.data")
+    mount_text = _string(site, "site", "mount", required=False)
+    mount = _absolute(mount_text, "site.mount") if mount_text else None
+
+    bucket_doc = _table(doc, "bucket")
+    _check_unknown(bucket_doc, "bucket", {f.name for f in fields(BucketConfig)})
+    bucket = BucketConfig(**{f.name: _string(bucket_doc, "bucket", f.name, f.name == "url")
+                             for f in fields(BucketConfig)})
+    if not bucket.url.startswith(("s3://", "file:///", "memory://")):
+        raise ConfigError("bucket.url", f"{bucket.url!r}: use s3://bucket[/prefix] or file:///dir")
+    if bucket.endpoint_url and not bucket.endpoint_url.startswith(("http://", "https://")):
+        raise ConfigError("bucket.endpoint_url", f"{bucket.endpoint_url!r} is not an http(s) URL")
+
+    raw_volumes = doc.get("volumes", [{"name": "local", "path": str(data / "volumes" / "local")}])
+    if not isinstance(raw_volumes, list) or not raw_volumes:
+        raise ConfigError("volumes", "must be a non-empty array of tables ([[volumes]])")
+    volumes = []
+    for i, vol in enumerate(raw_volumes):
+        key = f"volumes[{i}]"
+        if not isinstance(vol, dict):
+            raise ConfigError(key, "must be a table")
+        _check_unknown(vol, key, {"name", "path", "capacity"})
+        capacity = vol.get("capacity")
+        volumes.append(VolumeConfig(
+            name=_string(vol, key, "name") or "",
+            path=_absolute(_string(vol, key, "path") or "", f"{key}.path"),
+            capacity=parse_size(capacity, f"{key}.capacity") if capacity is not None else None))
+    if len(volumes) > 1:
+        raise ConfigError("volumes", "one local volume per site is supported in this version")
+
+    mover_doc = _table(doc, "mover", required=False)
+    known = {f.name: f for f in fields(MoverConfig)}
+    _check_unknown(mover_doc, "mover", set(known))
+    mover_values: dict[str, Any] = {}
+    for key, value in mover_doc.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ConfigError(f"mover.{key}", f"must be a non-negative number, got {value!r}")
+        if key.endswith("workers") and (not isinstance(value, int) or value < 1):
+            raise ConfigError(f"mover.{key}", f"must be a whole number ≥ 1, got {value!r}")
+        mover_values[key] = value
+    return SiteConfig(name=name, data=data, bucket=bucket, volumes=tuple(volumes), mount=mount,
+                      mover=MoverConfig(**mover_values), path=path)
+
+
+def load_config(path: Path | str) -> SiteConfig:
+    """Read and validate ``path``. Raises ConfigError (a missing file or bad TOML included)."""
+    path = Path(path).resolve()
+    try:
+        doc = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(str(path), "no such config file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), f"not valid TOML: {exc}") from None
+    return parse_config(doc, path)
+
+
+def write_config(config: SiteConfig, path: Path) -> None:
+    """Write ``config`` as TOML (credentials included only if they were given)."""
+    bucket = {k: v for k, v in vars(config.bucket).items() if v is not None}
+    site: dict[str, Any] = {"name": config.name, "data": str(config.data)}
+    if config.mount:
+        site["mount"] = str(config.mount)
+    doc: dict[str, Any] = {
+        "site": site,
+        "bucket": bucket,
+        "volumes": [{k: v for k, v in {"name": v.name, "path": str(v.path),
+                                        "capacity": v.capacity}.items() if v is not None}
+                    for v in config.volumes],
+        "mover": vars(config.mover),
+    }
+    tmp = path.with_suffix(".toml.tmp")
+    tmp.write_text(tomli_w.dumps(doc))
+    tmp.replace(path)

@@ -1,0 +1,129 @@
+"""Read-only views of a site for ``status``, ``ls --placement`` and ``fsck``.
+
+These work on the stores directly (the SQLite store opened read-only beside a running site,
+the volume's files inspected without touching them), so they answer whether or not the site
+is running, and never change anything: fsck reports, it never silently repairs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from meridian.errors import MeridianError
+from meridian.meta import Inode, MetaStore
+from meridian.objects.layout import ContentBucket
+
+
+class VolumeView(Protocol):
+    """What inspection needs to know of a local volume."""
+
+    def has(self, hash: str) -> bool: ...
+
+    def present_bytes(self, hash: str) -> int: ...
+
+
+@dataclass(frozen=True)
+class Placement:
+    path: str
+    size: int
+    content: str | None
+    state: str  # empty | local | both | bucket | in flight | partial | missing
+    local_bytes: int
+    in_bucket: bool
+    queued: bool
+
+
+def placement_of(path: str, inode: Inode, meta: MetaStore, volume: VolumeView,
+                 queued: set[str]) -> Placement:
+    """Where one file's content is: on the local volume, in the bucket, both, or in flight."""
+    h = inode.content
+    if h is None:
+        return Placement(path, inode.size, None, "empty", 0, False, False)
+    record = meta.content(h)
+    in_bucket = record is not None and record.in_bucket
+    local = volume.has(h)
+    local_bytes = inode.size if local else volume.present_bytes(h)
+    is_queued = h in queued
+    if local and in_bucket:
+        state = "both"
+    elif local:
+        state = "in flight" if is_queued else "local"
+    elif in_bucket:
+        state = "partial" if local_bytes else "bucket"
+    else:
+        state = "missing"
+    return Placement(path, inode.size, h, state, local_bytes, in_bucket, is_queued)
+
+
+def placements(meta: MetaStore, volume: VolumeView, top: Inode) -> Iterator[Placement]:
+    """Placement of every regular file under ``top`` (or of ``top`` itself), in path order."""
+    queued = {u.hash for u in meta.pending_uploads(limit=1 << 30)}
+    for path, inode in meta.walk(top.ino):
+        if inode.is_file:
+            yield placement_of(path, inode, meta, volume, queued)
+
+
+@dataclass
+class FsckReport:
+    files: int = 0
+    contents: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not self.problems
+
+
+def fsck(meta: MetaStore, volume: VolumeView, bucket: ContentBucket | None,
+         progress: Callable[[int], None] | None = None) -> FsckReport:
+    """Check that every file's content is reachable (DESIGN.md rule 6).
+
+    A content is reachable if a complete local instance exists, or the bucket holds its
+    manifest. Content the store believes is in the bucket is checked there (one HEAD per
+    distinct content) when ``bucket`` is given. Reports; never repairs.
+    """
+    report = FsckReport()
+    checked: dict[str, str | None] = {}
+    for path, inode in meta.walk():
+        if progress is not None:
+            progress(1)
+        if not inode.is_file:
+            continue
+        report.files += 1
+        h = inode.content
+        if h is None:
+            if inode.size:
+                report.problems.append(f"{path}: size {inode.size} but no content")
+            continue
+        if h not in checked:
+            checked[h] = _check_content(h, inode.size, meta, volume, bucket)
+        if checked[h] is not None:
+            report.problems.append(f"{path}: {checked[h]}")
+    report.contents = len(checked)
+    return report
+
+
+def _check_content(h: str, size: int, meta: MetaStore, volume: VolumeView,
+                   bucket: ContentBucket | None) -> str | None:
+    record = meta.content(h)
+    if record is None:
+        return f"content {h[:12]} is not recorded in the store"
+    if record.size != size:
+        return f"content {h[:12]} is {record.size} bytes, the file says {size}"
+    local = volume.has(h)
+    if record.in_bucket and bucket is not None:
+        try:
+            manifest = bucket.manifest(h)
+        except MeridianError as exc:
+            return f"content {h[:12]}: bucket could not be checked: {exc}"
+        if manifest is None:
+            return (f"content {h[:12]} is recorded in the bucket but its manifest is missing"
+                    + ("" if local else " and there is no local instance: unreachable"))
+        if manifest.size != size:
+            return f"content {h[:12]}: bucket manifest says {manifest.size} bytes, expected {size}"
+        return None
+    if not local and not record.in_bucket:
+        return f"content {h[:12]} is neither on the local volume nor in the bucket: unreachable"
+    return None

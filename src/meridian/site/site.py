@@ -1,0 +1,115 @@
+"""The composition root: builds one site (stores and services) from its configuration.
+
+Adapters (the mount, the CLI, later the HTTP API) get a ``Site`` and use its parts; nothing
+below this module knows about configuration files.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+from meridian.content import LocalVolume
+from meridian.meta import Inode, MetaStore
+from meridian.meta.sqlite import SqliteMetaStore
+from meridian.mover import Mover
+from meridian.objects import ObjectStore, open_object_store
+from meridian.objects.layout import ContentBucket
+from meridian.site.config import SiteConfig
+
+log = logging.getLogger(__name__)
+
+
+def open_bucket(config: SiteConfig) -> tuple[ObjectStore, ContentBucket]:
+    """The site's object store and its content layout (no request is made yet)."""
+    store = open_object_store(
+        config.bucket.url, endpoint_url=config.bucket.endpoint_url, region=config.bucket.region,
+        access_key=config.bucket.access_key_id, secret_key=config.bucket.secret_access_key)
+    return store, ContentBucket(store)
+
+
+class Site:
+    """One site's stores and services. Create with ``Site.open``; use on one event loop."""
+
+    def __init__(self, config: SiteConfig, meta: MetaStore, volume: LocalVolume,
+                 objects: ObjectStore, bucket: ContentBucket) -> None:
+        self.config = config
+        self.meta = meta
+        self.volume = volume
+        self.objects = objects
+        self.bucket = bucket
+        self._in_bucket_lock = threading.Lock()
+        self._in_bucket: set[str] = set()
+        self.mover = Mover(meta, volume, bucket, upload_workers=config.mover.upload_workers,
+                           fetch_workers=config.mover.fetch_workers,
+                           read_timeout=config.mover.read_timeout,
+                           retry_base=config.mover.retry_base, retry_max=config.mover.retry_max,
+                           on_uploaded=self._uploaded)
+        for info in volume.instances():
+            record = meta.content(info.hash)
+            if record is None or record.in_bucket:
+                self._uploaded(info.hash)
+
+    @classmethod
+    def open(cls, config: SiteConfig, *, check_bucket: bool = True) -> Site:
+        """Open the site's stores. With ``check_bucket``, the bucket is asked for its format
+        marker first: BucketUnreachable / BucketAccessDenied / BucketFormatError if it cannot
+        be used (an error at start, not a hang)."""
+        objects, bucket = open_bucket(config)
+        if check_bucket:
+            bucket.check_format()
+        meta = SqliteMetaStore(config.meta_path, config.name)
+        volume_config = config.volumes[0]
+        site: Site | None = None
+
+        def evictable(hash: str) -> bool:
+            return site is not None and site.in_bucket(hash)
+
+        volume = LocalVolume(volume_config.path, volume_config.capacity, name=volume_config.name,
+                             is_evictable=evictable)
+        site = cls(config, meta, volume, objects, bucket)
+        return site
+
+    @staticmethod
+    def initialize(config: SiteConfig) -> None:
+        """Prepare a new site's folders and store, and the bucket's format marker. Idempotent."""
+        config.data.mkdir(parents=True, exist_ok=True)
+        for volume in config.volumes:
+            volume.path.mkdir(parents=True, exist_ok=True)
+        objects, bucket = open_bucket(config)
+        try:
+            bucket.initialize()
+        finally:
+            objects.close()
+        SqliteMetaStore(config.meta_path, config.name).close()
+
+    # -- what adapters call -----------------------------------------------------------------
+    def in_bucket(self, hash: str) -> bool:
+        """Whether ``hash`` is known complete in the bucket (thread-safe; the volume asks)."""
+        with self._in_bucket_lock:
+            return hash in self._in_bucket
+
+    def _uploaded(self, hash: str) -> None:
+        with self._in_bucket_lock:
+            self._in_bucket.add(hash)
+
+    def content_committed(self, inode: Inode) -> None:
+        """The mount committed new content: wake the uploaders."""
+        self.mover.wake()
+
+    def describe(self) -> dict[str, Any]:
+        info = self.config.describe()
+        info["site_id"] = self.meta.site_id
+        return info
+
+    async def start(self) -> None:
+        self.mover.start()
+
+    async def stop(self) -> None:
+        await self.mover.stop()
+
+    def close(self) -> None:
+        self.meta.close()
+        self.objects.close()

@@ -1,0 +1,55 @@
+"""Fixtures that run real sites: a real FUSE mount, a real bucket (directory or moto over HTTP)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.sitehelpers import RunningSite, init_site
+
+needs_fuse = pytest.mark.skipif(
+    not (os.path.exists("/dev/fuse") and shutil.which("fusermount3") and os.geteuid() == 0),
+    reason="needs /dev/fuse, fusermount3 and root (FUSE mounts with allow_other)")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "integration" in str(item.path):
+            item.add_marker(needs_fuse)
+            item.add_marker(pytest.mark.fuse)
+
+
+@pytest.fixture
+def file_site(tmp_path: Path) -> Iterator[RunningSite]:
+    """A running site with a local-directory bucket (the embedded default)."""
+    site = init_site(tmp_path, "solo", f"file://{tmp_path}/bucket")
+    site.start()
+    try:
+        yield site
+    finally:
+        site.stop()
+
+
+@pytest.fixture
+def s3_site(tmp_path: Path, s3_bucket: tuple[str, str]) -> Iterator[RunningSite]:
+    """A running site whose bucket is on a moto server, spoken to over HTTP."""
+    endpoint, bucket = s3_bucket
+    site = init_site(tmp_path, "solo", f"s3://{bucket}/studio", "--endpoint-url", endpoint,
+                     "--region", "us-east-1")
+    site.start()
+    try:
+        yield site
+    finally:
+        site.stop()
+
+
+@pytest.fixture(params=["file", "s3"])
+def site(request: pytest.FixtureRequest) -> RunningSite:
+    """Each test that takes ``site`` runs against both bucket kinds."""
+    fixture = "file_site" if request.param == "file" else "s3_site"
+    running: RunningSite = request.getfixturevalue(fixture)
+    return running

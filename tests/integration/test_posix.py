@@ -1,0 +1,181 @@
+"""What studio tools do to a file system, through a real FUSE mount of a running site."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import stat
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.sitehelpers import RunningSite, meridian
+
+
+def wait_for(predicate, timeout: float = 15.0, interval: float = 0.05) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return False
+
+
+def test_five_megabytes_round_trip_and_reach_the_bucket(site: RunningSite) -> None:
+    data = os.urandom(5 * 1024 * 1024 + 123)
+    target = site.mount / "shot010" / "plate.exr"
+    target.parent.mkdir()
+    target.write_bytes(data)
+    assert target.read_bytes() == data
+    assert target.stat().st_size == len(data)
+
+    def uploaded() -> bool:
+        rows = json.loads(meridian("ls", "--placement", "--json", "--config", str(site.config),
+                                   "./shot010").stdout)
+        return rows[0]["state"] == "both"
+
+    assert wait_for(uploaded), site.log()
+
+
+def test_write_at_offsets_truncate_and_append(site: RunningSite) -> None:
+    path = site.mount / "f.bin"
+    with open(path, "wb") as f:
+        f.write(b"a" * 100)
+        f.seek(50)
+        f.write(b"B" * 10)
+    assert path.read_bytes() == b"a" * 50 + b"B" * 10 + b"a" * 40
+    with open(path, "r+b") as f:  # modify in place: the rest must be kept
+        f.seek(0)
+        f.write(b"Z")
+    assert path.read_bytes()[:2] == b"Za" and path.stat().st_size == 100
+    os.truncate(path, 10)
+    assert path.read_bytes() == b"Z" + b"a" * 9
+    with open(path, "ab") as f:
+        f.write(b"end")
+    assert path.read_bytes() == b"Z" + b"a" * 9 + b"end"
+    os.truncate(path, 20)
+    assert path.read_bytes() == b"Z" + b"a" * 9 + b"end" + b"\0" * 7
+    with open(path, "wb"):
+        pass
+    assert path.read_bytes() == b""
+
+
+def test_read_back_before_close_sees_own_writes(site: RunningSite) -> None:
+    path = site.mount / "live.txt"
+    with open(path, "w+b") as f:
+        f.write(b"hello")
+        f.flush()
+        f.seek(0)
+        assert f.read() == b"hello"
+        with open(path, "rb") as other:
+            assert other.read() == b"hello"
+
+
+def test_rename_over_existing_unlink_and_directories(site: RunningSite) -> None:
+    m = site.mount
+    (m / "a").write_text("new")
+    (m / "b").write_text("old")
+    os.rename(m / "a", m / "b")  # the editors' temp-file-then-rename
+    assert (m / "b").read_text() == "new" and not (m / "a").exists()
+    (m / "d1" / "d2").mkdir(parents=True)
+    os.rename(m / "b", m / "d1" / "d2" / "c")
+    assert (m / "d1" / "d2" / "c").read_text() == "new"
+    with pytest.raises(OSError) as exc:
+        os.rmdir(m / "d1")
+    assert exc.value.errno == errno.ENOTEMPTY
+    with pytest.raises(OSError) as exc:
+        os.rename(m / "d1", m / "d1" / "d2" / "inside")
+    assert exc.value.errno == errno.EINVAL
+    os.unlink(m / "d1" / "d2" / "c")
+    os.rmdir(m / "d1" / "d2")
+    os.rmdir(m / "d1")
+    assert sorted(os.listdir(m)) == []
+    with pytest.raises(FileNotFoundError):
+        os.stat(m / "d1")
+
+
+def test_symlinks_hard_links_and_modes(site: RunningSite) -> None:
+    m = site.mount
+    (m / "plate.exr").write_bytes(b"pixels")
+    os.symlink("plate.exr", m / "latest")
+    assert os.readlink(m / "latest") == "plate.exr"
+    assert (m / "latest").read_bytes() == b"pixels"
+    os.link(m / "plate.exr", m / "hard")
+    assert os.stat(m / "hard").st_ino == os.stat(m / "plate.exr").st_ino
+    assert os.stat(m / "hard").st_nlink == 2
+    os.unlink(m / "plate.exr")
+    assert (m / "hard").read_bytes() == b"pixels" and os.stat(m / "hard").st_nlink == 1
+    os.chmod(m / "hard", 0o600)
+    assert stat.S_IMODE(os.stat(m / "hard").st_mode) == 0o600
+    os.chown(m / "hard", 1234, 5678)
+    st = os.stat(m / "hard")
+    assert (st.st_uid, st.st_gid) == (1234, 5678)
+    os.utime(m / "hard", ns=(1_600_000_000_000_000_000, 1_500_000_000_000_000_000))
+    assert os.stat(m / "hard").st_mtime_ns == 1_500_000_000_000_000_000
+    with pytest.raises(OSError) as exc:
+        os.link(m, m / "dirlink")
+    assert exc.value.errno in (errno.EPERM, errno.EISDIR)
+
+
+def test_extended_attributes(site: RunningSite) -> None:
+    path = site.mount / "x"
+    path.write_text("x")
+    os.setxattr(path, "user.meridian.test", b"\x00value")
+    assert os.getxattr(path, "user.meridian.test") == b"\x00value"
+    assert "user.meridian.test" in os.listxattr(path)
+    os.removexattr(path, "user.meridian.test")
+    with pytest.raises(OSError) as exc:
+        os.getxattr(path, "user.meridian.test")
+    assert exc.value.errno == errno.ENODATA
+
+
+def test_errors_map_to_the_right_errno(site: RunningSite) -> None:
+    m = site.mount
+    (m / "file").write_text("x")
+    (m / "dir").mkdir()
+    cases = [
+        (lambda: os.mkdir(m / "dir"), errno.EEXIST),
+        (lambda: os.rmdir(m / "file"), errno.ENOTDIR),
+        (lambda: os.unlink(m / "dir"), errno.EISDIR),
+        (lambda: open(m / "nothing"), errno.ENOENT),
+        (lambda: os.rename(m / "dir", m / "file"), errno.ENOTDIR),
+        (lambda: os.rename(m / "file", m / "dir"), errno.EISDIR),
+        (lambda: open(m / ("n" * 256), "w"), errno.ENAMETOOLONG),
+        (lambda: os.mkfifo(m / "fifo"), errno.EPERM),
+    ]
+    for action, expected in cases:
+        with pytest.raises(OSError) as exc:
+            action()
+        assert exc.value.errno == expected, (action, exc.value)
+
+
+def test_thousands_of_entries_and_statfs(site: RunningSite) -> None:
+    d = site.mount / "seq"
+    d.mkdir()
+    for i in range(2000):
+        (d / f"frame.{i:04d}.exr").touch()
+    names = os.listdir(d)
+    assert len(names) == 2000 and len(set(names)) == 2000
+    vfs = os.statvfs(site.mount)
+    assert vfs.f_bsize > 0 and vfs.f_blocks > 0 and vfs.f_namemax == 255
+
+
+def test_large_sparse_file_beyond_4_gib(file_site: RunningSite) -> None:
+    """File bucket only: moto keeps objects in memory, and 5 GiB of zeros would fill it."""
+    path = file_site.mount / "big.sparse"
+    offset = 5 * 1024**3
+    with open(path, "wb") as f:
+        f.seek(offset)
+        f.write(b"tail")
+    assert path.stat().st_size == offset + 4
+    with open(path, "rb") as f:
+        f.seek(offset - 4)
+        assert f.read(8) == b"\0\0\0\0tail"
+
+
+def test_site_json_names_the_site(site: RunningSite) -> None:
+    info = json.loads((site.mount / ".meridian" / "site.json").read_text())
+    assert info["site"] == "solo" and info["config"] == str(site.config)
+    assert "secret" not in json.dumps(info).lower()

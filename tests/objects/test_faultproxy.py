@@ -1,0 +1,134 @@
+"""The fault-injecting proxy (tests/faultproxy.py), exercised through boto3 against moto."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+
+from meridian.errors import (
+    BucketAccessDenied,
+    BucketUnreachable,
+    ObjectNotFound,
+    ObjectStoreError,
+)
+from meridian.objects.s3 import S3ObjectStore
+from tests.faultproxy import FaultProxy
+
+pytestmark = pytest.mark.s3
+
+
+@pytest.fixture
+def proxy(moto_server: str) -> Iterator[FaultProxy]:
+    with FaultProxy(moto_server) as running:
+        yield running
+
+
+@pytest.fixture
+def bucket(s3_bucket: tuple[str, str]) -> str:
+    return s3_bucket[1]
+
+
+def store_via(proxy: FaultProxy, bucket: str, **kwargs: Any) -> S3ObjectStore:
+    return S3ObjectStore(bucket, "via-proxy", endpoint_url=proxy.url, **kwargs)
+
+
+def test_plain_boto3_put_and_ranged_get_pass_through(proxy: FaultProxy, bucket: str) -> None:
+    client = boto3.client("s3", endpoint_url=proxy.url, region_name="us-east-1")
+    try:
+        body = bytes(range(256)) * 8192  # 2 MiB: botocore sends Expect: 100-continue
+        client.put_object(Bucket=bucket, Key="dir/obj", Body=body)
+        assert client.get_object(Bucket=bucket, Key="dir/obj")["Body"].read() == body
+        part = client.get_object(Bucket=bucket, Key="dir/obj", Range="bytes=10-19")
+        assert part["Body"].read() == body[10:20]
+        assert part["ContentRange"] == f"bytes 10-19/{len(body)}"
+        head = client.head_object(Bucket=bucket, Key="dir/obj")
+        assert head["ContentLength"] == len(body)
+        listed = client.list_objects_v2(Bucket=bucket, Prefix="dir/")
+        assert [o["Key"] for o in listed["Contents"]] == ["dir/obj"]
+    finally:
+        client.close()
+    assert proxy.requests == 5
+
+
+def test_store_works_through_the_proxy(proxy: FaultProxy, bucket: str) -> None:
+    with store_via(proxy, bucket) as store:
+        store.put("a/b", b"0123456789")
+        assert store.get("a/b", 2, 5) == b"234"
+        assert store.head("a/b") is not None
+        with pytest.raises(ObjectNotFound):
+            store.get("missing")
+
+
+def test_botocore_retries_injected_503s(proxy: FaultProxy, bucket: str) -> None:
+    with store_via(proxy, bucket, max_attempts=3) as store:
+        store.put("k", b"v")
+        before = proxy.requests
+        proxy.fail_next(2, status=503)
+        assert store.get("k") == b"v"
+        assert proxy.requests - before == 3
+
+
+def test_one_attempt_surfaces_bucket_unreachable(proxy: FaultProxy, bucket: str) -> None:
+    with store_via(proxy, bucket, max_attempts=1) as store:
+        proxy.fail_next(1, status=503)
+        with pytest.raises(BucketUnreachable, match="HTTP 503"):
+            store.put("k", b"v")
+        store.put("k", b"v")  # the fault is used up
+        proxy.fail_next(1, status=500)
+        with pytest.raises(BucketUnreachable, match=bucket):
+            store.get("k")
+
+
+def test_injected_403_is_access_denied(proxy: FaultProxy, bucket: str) -> None:
+    with store_via(proxy, bucket, max_attempts=3) as store:
+        proxy.fail_next(1, status=403)
+        with pytest.raises(BucketAccessDenied, match="bucket-format.md"):
+            store.put("k", b"v")
+        proxy.fail_next(1, status=403)
+        with pytest.raises(BucketAccessDenied):
+            store.head("k")  # HEAD answers have no body: the status alone decides
+
+
+def test_other_client_errors_stay_in_the_object_store_family(
+    proxy: FaultProxy, bucket: str
+) -> None:
+    with store_via(proxy, bucket) as store:
+        proxy.fail_next(1, status=400)
+        with pytest.raises(ObjectStoreError, match=r"InjectedFault \(HTTP 400\)") as raised:
+            store.put("k", b"v")
+        assert type(raised.value) is ObjectStoreError
+
+
+def test_refused_connections_are_unreachable_quickly(proxy: FaultProxy, bucket: str) -> None:
+    with store_via(proxy, bucket, max_attempts=2, connect_timeout=1) as store:
+        store.put("k", b"v")  # a pooled keep-alive connection now exists
+        proxy.refuse(True)
+        started = time.monotonic()
+        with pytest.raises(BucketUnreachable, match="could not connect"):
+            store.get("k")
+        assert time.monotonic() - started < 5
+        proxy.refuse(False)
+        assert store.get("k") == b"v"
+
+
+def test_delay_beyond_read_timeout_is_unreachable(proxy: FaultProxy, bucket: str) -> None:
+    with store_via(proxy, bucket, max_attempts=1, read_timeout=0.3) as store:
+        store.put("k", b"v")
+        proxy.delay(1.0)
+        with pytest.raises(BucketUnreachable, match="no answer within 0.3 s"):
+            store.get("k")
+        proxy.delay(0)
+        assert store.get("k") == b"v"
+
+
+def test_list_page_size_is_honoured(proxy: FaultProxy, bucket: str) -> None:
+    with store_via(proxy, bucket, list_page_size=10) as store:
+        for i in range(25):
+            store.put(f"p/{i:02d}", b"x")
+        before = proxy.requests
+        assert [info.key for info in store.list("p/")] == [f"p/{i:02d}" for i in range(25)]
+        assert proxy.requests - before == 3
