@@ -62,9 +62,9 @@ def test_no_credentials_anywhere_is_access_denied(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/config")
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    with S3ObjectStore("some-bucket", endpoint_url=f"http://127.0.0.1:{closed_port()}") as store:
-        with pytest.raises(BucketAccessDenied, match="no usable AWS credentials"):
-            store.get("k")
+    store = S3ObjectStore("some-bucket", endpoint_url=f"http://127.0.0.1:{closed_port()}")
+    with store, pytest.raises(BucketAccessDenied, match="no usable AWS credentials"):
+        store.get("k")
 
 
 def test_missing_bucket_is_unreachable_and_named(moto_server: str) -> None:

@@ -48,7 +48,9 @@ def unmount(mountpoint: Path, *, lazy: bool = False) -> bool:
 def prepare_mountpoint(mountpoint: Path) -> None:
     """Make ``mountpoint`` usable: create it, or detach a stale mount a crash left there.
 
-    Raises BadInput if something live is already mounted there.
+    A mount whose process died answers ENOTCONN ("Transport endpoint is not connected") to
+    any request that reaches it; ``statvfs`` always does (stat may be served from the kernel's
+    cache). Raises BadInput if something live is already mounted there.
     """
     try:
         os.stat(mountpoint)
@@ -58,14 +60,18 @@ def prepare_mountpoint(mountpoint: Path) -> None:
     except OSError as exc:
         if exc.errno != errno.ENOTCONN:
             raise
-        log.warning("%s: stale mount left by a crash (transport endpoint not connected); "
-                    "detaching it", mountpoint)
-        unmount(mountpoint, lazy=True)
-        os.stat(mountpoint)
-        return
     if is_mounted(mountpoint):
-        raise BadInput(f"{mountpoint} is already a mount point: unmount it first "
-                       f"(fusermount3 -u {mountpoint})")
+        try:
+            os.statvfs(mountpoint)
+        except OSError as exc:
+            if exc.errno != errno.ENOTCONN:
+                raise
+            log.warning("%s: stale mount left by a crash (transport endpoint is not "
+                        "connected); detaching it", mountpoint)
+            unmount(mountpoint, lazy=True)
+        else:
+            raise BadInput(f"{mountpoint} is already a mount point: unmount it first "
+                           f"(fusermount3 -u {mountpoint})")
     if not mountpoint.is_dir():
         raise BadInput(f"{mountpoint} is not a directory")
 

@@ -27,7 +27,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from meridian.content import LocalVolume
-from meridian.errors import ContentError, ContentUnavailable, MeridianError, ObjectStoreError
+from meridian.errors import (
+    ContentError,
+    ContentUnavailable,
+    MeridianError,
+    ObjectNotFound,
+    ObjectStoreError,
+)
 from meridian.meta import MetaStore, PendingUpload
 from meridian.objects.layout import ContentBucket
 
@@ -213,6 +219,9 @@ class Mover:
                 try:
                     data = await self._run(self.bucket.get_block, hash, index)
                     break
+                except ObjectNotFound as exc:
+                    raise ContentUnavailable(f"content {hash[:12]} block {index} is not in the "
+                                             f"bucket: {exc}") from exc
                 except ObjectStoreError as exc:
                     attempt += 1
                     if attempt >= 5:

@@ -212,7 +212,10 @@ class ContentBucket:
         return self._store.head(self.manifest_key(h)) is not None
 
     def iter_contents(self) -> Iterator[str]:
-        """Yield the hash of every complete content (one with a manifest), sorted by hash."""
+        """Yield the hash of every complete content (one with a manifest), sorted by hash.
+
+        Lazy, but it lists every key under ``content/``, blocks included: a full scan.
+        """
         for info in self._store.list(CONTENT_PREFIX):
             match = _MANIFEST_KEY.match(info.key)
             if match and match.group(2).startswith(match.group(1)):

@@ -36,13 +36,7 @@ from meridian.errors import (
     ObjectNotFound,
     ObjectStoreError,
 )
-from meridian.objects.interface import (
-    ObjectInfo,
-    ObjectStore,
-    check_key,
-    check_prefix,
-    check_range,
-)
+from meridian.objects.interface import ObjectInfo, ObjectStore, check_key, check_prefix, check_range
 
 _BUCKET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,253}[A-Za-z0-9]$")
 _DENIED_CODES = frozenset({"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch",
@@ -282,7 +276,7 @@ class S3ObjectStore(ObjectStore):
 
     def _network_reason(self, exc: Exception) -> str:
         reasons = [
-            (boto_errors.ConnectTimeoutError, f"connect timed out after {self._connect_timeout:g} s"),
+            (boto_errors.ConnectTimeoutError, f"no connection within {self._connect_timeout:g} s"),
             (boto_errors.ReadTimeoutError, f"no answer within {self._read_timeout:g} s"),
             (boto_errors.EndpointConnectionError, "could not connect (refused, DNS or network)"),
             (boto_errors.ConnectionClosedError, "the connection was closed by the other end"),
