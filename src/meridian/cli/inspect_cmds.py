@@ -10,7 +10,7 @@ from typing import Any
 from meridian.cli.locate import add_config_option, locate_config, namespace_path
 from meridian.cli.progress import Progress
 from meridian.content import VolumeInspector
-from meridian.errors import MeridianError
+from meridian.errors import BadInput, MeridianError, NotFound
 from meridian.meta.sqlite import SqliteMetaStore
 from meridian.site import SiteConfig
 from meridian.site.inspect import fsck, placements
@@ -108,7 +108,10 @@ def cmd_ls(args: argparse.Namespace) -> int:
     path = namespace_path(config, args.path)
     meta, volume = _open_readonly(config)
     try:
-        top = meta.resolve(path)
+        try:
+            top = meta.resolve(path)
+        except NotFound:
+            raise BadInput(f"{args.path}: no such file or directory in site {config.name}") from None
         rows = list(placements(meta, volume, top))
     finally:
         meta.close()

@@ -84,7 +84,9 @@ class LocalObjectStore(ObjectStore):
         try:
             folder.mkdir()
         except FileExistsError:
-            if not folder.is_dir():
+            # made by a concurrent put, or an object is in the way; if it vanished already
+            # (a concurrent delete pruned it), lstat raises FileNotFoundError: put retries
+            if not stat.S_ISDIR(os.lstat(folder).st_mode):
                 raise NotADirectoryError(
                     errno.ENOTDIR, "an object is in the way", str(folder)
                 ) from None

@@ -75,14 +75,14 @@ class Site:
     @staticmethod
     def initialize(config: SiteConfig) -> None:
         """Prepare a new site's folders and store, and the bucket's format marker. Idempotent."""
+        objects, bucket = open_bucket(config)
+        try:
+            bucket.initialize()  # first: a bucket we cannot use leaves nothing behind
+        finally:
+            objects.close()
         config.data.mkdir(parents=True, exist_ok=True)
         for volume in config.volumes:
             volume.path.mkdir(parents=True, exist_ok=True)
-        objects, bucket = open_bucket(config)
-        try:
-            bucket.initialize()
-        finally:
-            objects.close()
         SqliteMetaStore(config.meta_path, config.name).close()
 
     # -- what adapters call -----------------------------------------------------------------
