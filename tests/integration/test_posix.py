@@ -179,3 +179,57 @@ def test_site_json_names_the_site(site: RunningSite) -> None:
     info = json.loads((site.mount / ".meridian" / "site.json").read_text())
     assert info["site"] == "solo" and info["config"] == str(site.config)
     assert "secret" not in json.dumps(info).lower()
+
+
+def test_times_set_while_open_survive_close(site: RunningSite, tmp_path: Path) -> None:
+    """cp -p and tar set mtime on the open descriptor before close commits the content."""
+    src = tmp_path / "src.exr"
+    src.write_bytes(b"frame" * 1000)
+    os.utime(src, ns=(1_400_000_000_000_000_000, 1_400_000_000_000_000_000))
+    import subprocess
+    subprocess.run(["cp", "-p", str(src), str(site.mount / "copy.exr")], check=True)
+    assert os.stat(site.mount / "copy.exr").st_mtime_ns == 1_400_000_000_000_000_000
+    before = time.time_ns()
+    with open(site.mount / "copy.exr", "ab") as f:
+        f.write(b"more")
+        f.flush()
+        assert os.fstat(f.fileno()).st_mtime_ns >= before - 10_000_000  # a write moves mtime
+    assert os.stat(site.mount / "copy.exr").st_mtime_ns >= before - 10_000_000
+
+
+def test_permissions_are_enforced_for_other_users() -> None:
+    """Mounted with allow_other and default_permissions: artists' own accounts use it, and
+    the kernel checks modes and owners as on a local disk. (The mount lives in a folder other
+    users can traverse; pytest's own tmp folders are private to root.)"""
+    import shutil
+    import subprocess
+    import tempfile
+
+    from tests.sitehelpers import init_site
+
+    root = Path(tempfile.mkdtemp(prefix="meridian-perm-"))
+    os.chmod(root, 0o755)
+    site = init_site(root, "solo", f"file://{root}/bucket")
+    site.start()
+    try:
+        m = site.mount
+        os.chmod(m, 0o755)
+        (m / "private").write_text("root only")
+        os.chmod(m / "private", 0o600)
+        (m / "shared").mkdir()
+        os.chmod(m / "shared", 0o777)
+        as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        listing = subprocess.run([*as_nobody, "ls", str(m)], capture_output=True, text=True)
+        assert listing.returncode == 0 and "private" in listing.stdout, listing.stderr
+        denied = subprocess.run([*as_nobody, "cat", str(m / "private")],
+                                capture_output=True, text=True)
+        assert denied.returncode != 0 and "Permission denied" in denied.stderr
+        created = subprocess.run([*as_nobody, "sh", "-c", f"echo hi > {m}/shared/mine"],
+                                 capture_output=True, text=True)
+        assert created.returncode == 0, created.stderr
+        st = os.stat(m / "shared" / "mine")
+        assert (st.st_uid, st.st_gid) == (65534, 65534)
+        assert (m / "shared" / "mine").read_text() == "hi\n"
+    finally:
+        site.stop()
+        shutil.rmtree(root, ignore_errors=True)

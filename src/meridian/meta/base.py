@@ -400,7 +400,8 @@ class EngineStore(MetaStore):
         return updated
 
     def set_content(
-        self, ino: int, content: str | None, size: int, *, upload_priority: int = 0
+        self, ino: int, content: str | None, size: int, *, upload_priority: int = 0,
+        mtime_ns: int | None = None,
     ) -> Inode:
         with self._transaction(durable=True):
             inode = self._inode(ino)
@@ -412,10 +413,11 @@ class EngineStore(MetaStore):
             if record is not None and not record.in_bucket and self._get_upload(content or "") is None:
                 self._put_upload(PendingUpload(record.hash, size, upload_priority, 0, 0.0))
             now = time.time_ns()
-            updated = _replace(inode, content=content, size=size, mtime_ns=now, ctime_ns=now,
+            mtime = mtime_ns if mtime_ns is not None else now
+            updated = _replace(inode, content=content, size=size, mtime_ns=mtime, ctime_ns=now,
                                origin_site=self.site_name)
             self._put_inode(updated)
-            self._journal("content", fid=inode.file_id, hash=content, size=size, mtime=now)
+            self._journal("content", fid=inode.file_id, hash=content, size=size, mtime=mtime)
         return updated
 
     def forget(self, ino: int) -> bool:

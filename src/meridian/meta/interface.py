@@ -182,13 +182,15 @@ class MetaStore(ABC):
 
     @abstractmethod
     def set_content(
-        self, ino: int, content: str | None, size: int, *, upload_priority: int = 0
+        self, ino: int, content: str | None, size: int, *, upload_priority: int = 0,
+        mtime_ns: int | None = None,
     ) -> Inode:
         """Make ``content`` (a hash, or None for empty) the file's current content, durably.
 
         Records the content (size, not yet in the bucket) if it is new, queues its upload in the
-        same transaction (unless it is already in the bucket or queued), sets mtime/ctime to now
-        and ``origin_site`` to this site. The commit is synchronous (fsync'd): when this returns
+        same transaction (unless it is already in the bucket or queued), sets mtime to
+        ``mtime_ns`` (default now: the time of the last write, or one set while the file was
+        open, as ``cp -p`` does), ctime to now and ``origin_site`` to this site. The commit is synchronous (fsync'd): when this returns
         the new content is durable at this site. Raises NotFound, IsADirectory.
         """
 

@@ -115,13 +115,15 @@ class MeridianFS(pyfuse3.Operations):  # type: ignore[misc]
         entry.st_rdev = 0
         size = inode.size
         open_file = self._open.get(inode.ino)
+        mtime_ns = inode.mtime_ns
         if open_file is not None and open_file.staging is not None:
             size = open_file.staging.size
+            mtime_ns = open_file.mtime_ns or mtime_ns
         entry.st_size = size
         entry.st_blksize = 1 << 20
         entry.st_blocks = (size + 511) // 512
         entry.st_atime_ns = inode.atime_ns
-        entry.st_mtime_ns = inode.mtime_ns
+        entry.st_mtime_ns = mtime_ns
         entry.st_ctime_ns = inode.ctime_ns
         return entry
 
@@ -188,6 +190,9 @@ class MeridianFS(pyfuse3.Operations):  # type: ignore[misc]
                 atime_ns=attr.st_atime_ns if fields.update_atime else None,
                 mtime_ns=attr.st_mtime_ns if fields.update_mtime else None,
             )
+            open_file = self._open.get(inode)
+            if changes.mtime_ns is not None and open_file is not None and open_file.dirty:
+                open_file.mtime_ns = changes.mtime_ns  # kept through the commit at close
             if any(v is not None for v in vars(changes).values()):
                 current = self.meta.setattr(inode, changes)
             elif fields.update_size:
@@ -211,6 +216,7 @@ class MeridianFS(pyfuse3.Operations):  # type: ignore[misc]
                 staging = await open_file.ensure_staging(self.volume, inode, truncate=size == 0)
                 staging.truncate(size)
                 open_file.dirty = True
+                open_file.mtime_ns = time.time_ns()
                 self._cached_content.pop(inode.ino, None)
                 if standalone:
                     await self._commit(open_file)
@@ -335,6 +341,7 @@ class MeridianFS(pyfuse3.Operations):  # type: ignore[misc]
                     staging = await open_file.ensure_staging(self.volume, current, truncate=True)
                     staging.truncate(0)
                     open_file.dirty = True
+                    open_file.mtime_ns = time.time_ns()
             keep = (open_file.staging is None
                     and self._cached_content.get(inode, "unknown") == current.content)
             self._cached_content[inode] = current.content
@@ -375,6 +382,7 @@ class MeridianFS(pyfuse3.Operations):  # type: ignore[misc]
                 staging = cast("Any", open_file.staging)
                 written: int = staging.write(off, buf)
                 open_file.dirty = True
+                open_file.mtime_ns = time.time_ns()
                 self._cached_content[ino] = None
                 return written
 

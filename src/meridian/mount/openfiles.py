@@ -27,7 +27,7 @@ class OpenFile:
     staging: StagingFile | None = None
     dirty: bool = False
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    pinned_content: str | None = None  # the content this inode's handles hold open on the volume
+    mtime_ns: int | None = None  # last write, or a time set while open (cp -p, tar)
 
     async def ensure_staging(self, volume: LocalVolume, inode: Inode, truncate: bool) -> StagingFile:
         """The staging file, created on first use: empty if ``truncate``, else a copy of the
@@ -54,7 +54,8 @@ class OpenFile:
             content, size = committed.hash, committed.size
         self.staging = None
         self.dirty = False
-        inode = meta.set_content(self.ino, content, size)
+        inode = meta.set_content(self.ino, content, size, mtime_ns=self.mtime_ns)
+        self.mtime_ns = None
         log.debug("committed inode %d: %s (%d bytes)", self.ino, content, size)
         return inode
 
@@ -63,3 +64,4 @@ class OpenFile:
             self.staging.discard()
             self.staging = None
         self.dirty = False
+        self.mtime_ns = None
