@@ -82,3 +82,23 @@ def test_missing_content_is_an_io_error_not_wrong_bytes(file_site: RunningSite, 
         raise AssertionError("a read of content that exists nowhere returned bytes")
     fsck = meridian("fsck", "--config", str(file_site.config), check=False)
     assert fsck.returncode == 1 and "lost.bin" in fsck.stdout and "manifest is missing" in fsck.stdout
+
+
+def test_opening_a_frame_fetches_the_next_frames(file_site: RunningSite) -> None:
+    seq = file_site.mount / "seq"
+    seq.mkdir()
+    frames = {i: os.urandom(300_000) for i in range(1001, 1013)}
+    for i, data in frames.items():
+        (seq / f"plate.{i:04d}.exr").write_bytes(data)
+    for i in frames:
+        wait_state(file_site, f"./seq/plate.{i:04d}.exr", "both")
+    file_site.stop()
+    drop_local_instances(file_site)
+    file_site.start()
+    assert (seq / "plate.1001.exr").read_bytes() == frames[1001]
+    # the default read-ahead (8 frames) brings 1002-1009 without anyone reading them
+    deadline = time.monotonic() + 15
+    while placement(file_site, "./seq/plate.1009.exr")["state"] != "both":
+        assert time.monotonic() < deadline, file_site.log()
+        time.sleep(0.1)
+    assert placement(file_site, "./seq/plate.1012.exr")["state"] == "bucket"

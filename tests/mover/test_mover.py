@@ -145,7 +145,7 @@ def test_fetch_gets_each_block_once_for_concurrent_readers(tmp_path: Path, store
         await uploader.stop()
 
         far = LocalVolume(tmp_path / "west")
-        fetcher = make_mover(MemoryMetaStore("west"), far, bucket)
+        fetcher = make_mover(MemoryMetaStore("west"), far, bucket, readahead_blocks=0)
         store.gets.clear()
         await fetcher.ensure_local(h, len(data), BLOCK + 10, BLOCK + 20)  # one block only
         assert len(store.gets) == 1 and not far.has(h)
@@ -179,5 +179,35 @@ def test_fetch_times_out_with_content_unavailable(tmp_path: Path, store: Countin
         with pytest.raises(ContentUnavailable, match="not in the bucket"):
             await far.ensure_local("f" * 64, 100, 0, 100)
         await far.stop()
+
+    asyncio.run(scenario())
+
+
+def test_reads_going_forward_fetch_blocks_ahead(tmp_path: Path, store: CountingStore,
+                                               bucket: ContentBucket) -> None:
+    async def scenario() -> None:
+        meta = MemoryMetaStore("east")
+        source = LocalVolume(tmp_path / "east")
+        data = os.urandom(6 * BLOCK)
+        h = commit_file(meta, source, "a", data)
+        uploader = make_mover(meta, source, bucket)
+        uploader.start()
+        assert await uploader.drain(timeout=10)
+        await uploader.stop()
+        far = LocalVolume(tmp_path / "west")
+        fetcher = make_mover(MemoryMetaStore("west"), far, bucket, readahead_blocks=2)
+        await fetcher.ensure_local(h, len(data), 0, 10)  # block 0, and 1-2 ahead
+        for _ in range(100):
+            if not far.missing(h, 0, 3 * BLOCK):
+                break
+            await asyncio.sleep(0.02)
+        assert not far.missing(h, 0, 3 * BLOCK) and far.missing(h, 3 * BLOCK, 6 * BLOCK)
+        await fetcher.prefetch(h, len(data))  # the whole content, in the background
+        for _ in range(100):
+            if far.has(h):
+                break
+            await asyncio.sleep(0.02)
+        assert far.has(h) and far.read(h, 0, len(data)) == data
+        await fetcher.stop()
 
     asyncio.run(scenario())

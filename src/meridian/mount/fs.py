@@ -36,6 +36,7 @@ from meridian.errors import (
 )
 from meridian.meta import ROOT_INO, AttrChanges, Inode
 from meridian.mount.openfiles import OpenFile
+from meridian.mount.sequence import next_frames
 
 if TYPE_CHECKING:
     from meridian.site import Site
@@ -100,6 +101,8 @@ class MeridianFS(pyfuse3.Operations):  # type: ignore[misc]
         self._lookups: dict[int, int] = defaultdict(int)
         self._dirs: dict[int, list[tuple[bytes, Inode]]] = {}
         self._cached_content: dict[int, str | None] = {}  # what the kernel's page cache holds
+        self._names: dict[int, tuple[int, str]] = {}  # a name the kernel knows each file by
+        self.sequence_readahead = site.config.mover.sequence_readahead
 
     # -- attributes -------------------------------------------------------------------------
     def _attrs(self, inode: Inode) -> pyfuse3.EntryAttributes:
@@ -156,7 +159,10 @@ class MeridianFS(pyfuse3.Operations):  # type: ignore[misc]
                 return self._virtual_attrs(SITE_JSON_INO)
             raise pyfuse3.FUSEError(errno.ENOENT)
         with fuse_errors("lookup"):
-            return self._entry(self.meta.lookup(parent_inode, _fsname(name)))
+            inode = self.meta.lookup(parent_inode, _fsname(name))
+            if inode.is_file:
+                self._names[inode.ino] = (parent_inode, _fsname(name))
+            return self._entry(inode)
 
     async def forget(self, inode_list: list[tuple[int, int]]) -> None:
         for ino, count in inode_list:
@@ -166,6 +172,7 @@ class MeridianFS(pyfuse3.Operations):  # type: ignore[misc]
                 continue
             self._lookups.pop(ino, None)
             self._cached_content.pop(ino, None)
+            self._names.pop(ino, None)
             self._drop_if_unused(ino)
 
     def _drop_if_unused(self, ino: int) -> None:
@@ -342,10 +349,23 @@ class MeridianFS(pyfuse3.Operations):  # type: ignore[misc]
                     staging.truncate(0)
                     open_file.dirty = True
                     open_file.mtime_ns = time.time_ns()
+            if current.content is not None and not self.volume.has(current.content):
+                await self._sequence_readahead(current)
             keep = (open_file.staging is None
                     and self._cached_content.get(inode, "unknown") == current.content)
             self._cached_content[inode] = current.content
             return pyfuse3.FileInfo(fh=fh, keep_cache=keep)
+
+    async def _sequence_readahead(self, inode: Inode) -> None:
+        """Opening a frame that is not local starts fetching the next frames of its sequence."""
+        parent, name = self._names.get(inode.ino, (0, ""))
+        for frame in next_frames(name, self.sequence_readahead):
+            try:
+                following = self.meta.lookup(parent, frame)
+            except MeridianError:
+                break
+            if following.content is not None:
+                await self.site.mover.prefetch(following.content, following.size)
 
     async def _ensure_local(self, inode: Inode, offset: int, length: int) -> None:
         """Wait until bytes [offset, offset+length) of the inode's content are local."""

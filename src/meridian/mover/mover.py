@@ -56,13 +56,14 @@ class Mover:
 
     def __init__(self, meta: MetaStore, volume: LocalVolume, bucket: ContentBucket, *,
                  upload_workers: int = 4, fetch_workers: int = 8, read_timeout: float = 60.0,
-                 retry_base: float = 0.5, retry_max: float = 60.0,
+                 retry_base: float = 0.5, retry_max: float = 60.0, readahead_blocks: int = 4,
                  on_uploaded: Callable[[str], None] | None = None) -> None:
         self.meta = meta
         self.volume = volume
         self.bucket = bucket
         self.upload_workers = upload_workers
         self.read_timeout = read_timeout
+        self.readahead_blocks = readahead_blocks
         self.retry_base = retry_base
         self.retry_max = retry_max
         self._on_uploaded = on_uploaded
@@ -189,6 +190,7 @@ class Mover:
             return
         block = self.bucket.block_size
         wanted = range(start // block, (end - 1) // block + 1)
+        self._read_ahead(hash, size, wanted.stop, self.readahead_blocks)
         try:
             await asyncio.wait_for(
                 asyncio.gather(*(self._block(hash, size, i) for i in wanted)),
@@ -198,14 +200,38 @@ class Mover:
                       hash[:12], start, end, timeout or self.read_timeout)
             raise ContentUnavailable(f"content {hash[:12]} not fetched in time") from None
 
+    def _read_ahead(self, hash: str, size: int, first: int, count: int) -> None:
+        """Start fetching blocks ``first .. first+count-1`` without waiting for them, so a
+        reader going forward finds them local (or in flight) when it gets there."""
+        last = min(first + count, self.bucket.block_count(size))
+        for index in range(first, last):
+            if (hash, index) not in self._block_fetches:
+                self._block(hash, size, index).add_done_callback(self._log_background_failure)
+
+    async def prefetch(self, hash: str, size: int) -> None:
+        """Fetch a whole content in the background (sequence read-ahead); errors are logged."""
+        if self.volume.has(hash):
+            return
+        self._read_ahead(hash, size, 0, self.bucket.block_count(size))
+
+    @staticmethod
+    def _log_background_failure(future: asyncio.Future[None]) -> None:
+        if not future.cancelled() and future.exception() is not None:
+            log.warning("read-ahead fetch failed: %s", future.exception())
+
     def _block(self, hash: str, size: int, index: int) -> asyncio.Future[None]:
         key = (hash, index)
         future = self._block_fetches.get(key)
         if future is None:
             future = asyncio.ensure_future(self._fetch_block(hash, size, index))
             self._block_fetches[key] = future
-            future.add_done_callback(lambda _f: self._block_fetches.pop(key, None))
+            future.add_done_callback(lambda f: self._block_done(key, f))
         return asyncio.shield(future)
+
+    def _block_done(self, key: tuple[str, int], future: asyncio.Future[None]) -> None:
+        self._block_fetches.pop(key, None)
+        if not future.cancelled():
+            future.exception()  # retrieved here; readers get it through their shield
 
     async def _fetch_block(self, hash: str, size: int, index: int) -> None:
         block = self.bucket.block_size

@@ -1,0 +1,27 @@
+"""Numbered image sequences (``plate.0100.exr``): which frames follow a frame.
+
+Pure functions; the mount uses them for sequence read-ahead (DESIGN.md data flow, step 7):
+reading a frame whose content is not local starts fetching the next few frames in parallel,
+so playback at a far site runs at disk speed rather than at round-trip speed.
+"""
+
+from __future__ import annotations
+
+import re
+
+_FRAME = re.compile(r"^(?P<head>.*?)(?P<number>\d+)(?P<tail>\.[A-Za-z0-9]+)$")
+
+
+def next_frames(name: str, count: int) -> list[str]:
+    """The names of the ``count`` frames after ``name``, keeping its zero padding.
+
+    ``next_frames("plate.0099.exr", 2) == ["plate.0100.exr", "plate.0101.exr"]``; a name
+    without a frame number before its extension gives ``[]``.
+    """
+    match = _FRAME.match(name)
+    if match is None or count <= 0:
+        return []
+    digits = match.group("number")
+    first = int(digits)
+    return [f"{match.group('head')}{first + i:0{len(digits)}d}{match.group('tail')}"
+            for i in range(1, count + 1)]
