@@ -111,7 +111,10 @@ class MemoryMetaStore(EngineStore):
     def _append_journal(self, entry: JournalEntry) -> None:
         self._journal_rows.append(entry)
         if self._undo is not None:
-            self._undo.append(self._journal_rows.pop)
+            self._undo.append(self._drop_last_journal_entry)
+
+    def _drop_last_journal_entry(self) -> None:
+        self._journal_rows.pop()
 
     def _read_journal(self, after: int, limit: int) -> list[JournalEntry]:
         return [e for e in self._journal_rows if e.seq > after][:limit]

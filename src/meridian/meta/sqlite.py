@@ -15,6 +15,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from meridian.errors import StoreError
 from meridian.meta.base import EngineStore
@@ -51,10 +52,11 @@ _INODE_COLUMNS = ("ino, file_id, mode, uid, gid, size, nlink, atime_ns, mtime_ns
                   "content, target, origin_site")
 
 
-def _to_inode(row: tuple[object, ...]) -> Inode:
-    target = row[11]
-    return Inode(*row[:11], target=os.fsdecode(target) if target is not None else None,  # type: ignore[arg-type]
-                 origin_site=row[12])  # type: ignore[arg-type]
+def _to_inode(row: tuple[Any, ...]) -> Inode:
+    (ino, file_id, mode, uid, gid, size, nlink, atime_ns, mtime_ns, ctime_ns, content, target,
+     origin_site) = row
+    return Inode(ino, file_id, mode, uid, gid, size, nlink, atime_ns, mtime_ns, ctime_ns,
+                 content, os.fsdecode(target) if target is not None else None, origin_site)
 
 
 class SqliteMetaStore(EngineStore):

@@ -19,7 +19,7 @@ import os
 import stat
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, cast
 
@@ -84,7 +84,7 @@ def _fsname(name: bytes) -> str:
     return os.fsdecode(name)
 
 
-class MeridianFS(pyfuse3.Operations):  # type: ignore[misc]
+class MeridianFS(pyfuse3.Operations):
     """pyfuse3 operations over a ``Site`` (its meta store, local volume and mover)."""
 
     supports_dot_lookup = False
@@ -164,7 +164,7 @@ class MeridianFS(pyfuse3.Operations):  # type: ignore[misc]
                 self._names[inode.ino] = (parent_inode, _fsname(name))
             return self._entry(inode)
 
-    async def forget(self, inode_list: list[tuple[int, int]]) -> None:
+    async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
         for ino, count in inode_list:
             left = self._lookups.get(ino, 0) - count
             if left > 0:

@@ -161,8 +161,9 @@ def parse_config(doc: dict[str, Any], path: Path | None = None) -> SiteConfig:
 
     bucket_doc = _table(doc, "bucket")
     _check_unknown(bucket_doc, "bucket", {f.name for f in fields(BucketConfig)})
-    bucket = BucketConfig(**{f.name: _string(bucket_doc, "bucket", f.name, f.name == "url")
-                             for f in fields(BucketConfig)})
+    optional = {f.name: _string(bucket_doc, "bucket", f.name, required=False)
+                for f in fields(BucketConfig) if f.name != "url"}
+    bucket = BucketConfig(url=_string(bucket_doc, "bucket", "url") or "", **optional)
     if not bucket.url.startswith(("s3://", "file:///", "memory://")):
         raise ConfigError("bucket.url", f"{bucket.url!r}: use s3://bucket[/prefix] or file:///dir")
     if bucket.endpoint_url and not bucket.endpoint_url.startswith(("http://", "https://")):

@@ -1,0 +1,47 @@
+"""Starting and stopping a site: signals unmount cleanly, a busy mount point is refused."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import pytest
+
+from tests.sitehelpers import RunningSite, init_site, meridian
+
+
+def mounted(path: Path) -> bool:
+    return f" {path} " in Path("/proc/mounts").read_text()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_unmounts_and_exits_zero(tmp_path: Path, sig: int) -> None:
+    site = init_site(tmp_path, "solo", f"file://{tmp_path}/bucket")
+    site.start()
+    (site.mount / "kept.txt").write_text("still here")
+    assert mounted(site.mount)
+    assert site.process is not None
+    site.process.send_signal(sig)
+    assert site.process.wait(timeout=20) == 0, site.log()
+    assert not mounted(site.mount), "the site exited but left its mount behind"
+    assert "stopped" in site.log()
+    site.process = None
+    site.start()  # and it comes back with what it had
+    try:
+        assert (site.mount / "kept.txt").read_text() == "still here"
+    finally:
+        site.stop()
+
+
+def test_a_second_site_on_a_live_mount_point_is_refused(file_site: RunningSite, tmp_path: Path) -> None:
+    other = init_site(tmp_path, "other", f"file://{tmp_path}/bucket2")
+    result = meridian("site", "run", "--config", str(other.config), "--mount",
+                      str(file_site.mount), check=False, timeout=30)
+    assert result.returncode == 2 and "already a mount point" in result.stderr
+    assert (file_site.mount / ".meridian" / "site.json").read_text()  # the first one is untouched
+
+
+def test_running_without_a_mount_point_is_bad_input(tmp_path: Path) -> None:
+    site: RunningSite = init_site(tmp_path, "solo", f"file://{tmp_path}/bucket")
+    result = meridian("site", "run", "--config", str(site.config), check=False)
+    assert result.returncode == 2 and "no mount point" in result.stderr
