@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 from pathlib import Path
 
@@ -20,11 +21,15 @@ def test_signal_unmounts_and_exits_zero(tmp_path: Path, sig: int) -> None:
     site.start()
     (site.mount / "kept.txt").write_text("still here")
     assert mounted(site.mount)
+    status = json.loads(meridian("status", "--json", "--config", str(site.config)).stdout)
+    assert status["running"] and status["mount"] == str(site.mount)
     assert site.process is not None
     site.process.send_signal(sig)
     assert site.process.wait(timeout=20) == 0, site.log()
     assert not mounted(site.mount), "the site exited but left its mount behind"
     assert "stopped" in site.log()
+    status = json.loads(meridian("status", "--json", "--config", str(site.config)).stdout)
+    assert not status["running"]
     site.process = None
     site.start()  # and it comes back with what it had
     try:

@@ -9,6 +9,7 @@ from typing import Any
 
 from meridian.cli.locate import add_config_option, locate_config, namespace_path
 from meridian.cli.progress import Progress
+from meridian.cli.site_cmds import read_run_file
 from meridian.content import VolumeInspector
 from meridian.errors import BadInput, MeridianError, NotFound
 from meridian.meta.sqlite import SqliteMetaStore
@@ -72,8 +73,10 @@ def cmd_status(args: argparse.Namespace) -> int:
             bucket_state = {"reachable": False, "error": str(exc)}
         finally:
             objects.close()
+        running = read_run_file(config.data)
         info = {
             **config.describe(), "site_id": meta.site_id, "inodes": meta.count_inodes(),
+            "running": running is not None, "pid": running["pid"] if running else None,
             "journal_last_seq": meta.last_seq(),
             "volume": {"used": usage.used, "capacity": usage.capacity, "complete": usage.complete,
                        "partial": usage.partial, "instances": usage.count},
@@ -82,6 +85,8 @@ def cmd_status(args: argparse.Namespace) -> int:
                         "last_error": failing[0].last_error if failing else None},
             "bucket_state": bucket_state,
         }
+        if running:
+            info["mount"] = running["mount"]
     finally:
         meta.close()
     if args.json:
@@ -90,7 +95,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         cap = _size(usage.capacity) if usage.capacity else "no limit"
         print(f"site       {info['site']} ({info['site_id']})")
         print(f"config     {info['config']}")
-        print(f"mount      {info['mount'] or '-'}")
+        print(f"running    " + (f"yes (pid {info['pid']}), mounted at {info['mount']}"
+                                  if info["running"] else "no"))
         print(f"namespace  {info['inodes']} inodes, journal at {info['journal_last_seq']}")
         print(f"volume     {_size(usage.used)} used of {cap}; {usage.count} instances")
         print(f"uploads    {len(uploads)} queued ({_size(info['uploads']['bytes'])})"

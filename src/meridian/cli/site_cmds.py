@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import json
 import logging
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -88,8 +91,31 @@ def cmd_site_run(args: argparse.Namespace) -> int:
     config = dataclasses.replace(config, mount=mount)
     log.info("starting site %s (config %s)", config.name, config.path)
     site = Site.open(config)
+    run_file = config.data / RUN_FILE
     try:
+        write_run_file(run_file, mount)
         asyncio.run(serve(site, mount))
     finally:
+        run_file.unlink(missing_ok=True)
         site.close()
     return 0
+
+
+RUN_FILE = "run.json"
+
+
+def write_run_file(path: Path, mount: Path) -> None:
+    """Say that this process runs the site and where it is mounted (``status`` reads it)."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"pid": os.getpid(), "mount": str(mount), "started": time.time()}))
+    tmp.replace(path)
+
+
+def read_run_file(data: Path) -> dict[str, Any] | None:
+    """The running site's pid and mount, or None when no live process runs it."""
+    try:
+        info: dict[str, Any] = json.loads((data / RUN_FILE).read_text())
+        os.kill(int(info["pid"]), 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return info
