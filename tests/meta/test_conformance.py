@@ -272,3 +272,12 @@ def test_thousands_of_entries_in_one_directory(store: MetaStore) -> None:
         store.create(d.ino, f"frame.{i:05d}.exr", FILE, 0, 0)
     listing = names(store, d.ino)
     assert len(listing) == 3000 and listing == sorted(listing)
+
+
+def test_special_files_keep_type_and_device(store: MetaStore) -> None:
+    fifo = store.create(ROOT_INO, "fifo", stat.S_IFIFO | 0o644, 0, 0)
+    dev = store.create(ROOT_INO, "dev", stat.S_IFCHR | 0o600, 0, 0, rdev=0x103)
+    assert stat.S_ISFIFO(store.getattr(fifo.ino).mode)
+    assert store.getattr(dev.ino).rdev == 0x103
+    with pytest.raises(InvalidOperation):  # only regular files have content
+        store.set_content(fifo.ino, H1, 1)

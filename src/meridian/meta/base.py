@@ -42,6 +42,8 @@ from meridian.meta.interface import (
 )
 
 MAX_NAME = 255
+_FILE_TYPES = (stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK, stat.S_IFIFO, stat.S_IFSOCK,
+               stat.S_IFCHR, stat.S_IFBLK)
 
 
 def check_name(name: str) -> str:
@@ -272,10 +274,11 @@ class EngineStore(MetaStore):
 
     # -- namespace changes ------------------------------------------------------------------
     def create(
-        self, parent: int, name: str, mode: int, uid: int, gid: int, target: str | None = None
+        self, parent: int, name: str, mode: int, uid: int, gid: int, target: str | None = None,
+        rdev: int = 0,
     ) -> Inode:
         check_name(name)
-        if stat.S_IFMT(mode) not in (stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK):
+        if stat.S_IFMT(mode) not in _FILE_TYPES:
             raise InvalidOperation(f"unsupported file type {stat.S_IFMT(mode):o}")
         with self._transaction():
             parent_inode = self._dir(parent)
@@ -290,12 +293,13 @@ class EngineStore(MetaStore):
                 size=len(os.fsencode(target)) if target is not None else 0,
                 nlink=2 if is_dir else 1, atime_ns=now, mtime_ns=now, ctime_ns=now,
                 target=target, origin_site=self.site_name,
+                rdev=rdev if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else 0,
             )
             self._put_inode(inode)
             self._put_entry(parent, name, inode.ino)
             self._touch_dir(parent_inode, 1 if is_dir else 0)
             self._journal("create", parent=parent_inode.file_id, name=name, fid=inode.file_id,
-                          mode=mode, uid=uid, gid=gid, target=target)
+                          mode=mode, uid=uid, gid=gid, target=target, rdev=inode.rdev)
         return inode
 
     def link(self, ino: int, new_parent: int, new_name: str) -> Inode:
@@ -405,8 +409,10 @@ class EngineStore(MetaStore):
     ) -> Inode:
         with self._transaction(durable=True):
             inode = self._inode(ino)
+            if inode.is_dir:
+                raise IsADirectory(f"inode {ino} is a directory")
             if not inode.is_file:
-                raise IsADirectory(f"inode {ino} is not a regular file")
+                raise InvalidOperation(f"inode {ino} is not a regular file")
             if content is not None and self._get_content(content) is None:
                 self._put_content(ContentRecord(content, size, in_bucket=False))
             record = self._get_content(content) if content is not None else None

@@ -46,6 +46,7 @@ class Inode:
     content: str | None = None  # hash of the current content (files only); None = empty file
     target: str | None = None  # symlink target
     origin_site: str = ""  # the site that wrote the current content (or created it)
+    rdev: int = 0  # device number of a character or block device
 
     @property
     def is_dir(self) -> bool:
@@ -140,9 +141,11 @@ class MetaStore(ABC):
     # -- namespace changes (each one transaction + one journal entry) -----------------------
     @abstractmethod
     def create(
-        self, parent: int, name: str, mode: int, uid: int, gid: int, target: str | None = None
+        self, parent: int, name: str, mode: int, uid: int, gid: int, target: str | None = None,
+        rdev: int = 0,
     ) -> Inode:
-        """Make a file, directory or symlink (by ``mode``'s type bits).
+        """Make a file, directory, symlink, FIFO, socket or device node (by ``mode``'s type
+        bits; ``target`` for a symlink, ``rdev`` for a device). Only regular files have content.
 
         Raises AlreadyExists, NotFound (parent), NotADirectory (parent), BadPath (name).
         """

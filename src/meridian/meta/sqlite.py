@@ -29,7 +29,7 @@ CREATE TABLE IF NOT EXISTS inodes (
     ino INTEGER PRIMARY KEY, file_id TEXT NOT NULL UNIQUE, mode INTEGER NOT NULL,
     uid INTEGER NOT NULL, gid INTEGER NOT NULL, size INTEGER NOT NULL, nlink INTEGER NOT NULL,
     atime_ns INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL,
-    content TEXT, target BLOB, origin_site TEXT NOT NULL);
+    content TEXT, target BLOB, origin_site TEXT NOT NULL, rdev INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS inodes_orphans ON inodes (nlink) WHERE nlink = 0;
 CREATE TABLE IF NOT EXISTS entries (
     parent INTEGER NOT NULL, name BLOB NOT NULL, ino INTEGER NOT NULL,
@@ -49,14 +49,14 @@ CREATE TABLE IF NOT EXISTS uploads (
 """
 
 _INODE_COLUMNS = ("ino, file_id, mode, uid, gid, size, nlink, atime_ns, mtime_ns, ctime_ns, "
-                  "content, target, origin_site")
+                  "content, target, origin_site, rdev")
 
 
 def _to_inode(row: tuple[Any, ...]) -> Inode:
     (ino, file_id, mode, uid, gid, size, nlink, atime_ns, mtime_ns, ctime_ns, content, target,
-     origin_site) = row
+     origin_site, rdev) = row
     return Inode(ino, file_id, mode, uid, gid, size, nlink, atime_ns, mtime_ns, ctime_ns,
-                 content, os.fsdecode(target) if target is not None else None, origin_site)
+                 content, os.fsdecode(target) if target is not None else None, origin_site, rdev)
 
 
 class SqliteMetaStore(EngineStore):
@@ -131,10 +131,10 @@ class SqliteMetaStore(EngineStore):
     def _put_inode(self, inode: Inode) -> None:
         target = os.fsencode(inode.target) if inode.target is not None else None
         self._db.execute(
-            f"INSERT OR REPLACE INTO inodes ({_INODE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            f"INSERT OR REPLACE INTO inodes ({_INODE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (inode.ino, inode.file_id, inode.mode, inode.uid, inode.gid, inode.size, inode.nlink,
              inode.atime_ns, inode.mtime_ns, inode.ctime_ns, inode.content, target,
-             inode.origin_site))
+             inode.origin_site, inode.rdev))
 
     def _del_inode(self, ino: int) -> None:
         self._db.execute("DELETE FROM xattrs WHERE ino = ?", (ino,))

@@ -115,7 +115,7 @@ class MeridianFS(pyfuse3.Operations):
         entry.st_nlink = inode.nlink
         entry.st_uid = inode.uid
         entry.st_gid = inode.gid
-        entry.st_rdev = 0
+        entry.st_rdev = inode.rdev
         size = inode.size
         open_file = self._open.get(inode.ino)
         mtime_ns = inode.mtime_ns
@@ -305,10 +305,9 @@ class MeridianFS(pyfuse3.Operations):
             return self._entry(linked)
 
     async def mknod(self, parent_inode: int, name: bytes, mode: int, rdev: int, ctx: Any) -> pyfuse3.EntryAttributes:
-        if not stat.S_ISREG(mode):
-            raise pyfuse3.FUSEError(errno.EPERM)  # devices, FIFOs and sockets are not stored
-        with fuse_errors("mknod"):
-            return self._entry(self.meta.create(parent_inode, _fsname(name), mode, ctx.uid, ctx.gid))
+        with fuse_errors("mknod"):  # files, FIFOs, sockets, devices (metadata only, no content)
+            return self._entry(self.meta.create(parent_inode, _fsname(name), mode, ctx.uid,
+                                                ctx.gid, rdev=rdev))
 
     # -- files ------------------------------------------------------------------------------
     def _new_fh(self) -> int:
