@@ -157,6 +157,9 @@ def test_thousands_of_entries_and_statfs(site: RunningSite) -> None:
         (d / f"frame.{i:04d}.exr").touch()
     names = os.listdir(d)
     assert len(names) == 2000 and len(set(names)) == 2000
+    import subprocess
+    listing = subprocess.run(["ls", "-a", str(d)], capture_output=True, text=True).stdout.split()
+    assert listing[:2] == [".", ".."] and len(listing) == 2002
     vfs = os.statvfs(site.mount)
     assert vfs.f_bsize > 0 and vfs.f_blocks > 0 and vfs.f_namemax == 255
 

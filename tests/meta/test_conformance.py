@@ -263,6 +263,8 @@ def test_resolve_walk_and_paths(store: MetaStore) -> None:
     with pytest.raises(NotFound):
         store.resolve("./d/nothing")
     assert [p for p, _ in store.walk()] == ["/", "/d", "/d/f"]
+    assert store.parent_of(f.ino) == d.ino and store.parent_of(d.ino) == ROOT_INO
+    assert store.parent_of(ROOT_INO) == ROOT_INO
     assert store.count_inodes() == 3
 
 

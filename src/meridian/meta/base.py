@@ -257,6 +257,15 @@ class EngineStore(MetaStore):
             current = parent
         return "/" + "/".join(reversed(parts))
 
+    def parent_of(self, ino: int) -> int:
+        self._inode(ino)
+        if ino == ROOT_INO:
+            return ROOT_INO
+        names = self._names_of(ino)
+        if not names:
+            raise NotFound(f"inode {ino} has no name")
+        return names[0][0]
+
     def walk(self, top: int = ROOT_INO) -> Iterator[tuple[str, Inode]]:
         stack = [(self.path_of(top), self._inode(top))]
         while stack:

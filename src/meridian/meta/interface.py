@@ -131,6 +131,11 @@ class MetaStore(ABC):
         """One path (``/a/b``) of ``ino``; for hard links, the first name found. Raises NotFound."""
 
     @abstractmethod
+    def parent_of(self, ino: int) -> int:
+        """The directory holding ``ino`` (the root for the root; the first name's directory
+        for a hard-linked file). Raises NotFound."""
+
+    @abstractmethod
     def walk(self, top: int = ROOT_INO) -> Iterator[tuple[str, Inode]]:
         """Every inode under ``top`` (``top`` itself first), depth first, with its path."""
 

@@ -245,7 +245,9 @@ class MeridianFS(pyfuse3.Operations):
             listing: list[tuple[bytes, Inode]] = []
         else:
             with fuse_errors("opendir"):
-                listing = [(os.fsencode(name), child) for name, child in self.meta.list_dir(inode)]
+                listing = [(b".", self.meta.getattr(inode)),
+                           (b"..", self.meta.getattr(self.meta.parent_of(inode)))]
+                listing += [(os.fsencode(name), child) for name, child in self.meta.list_dir(inode)]
         fh = self._new_fh()
         self._dirs[fh] = listing
         return fh
@@ -256,7 +258,8 @@ class MeridianFS(pyfuse3.Operations):
             name, child = listing[index]
             if not pyfuse3.readdir_reply(token, name, self._attrs(child), index + 1):
                 break
-            self._lookups[child.ino] += 1
+            if name not in (b".", b".."):  # the kernel takes no reference for these two
+                self._lookups[child.ino] += 1
 
     async def releasedir(self, fh: int) -> None:
         self._dirs.pop(fh, None)
