@@ -35,7 +35,9 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import json
+import mmap
 import os
 import platform
 import re
@@ -47,6 +49,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,6 +98,10 @@ def parse_size(text: str) -> int:
     if size <= 0:
         raise argparse.ArgumentTypeError("size must be positive")
     return size
+
+
+def parse_size_or_zero(text: str) -> int:
+    return 0 if text.strip() in ("0", "0B") else parse_size(text)
 
 
 def human(n: float) -> str:
@@ -163,6 +170,7 @@ def machine_info(root: Path) -> dict[str, Any]:
     try:
         import meridian
         info["meridian_version"] = getattr(meridian, "__version__", "?")
+        info["meridian_package"] = str(Path(meridian.__file__).parent)
     except ImportError:
         info["meridian_version"] = None
     try:
@@ -171,14 +179,40 @@ def machine_info(root: Path) -> dict[str, Any]:
         dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "src"],
                                capture_output=True, text=True, check=True).stdout.strip()
         info["git"] = commit + (" (src/ modified)" if dirty else "")
+        if dirty:
+            diff = subprocess.run(["git", "-C", str(REPO), "diff", "HEAD", "--", "src"],
+                                  capture_output=True, check=True).stdout
+            info["git_src_diff_sha1"] = hashlib.sha1(diff).hexdigest()
     except (OSError, subprocess.CalledProcessError):
         pass
+    package = info.get("meridian_package")
+    if package and "git" in info and not Path(package).is_relative_to(REPO / "src"):
+        info["git"] += f" (of {REPO}; NOT the package used, see meridian_package)"
+        info.pop("git_src_diff_sha1", None)
+    info["free_page_reporting"] = _balloon_reports_free_pages()
     try:
         info["fuse"] = subprocess.run(["fusermount3", "-V"], capture_output=True, text=True,
                                       check=False).stdout.strip()
     except OSError:
         pass
     return info
+
+
+def _balloon_reports_free_pages() -> bool | None:
+    """Whether a virtio balloon hands freed guest memory back to the host (feature bit 5,
+    VIRTIO_BALLOON_F_REPORTING): first touches of memory are then slow (host page faults)."""
+    found = None
+    for features in Path("/sys/bus/virtio/drivers/virtio_balloon").glob("*/features"):
+        bits = features.read_text().strip()
+        found = len(bits) > 5 and bits[5] == "1"
+    return found
+
+
+def _mem_available() -> int:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) * 1024
+    return 0
 
 
 def _os_name() -> str:
@@ -192,9 +226,21 @@ def _os_name() -> str:
 
 
 def is_mounted(path: Path) -> bool:
-    target = os.path.realpath(path)
+    """``path`` must be resolved already: realpath() would stat a possibly hung mount."""
+    target = str(path)
     with open("/proc/mounts") as mounts:
         return any(line.split()[1] == target for line in mounts if len(line.split()) > 1)
+
+
+def mount_read_ahead_kb(mount: Path) -> int | None:
+    """The kernel's read-ahead for a FUSE mount (its bdi, found in /proc/self/mountinfo)."""
+    target = str(mount)
+    try:
+        with open("/proc/self/mountinfo") as info:
+            device = next(line.split()[2] for line in info if line.split()[4] == target)
+        return int(Path(f"/sys/class/bdi/{device}/read_ahead_kb").read_text())
+    except (OSError, StopIteration, ValueError):
+        return None
 
 
 def can_drop_caches() -> bool:
@@ -234,6 +280,8 @@ class Site:
     process: subprocess.Popen[bytes] | None = None
 
     def __post_init__(self) -> None:
+        # resolved once, before mounting: later realpath() calls would stat the mount
+        self.scratch = Path(os.path.realpath(self.scratch))
         self.data = self.scratch / "site"
         self.mount = self.scratch / "mnt"
         self.bucket = self.scratch / "bucket"
@@ -318,6 +366,14 @@ class Site:
             what += "; mount force-detached (fusermount3 -u -z)"
         return what
 
+    def kill_now(self) -> None:
+        """SIGKILL the site and detach its mount (from the watchdog thread)."""
+        process = self.process
+        if process is not None and process.poll() is None:
+            process.kill()
+        subprocess.run(["fusermount3", "-u", "-z", str(self.mount)], capture_output=True,
+                       check=False)
+
     def log_tail(self, n: int = 4000) -> str:
         try:
             return self.log_path.read_text(errors="replace")[-n:]
@@ -331,6 +387,67 @@ class Site:
             return []
         return [line for line in lines
                 if re.search(r"\b(ERROR|CRITICAL|WARNING|Traceback)\b", line)][:50]
+
+
+def prime_memory(nbytes: int) -> float:
+    """Touch ``nbytes`` of anonymous memory and free it again; return the seconds it took.
+
+    On a VM whose balloon reports free pages to the host (as here), memory the guest has not
+    touched lately costs a host page fault per page on first use: a page-cache write into
+    "new" memory ran at ~0.5 GB/s, into just-freed memory at ~4.8 GB/s. Whoever runs right
+    after a big free would win. Priming before every timed step gives both contenders the same
+    start: freshly freed memory (the kernel reuses it before reporting it to the host).
+    """
+    if nbytes <= 0:
+        return 0.0
+    started = time.perf_counter()
+    area = mmap.mmap(-1, nbytes)
+    zeros = bytes(CHUNK)
+    for off in range(0, nbytes - CHUNK + 1, CHUNK):
+        area[off:off + CHUNK] = zeros
+    area.close()
+    return time.perf_counter() - started
+
+
+class Watchdog:
+    """Kills the site if one step takes longer than its limit: an I/O call blocked on a hung
+    FUSE daemon then fails (ENOTCONN) instead of hanging the benchmark for ever."""
+
+    def __init__(self, site: Site) -> None:
+        self.site = site
+        self._lock = threading.Lock()
+        self._deadline: float | None = None
+        self._what = ""
+        self.fired: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="watchdog", daemon=True)
+        self._thread.start()
+
+    def arm(self, seconds: float, what: str) -> None:
+        with self._lock:
+            self._deadline = time.monotonic() + seconds
+            self._what = what
+
+    def disarm(self) -> None:
+        with self._lock:
+            self._deadline = None
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(1.0):
+            with self._lock:
+                late = self._deadline is not None and time.monotonic() > self._deadline
+                what = self._what
+            if late:
+                self.fired = what
+                log(f"WATCHDOG: {what} did not finish in time: killing the site so blocked "
+                    "I/O fails instead of hanging")
+                self.site.kill_now()
+                with self._lock:
+                    self._deadline = None
 
 
 # -- the timed operations ---------------------------------------------------------------------
@@ -415,7 +532,7 @@ class Samples:
 
 
 def run_benchmark(args: argparse.Namespace, site: Site, local: Path, samples: Samples,
-                  notes: dict[str, Any]) -> None:
+                  notes: dict[str, Any], watchdog: Watchdog) -> None:
     size, runs = args.size, args.runs
     log(f"generating a {human(BUFFER)} random buffer")
     buf = bytearray(os.urandom(BUFFER))
@@ -426,11 +543,27 @@ def run_benchmark(args: argparse.Namespace, site: Site, local: Path, samples: Sa
     paths = {"meridian": site.mount / "seqio.bin", "local": local / "seqio.bin",
              "local-nofsync": local / "seqio-nofsync.bin"}
     upload_waits: list[float] = []
+    prime_seconds: list[float] = []
+
+    def timed(what: str, fn: Any, *fn_args: Any, **fn_kwargs: Any) -> float:
+        """Prime memory (untimed), then run one timed step under the watchdog."""
+        site.check_alive()
+        if args.prime:
+            prime_seconds.append(prime_memory(args.prime))
+        watchdog.arm(args.step_timeout, what)
+        try:
+            return float(fn(*fn_args, **fn_kwargs))
+        finally:
+            watchdog.disarm()
 
     def settle(wait_uploads: bool = False) -> float | None:
-        os.sync()
-        site.check_alive()
-        return site.wait_uploads_idle() if wait_uploads else None
+        watchdog.arm(args.step_timeout, "sync / waiting for the upload queue")
+        try:
+            os.sync()
+            site.check_alive()
+            return site.wait_uploads_idle(timeout=args.step_timeout) if wait_uploads else None
+        finally:
+            watchdog.disarm()
 
     for run in range(runs):
         label = "warm-up" if run == 0 else f"{run}/{runs - 1}"
@@ -445,14 +578,17 @@ def run_benchmark(args: argparse.Namespace, site: Site, local: Path, samples: Sa
         order = ["meridian", "local-fsync", "local-nofsync"]
         for who in (reversed(order) if flip else order):
             if who == "meridian":
-                seconds = write_file(paths["meridian"], size, buf, tag_base | 1, fsync=False)
+                seconds = timed("write meridian", write_file, paths["meridian"], size, buf,
+                                tag_base | 1, fsync=False)
                 samples.add("write", "meridian", run, seconds)
                 samples.add("write-nofsync", "meridian", run, seconds)
             elif who == "local-fsync":
-                seconds = write_file(paths["local"], size, buf, tag_base | 2, fsync=True)
+                seconds = timed("write local", write_file, paths["local"], size, buf,
+                                tag_base | 2, fsync=True)
                 samples.add("write", "local-fsync", run, seconds)
             else:
-                seconds = write_file(paths["local-nofsync"], size, buf, tag_base | 3, fsync=False)
+                seconds = timed("write local (no fsync)", write_file, paths["local-nofsync"],
+                                size, buf, tag_base | 3, fsync=False)
                 samples.add("write-nofsync", "local-nofsync", run, seconds)
             say("write", who, seconds)
             if who == "local-nofsync":
@@ -469,23 +605,27 @@ def run_benchmark(args: argparse.Namespace, site: Site, local: Path, samples: Sa
 
         pair = ["local", "meridian"] if flip else ["meridian", "local"]
         for who in pair:
-            seconds = read_file(paths[who], size)
+            seconds = timed(f"warm read {who}", read_file, paths[who], size)
             samples.add("read-warm", who, run, seconds)
             say("read-warm", who, seconds)
         if cold:
             for who in pair:
                 drop_caches()
-                seconds = read_file(paths[who], size)
+                seconds = timed(f"cold read {who}", read_file, paths[who], size)
                 samples.add("read-cold", who, run, seconds)
                 say("read-cold", who, seconds)
         if run == 0:
             log("  verifying the Meridian file's bytes (untimed)")
+            watchdog.arm(args.step_timeout, "verifying")
             verify_file(paths["meridian"], size, buf, tag_base | 1)
+            watchdog.disarm()
 
         for who in ("meridian", "local"):
             paths[who].unlink()
         settle(wait_uploads=True)
     notes["upload_queue_idle_after_meridian_write_s"] = [round(w, 2) for w in upload_waits]
+    if prime_seconds:
+        notes["prime_seconds_median"] = round(statistics.median(prime_seconds), 2)
 
 
 def summarize(samples: Samples, size: int) -> list[dict[str, Any]]:
@@ -546,7 +686,8 @@ def reproduce_command(argv: list[str]) -> str:
         script_s = str(script.relative_to(REPO))
     except ValueError:
         script_s = str(script)
-    return shlex.join([exe_s, script_s, *argv]) + f"   # in {REPO}"
+    env = [f"PYTHONPATH={os.environ['PYTHONPATH']}"] if os.environ.get("PYTHONPATH") else []
+    return shlex.join([*env, exe_s, script_s, *argv]) + f"   # in {REPO}"
 
 
 def write_results(out: Path, result: dict[str, Any], rows: list[dict[str, Any]]) -> None:
@@ -574,7 +715,7 @@ def write_results(out: Path, result: dict[str, Any], rows: list[dict[str, Any]])
         "",
         f"Machine: {m['nproc']} CPUs, MemTotal {m['MemTotal']}, kernel {m['kernel']}, "
         f"{m.get('os', '')}, Python {m['python']}, meridian {m.get('meridian_version')} "
-        f"(git {m.get('git', '?')}), {m.get('fuse', '')}.",
+        f"(git {m.get('git', '?')}; package {m.get('meridian_package')}), {m.get('fuse', '')}.",
         f"Scratch disk: {disk['device']} ({disk['fstype']}, mounted at {disk['mountpoint']}, "
         f"{human(disk['size'])}); the site's volume, its file:// bucket and the local directory "
         "are all on it.",
@@ -594,9 +735,19 @@ def write_results(out: Path, result: dict[str, Any], rows: list[dict[str, Any]])
         "`meridian status --json` shows uploads.queued == 0, so neither write-back nor the "
         "background upload to the bucket overlaps the next measurement. The order of the "
         "contenders alternates from run to run.",
+        (f"- Before every timed step, {human(result['prime_bytes_before_each_step'])} of memory "
+         "is touched and freed (untimed)." if result['prime_bytes_before_each_step'] else
+         "- NO memory priming (`--prime 0`): expect the order effect described here.") +
+        " This VM's balloon hands free memory back to the host "
+        f"(free page reporting: {m.get('free_page_reporting')}), so the first touch of memory "
+        "not used lately costs a host page fault per page: a plain page-cache write ran at "
+        "~0.5 GB/s into such memory and ~4.8 GB/s into just-freed memory. Without priming, "
+        "whichever contender ran right after the previous files were deleted won by up to 10x "
+        "(`--prime 0` shows it).",
         f"- Seconds from a Meridian write's close until the upload queue was empty (file:// "
         f"bucket on the same disk; polled with `meridian status`, ~0.3 s resolution): "
         f"{notes.get('upload_queue_idle_after_meridian_write_s')}",
+        f"- The mount's kernel read-ahead during the run: {notes.get('mount_read_ahead_kb')} KiB.",
     ]
     if notes.get("cold_skipped"):
         lines.append(f"- Cold read skipped: {notes['cold_skipped']}")
@@ -618,6 +769,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=None,
                         help="where to make the scratch folder (default: the repository's "
                              "parent folder, on its disk; a tmpfs is refused)")
+    parser.add_argument("--prime", type=parse_size_or_zero, default=None,
+                        help="memory touched and freed (untimed) before every timed step, "
+                             "e.g. 3GiB; 0 disables (default: 3 x SIZE, at most half of "
+                             "MemAvailable). See prime_memory()")
+    parser.add_argument("--step-timeout", type=float, default=600.0,
+                        help="seconds one step may take before the site is killed (default 600)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "seqio",
                         help="output path prefix: writes OUT.json and OUT.md "
                              "(default bench/results/seqio)")
@@ -625,6 +782,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.runs < 2:
         parser.error("--runs must be at least 2 (the first run is a discarded warm-up)")
 
+    if args.prime is None:
+        args.prime = min(3 * args.size, _mem_available() // 2)
+    args.prime -= args.prime % CHUNK
     root = (args.root or default_root()).absolute()
     created_root = not root.exists()
     root.mkdir(parents=True, exist_ok=True)
@@ -652,13 +812,17 @@ def main(argv: list[str] | None = None) -> int:
     notes: dict[str, Any] = {}
     started = time.monotonic()
     code = 0
+    watchdog = Watchdog(site)
     try:
         local.mkdir()
         site.init()
+        watchdog.arm(120, "starting the site")  # reading site.json blocks if the mount hangs
         site.start()
+        watchdog.disarm()
+        notes["mount_read_ahead_kb"] = mount_read_ahead_kb(site.mount)
         log(f"site mounted at {site.mount} (pid {site.process.pid if site.process else '?'}; "
-            f"log {site.log_path})")
-        run_benchmark(args, site, local, samples, notes)
+            f"log {site.log_path}); priming {human(args.prime)} before each timed step")
+        run_benchmark(args, site, local, samples, notes, watchdog)
     except KeyboardInterrupt:
         log("interrupted: cleaning up")
         code = 130
@@ -670,6 +834,9 @@ def main(argv: list[str] | None = None) -> int:
         code = 1
     finally:
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # finish cleaning up
+        watchdog.close()
+        if watchdog.fired:
+            log(f"the watchdog killed the site during: {watchdog.fired}")
         try:
             notes["site_log_problems"] = site.log_problems()
             stopped = site.stop()
@@ -698,6 +865,7 @@ def main(argv: list[str] | None = None) -> int:
         "chunk": CHUNK,
         "runs": args.runs,
         "warmup_runs": 1,
+        "prime_bytes_before_each_step": args.prime,
         "MB": "10^6 bytes",
         "seconds_total": round(time.monotonic() - started, 1),
         "figures": rows,

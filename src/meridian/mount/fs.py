@@ -47,6 +47,8 @@ ATTR_TIMEOUT = 1.0
 META_DIR_INO = 1 << 62  # the virtual /.meridian directory: answers which site this mount is
 SITE_JSON_INO = META_DIR_INO + 1
 META_DIR_NAME = b".meridian"
+_UNKNOWN = object()  # the page cache may hold anything: do not keep it
+_WRITTEN = object()  # the page cache holds bytes written since the last commit
 SITE_JSON_NAME = b"site.json"
 
 
@@ -100,7 +102,10 @@ class MeridianFS(pyfuse3.Operations):
         self._next_fh = 1
         self._lookups: dict[int, int] = defaultdict(int)
         self._dirs: dict[int, list[tuple[bytes, Inode]]] = {}
-        self._cached_content: dict[int, str | None] = {}  # what the kernel's page cache holds
+        # What the kernel's page cache holds for each inode: a content hash (None = empty), or
+        # _WRITTEN while writes through the kernel are being staged. It lets an open keep the
+        # page cache (warm reads at memory speed) when the content has not changed since.
+        self._cached_content: dict[int, str | None | object] = {}
         self._names: dict[int, tuple[int, str]] = {}  # a name the kernel knows each file by
         self.sequence_readahead = site.config.mover.sequence_readahead
 
@@ -224,7 +229,7 @@ class MeridianFS(pyfuse3.Operations):
                 staging.truncate(size)
                 open_file.dirty = True
                 open_file.mtime_ns = time.time_ns()
-                self._cached_content.pop(inode.ino, None)
+                self._cached_content[inode.ino] = _WRITTEN  # the kernel truncates its cache too
                 if standalone:
                     await self._commit(open_file)
         finally:
@@ -354,7 +359,7 @@ class MeridianFS(pyfuse3.Operations):
             if current.content is not None and not self.volume.has(current.content):
                 await self._sequence_readahead(current)
             keep = (open_file.staging is None
-                    and self._cached_content.get(inode, "unknown") == current.content)
+                    and self._cached_content.get(inode, _UNKNOWN) == current.content)
             self._cached_content[inode] = current.content
             return pyfuse3.FileInfo(fh=fh, keep_cache=keep)
 
@@ -405,13 +410,14 @@ class MeridianFS(pyfuse3.Operations):
                 written: int = staging.write(off, buf)
                 open_file.dirty = True
                 open_file.mtime_ns = time.time_ns()
-                self._cached_content[ino] = None
+                self._cached_content[ino] = _WRITTEN
                 return written
 
     async def _commit(self, open_file: OpenFile) -> None:
         inode = await open_file.commit(self.meta, self.volume)
         if inode is not None:
-            self._cached_content[inode.ino] = None
+            if self._cached_content.get(inode.ino) is _WRITTEN:
+                self._cached_content[inode.ino] = inode.content  # the cache holds what we wrote
             self.site.content_committed(inode)
 
     async def flush(self, fh: int) -> None:
