@@ -74,6 +74,18 @@ def make_mover(meta: MetaStore, volume: LocalVolume, bucket: ContentBucket, **kw
     return Mover(meta, volume, bucket, **options)  # type: ignore[arg-type]
 
 
+async def uploaded(tmp_path: Path, bucket: ContentBucket, data: bytes) -> str:
+    """Commit ``data`` at a site 'east' and upload it; returns its hash."""
+    meta = MemoryMetaStore("east")
+    volume = LocalVolume(tmp_path / "east")
+    h = commit_file(meta, volume, "a", data)
+    mover = make_mover(meta, volume, bucket)
+    mover.start()
+    assert await mover.drain(timeout=10)
+    await mover.stop()
+    return h
+
+
 def test_uploads_blocks_then_manifest_and_marks_in_bucket(tmp_path: Path, bucket: ContentBucket) -> None:
     async def scenario() -> None:
         meta = MemoryMetaStore("east")
@@ -135,14 +147,8 @@ def test_queue_survives_a_restart(tmp_path: Path, bucket: ContentBucket) -> None
 def test_fetch_gets_each_block_once_for_concurrent_readers(tmp_path: Path, store: CountingStore,
                                                            bucket: ContentBucket) -> None:
     async def scenario() -> None:
-        source = LocalVolume(tmp_path / "east")
-        meta = MemoryMetaStore("east")
         data = os.urandom(4 * BLOCK)
-        h = commit_file(meta, source, "a", data)
-        uploader = make_mover(meta, source, bucket)
-        uploader.start()
-        assert await uploader.drain(timeout=10)
-        await uploader.stop()
+        h = await uploaded(tmp_path, bucket, data)
 
         far = LocalVolume(tmp_path / "west")
         fetcher = make_mover(MemoryMetaStore("west"), far, bucket, readahead_blocks=0)
@@ -161,13 +167,7 @@ def test_fetch_gets_each_block_once_for_concurrent_readers(tmp_path: Path, store
 def test_fetch_times_out_with_content_unavailable(tmp_path: Path, store: CountingStore,
                                                   bucket: ContentBucket) -> None:
     async def scenario() -> None:
-        meta = MemoryMetaStore("east")
-        volume = LocalVolume(tmp_path / "east")
-        h = commit_file(meta, volume, "a", b"x" * 100)
-        mover = make_mover(meta, volume, bucket)
-        mover.start()
-        assert await mover.drain(timeout=10)
-        await mover.stop()
+        h = await uploaded(tmp_path, bucket, b"x" * 100)
         far = make_mover(MemoryMetaStore("west"), LocalVolume(tmp_path / "west"), bucket,
                          read_timeout=0.2)
         store.stall.clear()
@@ -186,14 +186,8 @@ def test_fetch_times_out_with_content_unavailable(tmp_path: Path, store: Countin
 def test_reads_going_forward_fetch_blocks_ahead(tmp_path: Path, store: CountingStore,
                                                bucket: ContentBucket) -> None:
     async def scenario() -> None:
-        meta = MemoryMetaStore("east")
-        source = LocalVolume(tmp_path / "east")
         data = os.urandom(6 * BLOCK)
-        h = commit_file(meta, source, "a", data)
-        uploader = make_mover(meta, source, bucket)
-        uploader.start()
-        assert await uploader.drain(timeout=10)
-        await uploader.stop()
+        h = await uploaded(tmp_path, bucket, data)
         far = LocalVolume(tmp_path / "west")
         fetcher = make_mover(MemoryMetaStore("west"), far, bucket, readahead_blocks=2)
         await fetcher.ensure_local(h, len(data), 0, 10)  # block 0, and 1-2 ahead

@@ -73,17 +73,22 @@ def replace_file_atomically(target: Path, data: bytes, *, durable_name: bool = F
         fsync_dir(target.parent)
 
 
+def seal_file(path: Path) -> None:
+    """fsync ``path`` and make it read-only: a content file is never written again."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.fchmod(fd, 0o444)
+    finally:
+        os.close(fd)
+
+
 def ready_to_rename(src: Path, dest: Path, chunk_size: int = 1 << 20) -> Path:
     """A read-only, fsync'd file with ``src``'s bytes that can be renamed to ``dest``: ``src``
     itself when it is on ``dest``'s file system, else a temp copy beside ``dest`` (the caller
     removes ``src`` after the rename). Raises OSError; a temp copy is removed on failure."""
     if os.stat(src).st_dev == os.stat(dest.parent).st_dev:
-        fd = os.open(src, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-            os.fchmod(fd, 0o444)
-        finally:
-            os.close(fd)
+        seal_file(src)
         return src
     temp = temp_path_beside(dest)
     try:

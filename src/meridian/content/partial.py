@@ -20,6 +20,7 @@ from meridian.content.durable import (
     make_dir_durably,
     pwrite_all,
     replace_file_atomically,
+    seal_file,
     unlink_if_present,
     volume_error,
 )
@@ -158,12 +159,7 @@ class PartialInstances:
                 f"partial instance {content_hash} hashes to {actual}: corrupt, discarded"
             )
         try:
-            fd = os.open(data_path, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-                os.fchmod(fd, 0o444)
-            finally:
-                os.close(fd)
+            seal_file(data_path)
             make_dir_durably(dest.parent)
             with self._lock:
                 installed = self._index.get(content_hash) is entry
