@@ -60,6 +60,8 @@ MERIDIAN = [sys.executable, "-m", "meridian.cli.main"]
 CHUNK = 1 << 20
 BUFFER = 64 << 20
 MB = 1e6  # MB/s are 10^6 bytes per second
+BUSY_FOREIGN_CPU = 0.25
+"""A sample during which other processes used more than this many CPUs is marked busy (*)."""
 SITE = "bench"
 
 # figure key -> (label, local contender, meridian contender)
@@ -78,6 +80,8 @@ LEGEND = [
     "read, cold: after sync + echo 3 > /proc/sys/vm/drop_caches; for the mount the kernel's page "
     "cache is dropped but the content is still on the site's local volume (a read from the "
     "site's disk, not a fetch from the bucket)",
+    f"*: other processes used more than {BUSY_FOREIGN_CPU} CPUs during that sample (a shared "
+    "machine: someone's tests, say); it is kept in the median, so rerun on a quiet machine",
 ]
 
 
@@ -524,11 +528,51 @@ def verify_file(path: Path, size: int, buf: bytearray, tag: int) -> None:
 # -- the benchmark ------------------------------------------------------------------------------
 @dataclass
 class Samples:
-    # figure -> contender -> list of (run, seconds)
-    data: dict[str, dict[str, list[tuple[int, float]]]] = field(default_factory=dict)
+    # figure -> contender -> list of (run, seconds, CPUs used by other processes meanwhile)
+    data: dict[str, dict[str, list[tuple[int, float, float]]]] = field(default_factory=dict)
+    last_foreign: float = 0.0
 
     def add(self, figure: str, contender: str, run: int, seconds: float) -> None:
-        self.data.setdefault(figure, {}).setdefault(contender, []).append((run, seconds))
+        self.data.setdefault(figure, {}).setdefault(contender, []).append(
+            (run, seconds, self.last_foreign))
+
+
+class CpuMeter:
+    """CPU time the rest of the machine used during a step: all busy time in /proc/stat less
+    this process's and the site's. Another engineer's pytest shows up here; kernel threads
+    (write-back, interrupts) too, a little."""
+
+    def __init__(self, pids: list[int]) -> None:
+        self.pids = pids
+        self.tick = os.sysconf("SC_CLK_TCK")
+        self._start: tuple[float, float, float] | None = None
+
+    def _read(self) -> tuple[float, float, float]:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+        # user nice system idle iowait irq softirq steal ...
+        busy = sum(fields[:3]) + sum(fields[5:8])
+        ours = 0
+        for pid in self.pids:
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    parts = f.read().rsplit(")", 1)[1].split()
+                ours += int(parts[11]) + int(parts[12])  # utime, stime
+            except (OSError, IndexError, ValueError):
+                pass
+        return busy / self.tick, ours / self.tick, time.monotonic()
+
+    def start(self) -> None:
+        self._start = self._read()
+
+    def stop(self) -> float:
+        """Other processes' CPU use since start(), in CPUs (1.0 = one CPU busy throughout)."""
+        assert self._start is not None
+        busy, ours, now = self._read()
+        busy0, ours0, then = self._start
+        wall = max(now - then, 1e-6)
+        slack = 2 / self.tick  # /proc/stat counts in ticks: forgive two of them
+        return max(0.0, (busy - busy0) - (ours - ours0) - slack) / wall
 
 
 def run_benchmark(args: argparse.Namespace, site: Site, local: Path, samples: Samples,
@@ -550,9 +594,13 @@ def run_benchmark(args: argparse.Namespace, site: Site, local: Path, samples: Sa
         site.check_alive()
         if args.prime:
             prime_seconds.append(prime_memory(args.prime))
+        meter = CpuMeter([os.getpid()] + ([site.process.pid] if site.process else []))
         watchdog.arm(args.step_timeout, what)
         try:
-            return float(fn(*fn_args, **fn_kwargs))
+            meter.start()
+            seconds = float(fn(*fn_args, **fn_kwargs))
+            samples.last_foreign = meter.stop()
+            return seconds
         finally:
             watchdog.disarm()
 
@@ -572,7 +620,10 @@ def run_benchmark(args: argparse.Namespace, site: Site, local: Path, samples: Sa
         tag_base = (run + 1) << 8
 
         def say(figure: str, who: str, seconds: float) -> None:
-            log(f"  {figure:<13} {who:<14} {size / seconds / MB:9.1f} MB/s  ({seconds:.3f} s)")
+            busy = (f"  * other processes used {samples.last_foreign:.2f} CPUs meanwhile"
+                    if samples.last_foreign > BUSY_FOREIGN_CPU else "")
+            log(f"  {figure:<13} {who:<14} {size / seconds / MB:9.1f} MB/s  ({seconds:.3f} s)"
+                + busy)
 
         # writes: Meridian, local+fsync, local without fsync (reversed on odd runs)
         order = ["meridian", "local-fsync", "local-nofsync"]
@@ -638,7 +689,8 @@ def summarize(samples: Samples, size: int) -> list[dict[str, Any]]:
         for side, who in (("local", local_name), ("meridian", meridian_name)):
             values = samples.data[key].get(who, [])
             all_mbs = [{"run": r, "seconds": round(s, 4), "MB_s": round(size / s / MB, 1),
-                        "warmup": r == 0} for r, s in values]
+                        "warmup": r == 0, "other_processes_cpus": round(f, 2),
+                        "busy": f > BUSY_FOREIGN_CPU} for r, s, f in values]
             kept = [v["MB_s"] for v in all_mbs if not v["warmup"]]
             row[side] = {"samples": all_mbs,
                          "median_MB_s": round(statistics.median(kept), 1) if kept else None}
@@ -653,8 +705,8 @@ def table_lines(rows: list[dict[str, Any]], markdown: bool) -> list[str]:
               "local runs (warm-up first, in brackets)", "Meridian runs (warm-up first)"]
 
     def runs(side: dict[str, Any]) -> str:
-        parts = [f"[{v['MB_s']:.0f}]" if v["warmup"] else f"{v['MB_s']:.0f}"
-                 for v in side["samples"]]
+        parts = [(f"[{v['MB_s']:.0f}]" if v["warmup"] else f"{v['MB_s']:.0f}")
+                 + ("*" if v.get("busy") else "") for v in side["samples"]]
         return " ".join(parts)
 
     body = []
@@ -749,6 +801,11 @@ def write_results(out: Path, result: dict[str, Any], rows: list[dict[str, Any]])
         f"{notes.get('upload_queue_idle_after_meridian_write_s')}",
         f"- The mount's kernel read-ahead during the run: {notes.get('mount_read_ahead_kb')} KiB.",
     ]
+    busy = sum(1 for r in rows for side in ("local", "meridian")
+               for v in r[side]["samples"] if v["busy"])
+    lines.append(f"- `*` after a value: other processes used more than {BUSY_FOREIGN_CPU} CPUs "
+                 f"during that sample (shared machine); {busy} such sample(s) here, kept in the "
+                 "medians. Per-sample figures are in seqio.json (other_processes_cpus).")
     if notes.get("cold_skipped"):
         lines.append(f"- Cold read skipped: {notes['cold_skipped']}")
     if notes.get("site_log_problems"):
@@ -882,6 +939,11 @@ def main(argv: list[str] | None = None) -> int:
         print(line)
     for line in LEGEND:
         print("  - " + line)
+    busy = sum(1 for r in rows for side in ("local", "meridian")
+               for v in r[side]["samples"] if v["busy"])
+    if busy:
+        print(f"WARNING: {busy} sample(s) ran while other processes were busy (marked *): "
+              "rerun on a quiet machine for clean figures")
     if notes.get("site_log_problems"):
         print(f"the site logged {len(notes['site_log_problems'])} warning/error line(s); "
               "see the JSON's notes")

@@ -85,6 +85,24 @@ class Mover:
         if not self._tasks:
             self._tasks = [asyncio.create_task(self._upload_worker(i), name=f"upload-{i}")
                            for i in range(self.upload_workers)]
+            self._tasks.append(asyncio.create_task(self._report(), name="mover-report"))
+
+    async def _report(self, every: float = 30.0) -> None:
+        """Log a line of transfer activity every ``every`` seconds while there is any."""
+        last = self.stats()
+        while not self._stopping:
+            await asyncio.sleep(every)
+            now = self.stats()
+            if now == last:
+                continue
+            log.info("mover: uploaded %d (%.1f MB), fetched %d blocks (%.1f MB), %d failed "
+                     "attempts in the last %.0fs; %d queued",
+                     now.uploads_done - last.uploads_done,
+                     (now.bytes_uploaded - last.bytes_uploaded) / 1e6,
+                     now.fetches_done - last.fetches_done,
+                     (now.bytes_fetched - last.bytes_fetched) / 1e6,
+                     now.uploads_failed - last.uploads_failed, every, now.queued)
+            last = now
 
     def wake(self) -> None:
         """New uploads were queued: let idle workers look now rather than at their next poll."""
@@ -150,9 +168,12 @@ class Mover:
                         upload.hash[:12], upload.attempts + 1, delay, exc)
             return
         self.meta.mark_in_bucket(upload.hash)
+        if upload.attempts:
+            log.info("upload of %s succeeded after %d failed attempts", upload.hash[:12],
+                     upload.attempts)
         self.uploads_done += 1
         self.bytes_uploaded += upload.size
-        log.info("uploaded %s (%d bytes, %d blocks) in %.2fs", upload.hash[:12], upload.size,
+        log.debug("uploaded %s (%d bytes, %d blocks) in %.2fs", upload.hash[:12], upload.size,
                  self.bucket.block_count(upload.size), time.monotonic() - started)
         if self._on_uploaded is not None:
             self._on_uploaded(upload.hash)
