@@ -260,7 +260,8 @@ def drop_caches() -> None:
 def default_root() -> Path:
     """The repository's parent folder (its disk), unless that is a tmpfs."""
     for candidate in (REPO.parent, REPO, Path(tempfile.gettempdir())):
-        if os.access(candidate, os.W_OK) and mount_of(candidate)["fstype"] not in ("tmpfs", "ramfs"):
+        fstype = mount_of(candidate)["fstype"]
+        if os.access(candidate, os.W_OK) and fstype not in ("tmpfs", "ramfs"):
             return candidate
     raise SystemExit("no writable scratch location on a real disk: give --root DIR")
 
@@ -305,7 +306,8 @@ class Site:
         with open(self.log_path, "ab") as logf:
             # its own session: a Ctrl-C at the terminal reaches us, and we stop the site in order
             self.process = subprocess.Popen(
-                [*MERIDIAN, "site", "run", "--config", str(self.config), "--mount", str(self.mount)],
+                [*MERIDIAN, "site", "run", "--config", str(self.config),
+                 "--mount", str(self.mount)],
                 stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True)
         marker = self.mount / ".meridian" / "site.json"
@@ -332,7 +334,8 @@ class Site:
         out = subprocess.run([*MERIDIAN, "status", "--json", "--config", str(self.config)],
                              capture_output=True, text=True, timeout=60)
         try:
-            return json.loads(out.stdout)
+            status: dict[str, Any] = json.loads(out.stdout)
+            return status
         except ValueError as exc:
             raise RuntimeError(f"meridian status --json exited {out.returncode}, unreadable "
                                f"output:\n{out.stdout}\n{out.stderr}") from exc
