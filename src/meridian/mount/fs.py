@@ -90,7 +90,7 @@ class MeridianFS(pyfuse3.Operations):
     """pyfuse3 operations over a ``Site`` (its meta store, local volume and mover)."""
 
     supports_dot_lookup = False
-    enable_writeback_cache = False
+    enable_writeback_cache = True
 
     def __init__(self, site: Site) -> None:
         super().__init__()
