@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.sitehelpers import RunningSite, init_site, meridian
+from tests.sitehelpers import MERIDIAN, RunningSite, init_site, meridian
 
 
 def mounted(path: Path) -> bool:
@@ -50,3 +52,15 @@ def test_running_without_a_mount_point_is_bad_input(tmp_path: Path) -> None:
     site: RunningSite = init_site(tmp_path, "solo", f"file://{tmp_path}/bucket")
     result = meridian("site", "run", "--config", str(site.config), check=False)
     assert result.returncode == 2 and "no mount point" in result.stderr
+
+
+def test_commands_find_their_site_from_inside_the_mount(file_site: RunningSite) -> None:
+    (file_site.mount / "shots" / "sh010").mkdir(parents=True)
+    (file_site.mount / "shots" / "sh010" / "plate.exr").write_bytes(b"p" * 1000)
+    env = {"MERIDIAN_CONFIG": ""}
+    inside = subprocess.run([*MERIDIAN, "status", "--json"], cwd=file_site.mount / "shots",
+                            capture_output=True, text=True, env={**os.environ, **env})
+    assert inside.returncode == 0, inside.stderr
+    assert json.loads(inside.stdout)["site"] == "solo"
+    by_path = meridian("ls", str(file_site.mount / "shots" / "sh010"), env=env)
+    assert by_path.stdout.split() == ["/shots/sh010/plate.exr"]
