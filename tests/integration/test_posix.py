@@ -255,3 +255,19 @@ def test_fifos_sockets_and_device_nodes(site: RunningSite) -> None:
     assert got == [b"through the pipe"]
     for name in ("pipe", "null", "sock"):
         os.unlink(m / name)
+
+
+def test_an_unlinked_open_file_stays_usable_until_closed(site: RunningSite) -> None:
+    path = site.mount / "scratch.tmp"
+    path.write_bytes(b"before")
+    with open(path, "r+b") as f:
+        os.unlink(path)
+        assert not path.exists()
+        f.seek(0, 2)
+        f.write(b" and after")
+        f.flush()
+        os.fsync(f.fileno())
+        f.seek(0)
+        assert f.read() == b"before and after"
+        assert os.fstat(f.fileno()).st_nlink == 0
+    assert sorted(os.listdir(site.mount)) == []
