@@ -181,6 +181,10 @@ def test_site_json_names_the_site(site: RunningSite) -> None:
     info = json.loads((site.mount / ".meridian" / "site.json").read_text())
     assert info["site"] == "solo" and info["config"] == str(site.config)
     assert "secret" not in json.dumps(info).lower()
+    with pytest.raises(OSError) as exc:
+        (site.mount / ".meridian" / "site.json").write_text("{}")
+    assert exc.value.errno == errno.EROFS
+    assert ".meridian" not in os.listdir(site.mount)  # found by name, not listed
 
 
 def test_times_set_while_open_survive_close(site: RunningSite, tmp_path: Path) -> None:

@@ -343,6 +343,8 @@ class MeridianFS(pyfuse3.Operations):
 
     async def open(self, inode: int, flags: int, ctx: Any) -> pyfuse3.FileInfo:
         if inode == SITE_JSON_INO:
+            if flags & os.O_ACCMODE != os.O_RDONLY:
+                raise pyfuse3.FUSEError(errno.EROFS)  # the mount's answer, not a file to edit
             return pyfuse3.FileInfo(fh=self._new_fh(), direct_io=True)
         with fuse_errors("open"):
             current = self.meta.getattr(inode)
