@@ -55,7 +55,7 @@ def proxied_site(tmp_path: Path, s3_bucket: tuple[str, str]) -> Iterator[tuple[R
     with FaultProxy(endpoint) as proxy:
         site = init_site(tmp_path, "east", f"s3://{bucket}", "--endpoint-url", proxy.url,
                          "--capacity", "12MiB")
-        set_config(site, "mover", retry_base=0.2, retry_max=1.0)
+        set_config(site, "mover", retry_base=0.2, retry_max=1.0, space_wait=1.0)
         site.start()
         try:
             yield site, proxy
@@ -122,3 +122,22 @@ def test_full_volume_gives_enospc_and_keeps_what_is_stored(
     (site.mount / "third.exr").write_bytes(third)
     assert (site.mount / "third.exr").read_bytes() == third
     assert (site.mount / "first.exr").read_bytes() == first  # fetched back from the bucket
+
+
+def test_fetched_content_can_be_evicted_again(tmp_path: Path) -> None:
+    """Content fetched back after a restart counts as in the bucket: it makes room later."""
+    site = init_site(tmp_path, "east", f"file://{tmp_path}/bucket", "--capacity", "12MiB")
+    site.start()
+    try:
+        a, b = os.urandom(7 * 1024 * 1024), os.urandom(7 * 1024 * 1024)
+        (site.mount / "a.exr").write_bytes(a)
+        (site.mount / "b.exr").write_bytes(b)  # evicts a once a is in the bucket
+        assert wait_until(lambda: states(site) == {"/a.exr": "bucket", "/b.exr": "both"}
+                          or states(site) == {"/a.exr": "both", "/b.exr": "both"}), site.log()
+        site.stop()
+        site.start()
+        for _ in range(3):  # each read must evict the other file to fit
+            assert (site.mount / "a.exr").read_bytes() == a
+            assert (site.mount / "b.exr").read_bytes() == b
+    finally:
+        site.stop()

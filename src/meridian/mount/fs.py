@@ -409,11 +409,25 @@ class MeridianFS(pyfuse3.Operations):
                     await self._ensure_local(inode, 0, inode.size)
                     await open_file.ensure_staging(self.volume, inode, truncate=False)
                 staging = cast("Any", open_file.staging)
-                written: int = staging.write(off, buf)
+                written: int = await self._write_waiting_for_space(staging, off, buf)
                 open_file.dirty = True
                 open_file.mtime_ns = time.time_ns()
                 self._cached_content[ino] = _WRITTEN
                 return written
+
+    async def _write_waiting_for_space(self, staging: Any, off: int, buf: bytes) -> int:
+        """Write; when the volume is full of content still on its way to the bucket, wait for
+        uploads (up to ``mover.space_wait`` seconds) so it becomes evictable, then retry.
+        ENOSPC only when nothing can be made evictable in that time."""
+        deadline = time.monotonic() + self.site.config.mover.space_wait
+        while True:
+            try:
+                written: int = staging.write(off, buf)
+                return written
+            except NoSpace:
+                left = deadline - time.monotonic()
+                if left <= 0 or not await self.site.mover.wait_for_upload(left):
+                    raise
 
     async def _commit(self, open_file: OpenFile) -> None:
         inode = await open_file.commit(self.meta, self.volume)

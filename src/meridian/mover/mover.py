@@ -57,7 +57,7 @@ class Mover:
     def __init__(self, meta: MetaStore, volume: LocalVolume, bucket: ContentBucket, *,
                  upload_workers: int = 4, fetch_workers: int = 8, read_timeout: float = 60.0,
                  retry_base: float = 0.5, retry_max: float = 60.0, readahead_blocks: int = 4,
-                 on_uploaded: Callable[[str], None] | None = None) -> None:
+                 on_in_bucket: Callable[[str], None] | None = None) -> None:
         self.meta = meta
         self.volume = volume
         self.bucket = bucket
@@ -66,7 +66,7 @@ class Mover:
         self.readahead_blocks = readahead_blocks
         self.retry_base = retry_base
         self.retry_max = retry_max
-        self._on_uploaded = on_uploaded
+        self._on_in_bucket = on_in_bucket  # told of every content known complete in the bucket
         self._pool = ThreadPoolExecutor(max_workers=upload_workers * 2 + fetch_workers,
                                         thread_name_prefix="mover")
         self._fetch_slots = asyncio.Semaphore(fetch_workers)
@@ -175,8 +175,8 @@ class Mover:
         self.bytes_uploaded += upload.size
         log.debug("uploaded %s (%d bytes, %d blocks) in %.2fs", upload.hash[:12], upload.size,
                  self.bucket.block_count(upload.size), time.monotonic() - started)
-        if self._on_uploaded is not None:
-            self._on_uploaded(upload.hash)
+        if self._on_in_bucket is not None:
+            self._on_in_bucket(upload.hash)
 
     def _put_block(self, hash: str, path: os.PathLike[str] | str, index: int) -> None:
         size = self.bucket.block_size
@@ -184,6 +184,19 @@ class Mover:
             f.seek(index * size)
             data = f.read(size)
         self.bucket.put_block(hash, index, data)
+
+    async def wait_for_upload(self, timeout: float) -> bool:
+        """Wait until one more upload completes (True), or until ``timeout`` passes or no
+        upload is queued any more (False). A write that found the volume full of content not
+        yet in the bucket waits here: once uploaded, that content can be evicted."""
+        deadline = time.monotonic() + timeout
+        done = self.uploads_done
+        while self.uploads_done == done:
+            if time.monotonic() > deadline or not (self.meta.upload_count() or self._in_flight):
+                return False
+            self.wake()
+            await asyncio.sleep(0.02)
+        return True
 
     async def drain(self, timeout: float = 60.0) -> bool:
         """Wait until the upload queue is empty (True) or ``timeout`` passes (False)."""
@@ -280,6 +293,8 @@ class Mover:
         if len(data) != length:  # type: ignore[arg-type]
             raise ContentError(f"content {hash[:12]} block {index}: bucket returned "
                                f"{len(data)} bytes, expected {length}")  # type: ignore[arg-type]
+        if self._on_in_bucket is not None:
+            self._on_in_bucket(hash)  # fetched from the bucket, so complete there: evictable
         self.volume.begin_partial(hash, size)
         await self._run(self.volume.write_partial, hash, start, data)
         self.fetches_done += 1

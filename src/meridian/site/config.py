@@ -27,6 +27,7 @@ Example::
     fetch_workers = 8
     read_timeout = 60                     # seconds a read waits for content before EIO
     sequence_readahead = 8                # frames fetched ahead when a sequence is read
+    space_wait = 30                       # seconds a write on a full volume waits for uploads
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ class MoverConfig:
     sequence_readahead: int = 8
     retry_base: float = 0.5  # seconds before the first retry; doubles up to retry_max
     retry_max: float = 60.0
+    space_wait: float = 30.0  # seconds a write on a full volume waits for uploads to make room
 
 
 @dataclass(frozen=True)

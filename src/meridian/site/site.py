@@ -46,11 +46,11 @@ class Site:
                            fetch_workers=config.mover.fetch_workers,
                            read_timeout=config.mover.read_timeout,
                            retry_base=config.mover.retry_base, retry_max=config.mover.retry_max,
-                           on_uploaded=self._uploaded)
+                           on_in_bucket=self._known_in_bucket)
         for info in volume.instances():
             record = meta.content(info.hash)
             if record is None or record.in_bucket:
-                self._uploaded(info.hash)
+                self._known_in_bucket(info.hash)
 
     @classmethod
     def open(cls, config: SiteConfig, *, check_bucket: bool = True) -> Site:
@@ -91,7 +91,7 @@ class Site:
         with self._in_bucket_lock:
             return hash in self._in_bucket
 
-    def _uploaded(self, hash: str) -> None:
+    def _known_in_bucket(self, hash: str) -> None:
         with self._in_bucket_lock:
             self._in_bucket.add(hash)
 
