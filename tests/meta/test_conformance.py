@@ -283,3 +283,13 @@ def test_special_files_keep_type_and_device(store: MetaStore) -> None:
     assert store.getattr(dev.ino).rdev == 0x103
     with pytest.raises(InvalidOperation):  # only regular files have content
         store.set_content(fifo.ino, H1, 1)
+
+
+def test_listeners_hear_committed_entries_only(store: MetaStore) -> None:
+    heard: list[list[str]] = []
+    store.add_listener(lambda entries: heard.append([e.op["op"] for e in entries]))
+    f = store.create(ROOT_INO, "f", FILE, 0, 0)
+    with pytest.raises(AlreadyExists):
+        store.create(ROOT_INO, "f", FILE, 0, 0)  # rolled back: nothing heard
+    store.set_content(f.ino, H1, 3)
+    assert heard == [["create"], ["content"]]

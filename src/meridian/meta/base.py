@@ -13,7 +13,7 @@ import os
 import stat
 import time
 from abc import abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import replace as _replace
 from typing import Any
@@ -69,6 +69,8 @@ class EngineStore(MetaStore):
     """Namespace logic over engine hooks. Engines call ``_bootstrap`` once they are open."""
 
     _clock: HybridClock
+    _uncommitted: list[JournalEntry]
+    _listeners: list[Callable[[list[JournalEntry]], None]]
 
     # -- engine hooks -----------------------------------------------------------------------
     @abstractmethod
@@ -161,6 +163,8 @@ class EngineStore(MetaStore):
         On every open, inodes left nameless by a crash (nothing can have them open any more)
         are dropped.
         """
+        self._uncommitted = []
+        self._listeners = []
         with self._transaction():
             stored_name = self._get_kv("site_name")
             if stored_name is None:
@@ -210,7 +214,26 @@ class EngineStore(MetaStore):
     def _journal(self, op: str, **fields: Any) -> None:
         seq = int(self._get_kv("last_seq") or "0") + 1
         self._put_kv("last_seq", str(seq))
-        self._append_journal(JournalEntry(seq, self.site_name, self._clock.now(), {"op": op, **fields}))
+        entry = JournalEntry(seq, self.site_name, self._clock.now(), {"op": op, **fields})
+        self._append_journal(entry)
+        self._uncommitted.append(entry)
+
+    # -- commit listeners -------------------------------------------------------------------
+    def add_listener(self, listener: Callable[[list[JournalEntry]], None]) -> None:
+        """Call ``listener`` with the entries of every transaction, once it has committed
+        (never for one that rolled back), on the thread that committed it."""
+        self._listeners.append(listener)
+
+    def _committed(self) -> None:
+        """Engines call this after their outermost transaction commits."""
+        entries, self._uncommitted = self._uncommitted, []
+        if entries:
+            for listener in self._listeners:
+                listener(entries)
+
+    def _rolled_back(self) -> None:
+        """Engines call this after their outermost transaction rolls back."""
+        self._uncommitted = []
 
     def _touch_dir(self, inode: Inode, nlink_delta: int = 0) -> None:
         now = time.time_ns()

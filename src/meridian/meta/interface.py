@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import stat
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -257,6 +257,11 @@ class MetaStore(ABC):
     @abstractmethod
     def last_seq(self) -> int:
         """The highest journal sequence number (0 for an empty journal)."""
+
+    @abstractmethod
+    def add_listener(self, listener: Callable[[list[JournalEntry]], None]) -> None:
+        """Call ``listener`` with each committed transaction's journal entries, after the
+        commit, in commit order (the HTTP API wakes long polls with it)."""
 
     @abstractmethod
     def close(self) -> None:

@@ -35,9 +35,11 @@ class MemoryMetaStore(EngineStore):
         except BaseException:
             for undo in reversed(self._undo):
                 undo()
-            raise
-        finally:
             self._undo = None
+            self._rolled_back()
+            raise
+        self._undo = None
+        self._committed()
 
     def close(self) -> None:
         pass

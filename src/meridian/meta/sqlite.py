@@ -108,11 +108,19 @@ class SqliteMetaStore(EngineStore):
             yield
         except BaseException:
             self._db.execute("ROLLBACK")
-            raise
-        else:
-            self._db.execute("COMMIT")
-        finally:
             self._depth = 0
+            self._rolled_back()
+            raise
+        try:
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:  # e.g. disk full: SQLite has rolled back
+            self._depth = 0
+            self._rolled_back()
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise StoreError(f"commit to {self.path} failed: {exc}") from exc
+        self._depth = 0
+        self._committed()
 
     def close(self) -> None:
         if self._db is not None:
