@@ -64,3 +64,25 @@ def test_commands_find_their_site_from_inside_the_mount(file_site: RunningSite) 
     assert json.loads(inside.stdout)["site"] == "solo"
     by_path = meridian("ls", str(file_site.mount / "shots" / "sh010"), env=env)
     assert by_path.stdout.split() == ["/shots/sh010/plate.exr"]
+
+
+def test_running_site_serves_its_api_with_its_token(file_site: RunningSite) -> None:
+    import tomllib
+    import urllib.error
+    import urllib.request
+
+    status = json.loads(meridian("status", "--json", "--config", str(file_site.config)).stdout)
+    url = status["api"]
+    assert url.startswith("http://127.0.0.1:")
+    token = tomllib.loads(file_site.config.read_text())["api"]["token"]
+    assert token not in meridian("status", "--config", str(file_site.config)).stdout
+    assert token not in file_site.log()
+    request = urllib.request.Request(url + "/site", headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        assert json.loads(answer.read())["site"] == "solo"
+    try:
+        urllib.request.urlopen(url + "/site", timeout=10)
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 401
+    else:
+        raise AssertionError("a request without a token was answered")

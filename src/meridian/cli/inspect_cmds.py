@@ -87,6 +87,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         }
         if running:
             info["mount"] = running["mount"]
+            info["api"] = running.get("api")
     finally:
         meta.close()
     if args.json:
@@ -97,6 +98,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"config     {info['config']}")
         print(f"running    " + (f"yes (pid {info['pid']}), mounted at {info['mount']}"
                                   if info["running"] else "no"))
+        if info.get("api"):
+            print(f"api        {info['api']}")
         print(f"namespace  {info['inodes']} inodes, journal at {info['journal_last_seq']}")
         print(f"volume     {_size(usage.used)} used of {cap}; {usage.count} instances")
         print(f"uploads    {len(uploads)} queued ({_size(info['uploads']['bytes'])})"

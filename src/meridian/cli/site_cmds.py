@@ -8,6 +8,7 @@ import dataclasses
 import json
 import logging
 import os
+import secrets
 import time
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,9 @@ def register(commands: Any) -> None:
     init.add_argument("--capacity", metavar="SIZE",
                       help="local volume capacity, e.g. 500GiB (default: the disk)")
     init.add_argument("--mount", metavar="DIR", help="default mount point for `site run`")
+    init.add_argument("--api-listen", metavar="HOST:PORT", default="127.0.0.1:0",
+                      help="where the site's HTTP API listens (default 127.0.0.1:0, a free "
+                           "port); its token is made up and written to the config")
     init.set_defaults(func=cmd_init)
 
     site = commands.add_parser("site", help="run a site", description="Run or manage a site.")
@@ -64,6 +68,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         "site": {"name": args.site, "data": str(data)},
         "bucket": {"url": bucket},
         "volumes": [{"name": "local", "path": str(data / "volumes" / "local")}],
+        "api": {"listen": args.api_listen, "token": secrets.token_urlsafe(32)},
     }
     if args.mount:
         doc["site"]["mount"] = str(Path(args.mount).absolute())
@@ -82,8 +87,6 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_site_run(args: argparse.Namespace) -> int:
-    from meridian.mount import serve
-
     config = locate_config(args)
     mount = Path(args.mount).absolute() if args.mount else config.mount
     if mount is None:
@@ -93,21 +96,39 @@ def cmd_site_run(args: argparse.Namespace) -> int:
     site = Site.open(config)
     run_file = config.data / RUN_FILE
     try:
-        write_run_file(run_file, mount)
-        asyncio.run(serve(site, mount))
+        asyncio.run(run_site(site, mount, run_file))
     finally:
         run_file.unlink(missing_ok=True)
         site.close()
     return 0
 
 
+async def run_site(site: Site, mount: Path, run_file: Path) -> None:
+    """The site's API (if configured) and its mount, on one loop, until a signal."""
+    from meridian.api import ApiServer
+    from meridian.mount import serve
+
+    api = None
+    if site.config.api is not None:
+        api = ApiServer(site, site.config.api.listen, site.config.api.token)
+        await api.start()
+    try:
+        write_run_file(run_file, mount, api.url if api else None)
+        await serve(site, mount)
+    finally:
+        if api is not None:
+            await api.stop()
+
+
 RUN_FILE = "run.json"
 
 
-def write_run_file(path: Path, mount: Path) -> None:
-    """Say that this process runs the site and where it is mounted (``status`` reads it)."""
+def write_run_file(path: Path, mount: Path, api_url: str | None) -> None:
+    """Say that this process runs the site, where it is mounted and where its API answers
+    (``status`` and tests read it)."""
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"pid": os.getpid(), "mount": str(mount), "started": time.time()}))
+    tmp.write_text(json.dumps({"pid": os.getpid(), "mount": str(mount), "api": api_url,
+                               "started": time.time()}))
     tmp.replace(path)
 
 

@@ -28,6 +28,10 @@ Example::
     read_timeout = 60                     # seconds a read waits for content before EIO
     sequence_readahead = 8                # frames fetched ahead when a sequence is read
     space_wait = 30                       # seconds a write on a full volume waits for uploads
+
+    [api]
+    listen = "0.0.0.0:7411"               # HOST:PORT; port 0 picks a free port
+    token = "..."                         # callers present it; made up by `meridian init`
 """
 
 from __future__ import annotations
@@ -91,6 +95,12 @@ class MoverConfig:
 
 
 @dataclass(frozen=True)
+class ApiConfig:
+    listen: str = "127.0.0.1:0"  # port 0: any free port (written to DATA/run.json)
+    token: str = field(default="", repr=False)  # the token callers present to this site
+
+
+@dataclass(frozen=True)
 class SiteConfig:
     name: str
     data: Path
@@ -98,6 +108,7 @@ class SiteConfig:
     volumes: tuple[VolumeConfig, ...]
     mount: Path | None = None
     mover: MoverConfig = MoverConfig()
+    api: ApiConfig | None = None  # no [api] section: the site serves no API
     path: Path | None = None  # the file it was loaded from
 
     @property
@@ -151,7 +162,7 @@ def _check_unknown(table: dict[str, Any], section: str, known: set[str]) -> None
 
 def parse_config(doc: dict[str, Any], path: Path | None = None) -> SiteConfig:
     """Validate a parsed TOML document. Raises ConfigError naming the first bad key."""
-    _check_unknown(doc, "", {"site", "bucket", "volumes", "mover"})
+    _check_unknown(doc, "", {"site", "bucket", "volumes", "mover", "api"})
     site = _table(doc, "site")
     _check_unknown(site, "site", {"name", "data", "mount"})
     name = _string(site, "site", "name") or ""
@@ -198,8 +209,19 @@ def parse_config(doc: dict[str, Any], path: Path | None = None) -> SiteConfig:
         if key.endswith("workers") and (not isinstance(value, int) or value < 1):
             raise ConfigError(f"mover.{key}", f"must be a whole number ≥ 1, got {value!r}")
         mover_values[key] = value
+    api_doc = _table(doc, "api", required=False)
+    api = None
+    if api_doc:
+        _check_unknown(api_doc, "api", {"listen", "token"})
+        listen = _string(api_doc, "api", "listen", required=False) or ApiConfig.listen
+        if not re.fullmatch(r"\[?[0-9A-Za-z.:-]+\]?:\d{1,5}", listen):
+            raise ConfigError("api.listen", f"{listen!r}: use HOST:PORT (port 0: any free port)")
+        token = _string(api_doc, "api", "token") or ""
+        if len(token) < 16:
+            raise ConfigError("api.token", "too short: use at least 16 random characters")
+        api = ApiConfig(listen=listen, token=token)
     return SiteConfig(name=name, data=data, bucket=bucket, volumes=tuple(volumes), mount=mount,
-                      mover=MoverConfig(**mover_values), path=path)
+                      mover=MoverConfig(**mover_values), api=api, path=path)
 
 
 def load_config(path: Path | str) -> SiteConfig:
@@ -228,6 +250,8 @@ def write_config(config: SiteConfig, path: Path) -> None:
                     for v in config.volumes],
         "mover": vars(config.mover),
     }
+    if config.api is not None:
+        doc["api"] = {"listen": config.api.listen, "token": config.api.token}
     tmp = path.with_suffix(".toml.tmp")
     tmp.write_text(tomli_w.dumps(doc))
     tmp.replace(path)

@@ -1,0 +1,137 @@
+"""The site's HTTP API (FastAPI on the site's asyncio loop), under ``/api/v1``.
+
+Why FastAPI: it runs on the loop the mount already uses (through uvicorn's ``Server.serve``),
+and it writes the OpenAPI document (``/api/v1/openapi.json``) from the routes themselves, so
+the document cannot drift from the code.
+
+Every route needs the called site's token (``Authorization: Bearer <token>``); without it the
+answer is 401 and nothing changes. This first slice serves what peers need from a site that
+are not replication logic yet: its identity, its journal (long poll) and local content by
+hash with ``Range``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import FastAPI, HTTPException, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from meridian.content.hashing import check_hash
+from meridian.errors import BadPath, ContentError
+from meridian.meta import JournalEntry
+
+if TYPE_CHECKING:
+    from meridian.site import Site
+
+MAX_WAIT = 30.0
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+class JournalFeed:
+    """Wakes long polls when the store commits journal entries (loop thread only)."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def committed(self, entries: list[JournalEntry]) -> None:
+        self._event.set()
+        self._event = asyncio.Event()
+
+    async def wait(self, timeout: float) -> None:
+        try:
+            await asyncio.wait_for(self._event.wait(), timeout)
+        except TimeoutError:
+            pass
+
+
+def parse_range(header: str, size: int) -> tuple[int, int]:
+    """``bytes=a-b`` / ``bytes=a-`` / ``bytes=-n`` → [start, end). Raises ValueError when the
+    header is malformed or the range is not satisfiable."""
+    match = _RANGE.match(header.strip())
+    if match is None or match.group(1) == match.group(2) == "":
+        raise ValueError(f"malformed Range header {header!r}")
+    first, last = match.group(1), match.group(2)
+    if first == "":
+        start, end = max(0, size - int(last)), size
+    else:
+        start = int(first)
+        end = min(size, int(last) + 1) if last else size
+    if start >= size or start >= end:
+        raise ValueError(f"range {header!r} not satisfiable for {size} bytes")
+    return start, end
+
+
+def build_app(site: Site, token: str) -> FastAPI:
+    """The API of ``site``; requests must present ``token``."""
+    feed = JournalFeed()
+    site.meta.add_listener(feed.committed)
+
+    app = FastAPI(title="Meridian site API", version="1", openapi_url="/api/v1/openapi.json",
+                  docs_url="/api/v1/docs", redoc_url=None)
+    expected = token.encode()
+
+    @app.middleware("http")
+    async def authorized(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        """Every request, the OpenAPI document included, carries this site's token."""
+        presented = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        if not presented or not secrets.compare_digest(presented.encode(), expected):
+            return JSONResponse({"detail": "missing or wrong token: send 'Authorization: "
+                                           "Bearer <token of the site you call>'"},
+                                status_code=401, headers={"WWW-Authenticate": "Bearer"})
+        return await call_next(request)
+
+    @app.get("/api/v1/site", summary="Who this site is (no credentials)")
+    async def describe() -> dict[str, Any]:
+        info = site.describe()
+        info["journal_last_seq"] = site.meta.last_seq()
+        return info
+
+    @app.get("/api/v1/journal", summary="Journal entries after a sequence number (long poll)")
+    async def journal(after: Annotated[int, Query(ge=0)] = 0,
+                      limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+                      wait: Annotated[float, Query(ge=0, le=MAX_WAIT)] = 0.0) -> dict[str, Any]:
+        """Entries with ``seq > after``, in order. With ``wait``, an empty answer is held up to
+        that many seconds and returned as soon as a new entry commits."""
+        entries = site.meta.journal(after, limit)
+        if not entries and wait > 0:
+            await feed.wait(wait)
+            entries = site.meta.journal(after, limit)
+        return {"site": site.config.name, "last_seq": site.meta.last_seq(),
+                "entries": [{"seq": e.seq, "origin": e.origin, "hlc": e.hlc, "op": e.op}
+                            for e in entries]}
+
+    @app.get("/api/v1/content/{content_hash}", summary="Local content by hash (Range allowed)",
+             responses={206: {"description": "the requested range"},
+                        404: {"description": "no local bytes for that range"},
+                        416: {"description": "range not satisfiable"}})
+    async def content(content_hash: str, request: Request) -> Response:
+        try:
+            check_hash(content_hash)
+        except BadPath as exc:
+            raise HTTPException(400, str(exc)) from None
+        record = site.meta.content(content_hash)
+        size = record.size if record is not None else site.volume.size_of(content_hash)
+        if size is None:
+            raise HTTPException(404, f"content {content_hash[:12]} is not known here")
+        header = request.headers.get("range")
+        try:
+            start, end = parse_range(header, size) if header else (0, size)
+        except ValueError as exc:
+            raise HTTPException(416, str(exc), headers={"Content-Range": f"bytes */{size}"})
+        try:
+            data = await asyncio.to_thread(site.volume.read, content_hash, start, end - start)
+        except ContentError:
+            raise HTTPException(404, f"bytes {start}-{end - 1} of {content_hash[:12]} "
+                                     "are not on this site's volume") from None
+        headers = {"Accept-Ranges": "bytes", "Content-Length": str(len(data))}
+        if header:
+            headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+            return Response(data, 206, headers, media_type="application/octet-stream")
+        return Response(data, 200, headers, media_type="application/octet-stream")
+
+    return app

@@ -1,0 +1,76 @@
+"""Serving the API on the site's own asyncio loop (uvicorn's ``Server.serve``)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import uvicorn
+
+from meridian.api.app import build_app
+from meridian.errors import BadInput
+
+if TYPE_CHECKING:
+    from meridian.site import Site
+
+log = logging.getLogger(__name__)
+
+
+class _QuietServer(uvicorn.Server):
+    """uvicorn without its own signal handlers: the site handles SIGINT/SIGTERM."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    """``"127.0.0.1:7411"`` → (host, port). Raises BadInput."""
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise BadInput(f"api.listen {listen!r}: use HOST:PORT, e.g. 127.0.0.1:7411 (port 0: any)")
+    return host.strip("[]"), int(port)
+
+
+class ApiServer:
+    """The site's HTTP API. ``start`` binds (so a busy port fails at once), ``stop`` ends it."""
+
+    def __init__(self, site: Site, listen: str, token: str) -> None:
+        self.site = site
+        self.host, self.port = split_listen(listen)
+        self.token = token
+        self._server: _QuietServer | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/api/v1"
+
+    async def start(self) -> None:
+        sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self.host, self.port))
+        except OSError as exc:
+            sock.close()
+            raise BadInput(f"api.listen {self.host}:{self.port}: cannot listen: {exc.strerror}") from None
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(build_app(self.site, self.token), log_level="warning",
+                                lifespan="off", access_log=False)
+        self._server = _QuietServer(config)
+        self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="api")
+        while not self._server.started:
+            if self._task.done():
+                self._task.result()
+            await asyncio.sleep(0.01)
+        log.info("API of site %s at %s", self.site.config.name, self.url)
+
+    async def stop(self) -> None:
+        if self._server is not None and self._task is not None:
+            self._server.should_exit = True
+            await self._task
+            self._server = None

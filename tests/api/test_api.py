@@ -1,0 +1,141 @@
+"""The site's HTTP API over real HTTP on 127.0.0.1 (a site without a mount)."""
+
+from __future__ import annotations
+
+import asyncio
+import stat
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from meridian.api import ApiServer
+from meridian.api.app import parse_range
+from meridian.meta import ROOT_INO
+from meridian.site import Site, parse_config
+
+TOKEN = "t" * 32
+
+
+def make_site(tmp_path: Path) -> Site:
+    config = parse_config({"site": {"name": "east", "data": str(tmp_path / "east")},
+                           "bucket": {"url": f"file://{tmp_path}/bucket"},
+                           "api": {"listen": "127.0.0.1:0", "token": TOKEN}})
+    Site.initialize(config)
+    return Site.open(config)
+
+
+def with_api(tmp_path: Path, scenario: Callable[[Site, httpx.AsyncClient, str], Awaitable[None]]) -> None:
+    async def main() -> None:
+        site = make_site(tmp_path)
+        api = ApiServer(site, "127.0.0.1:0", TOKEN)
+        await api.start()
+        try:
+            async with httpx.AsyncClient(base_url=api.url, timeout=30) as client:
+                await scenario(site, client, api.url)
+        finally:
+            await api.stop()
+            site.close()
+
+    asyncio.run(main())
+
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def test_requests_without_the_token_get_401(tmp_path: Path) -> None:
+    async def scenario(site: Site, client: httpx.AsyncClient, url: str) -> None:
+        for path in ["/site", "/journal", "/content/" + "a" * 64, "/openapi.json"]:
+            for headers in [{}, {"Authorization": "Bearer wrong-token-wrong-token"}]:
+                answer = await client.get(url + path, headers=headers)
+                assert answer.status_code == 401, path
+                assert "token" in answer.json()["detail"]
+        assert (await client.get("/site", headers=AUTH)).json()["site"] == "east"
+
+    with_api(tmp_path, scenario)
+
+
+def test_openapi_document_lists_the_routes(tmp_path: Path) -> None:
+    async def scenario(site: Site, client: httpx.AsyncClient, url: str) -> None:
+        doc = (await client.get("/openapi.json", headers=AUTH)).json()
+        assert {"/api/v1/site", "/api/v1/journal", "/api/v1/content/{content_hash}"} <= set(doc["paths"])
+
+    with_api(tmp_path, scenario)
+
+
+def test_journal_pull_and_long_poll(tmp_path: Path) -> None:
+    async def scenario(site: Site, client: httpx.AsyncClient, url: str) -> None:
+        site.meta.create(ROOT_INO, "a", stat.S_IFREG | 0o644, 0, 0)
+        first = (await client.get("/journal", params={"after": 0}, headers=AUTH)).json()
+        assert [e["op"]["name"] for e in first["entries"]] == ["a"] and first["last_seq"] == 1
+
+        async def later() -> None:
+            await asyncio.sleep(0.3)
+            site.meta.create(ROOT_INO, "b", stat.S_IFREG | 0o644, 0, 0)
+
+        started = time.monotonic()
+        writer = asyncio.create_task(later())
+        polled = (await client.get("/journal", params={"after": 1, "wait": 20}, headers=AUTH)).json()
+        await writer
+        assert [e["op"]["name"] for e in polled["entries"]] == ["b"]
+        assert time.monotonic() - started < 10  # woken by the commit, not by the 20 s wait
+        bad = await client.get("/journal", params={"after": -1}, headers=AUTH)
+        assert bad.status_code == 422
+
+    with_api(tmp_path, scenario)
+
+
+def test_content_by_hash_with_ranges(tmp_path: Path) -> None:
+    async def scenario(site: Site, client: httpx.AsyncClient, url: str) -> None:
+        data = bytes(range(256)) * 100
+        staging = site.volume.new_staging()
+        staging.write(0, data)
+        h = site.volume.commit(staging).hash
+        f = site.meta.create(ROOT_INO, "f", stat.S_IFREG | 0o644, 0, 0)
+        site.meta.set_content(f.ino, h, len(data))
+        whole = await client.get(f"/content/{h}", headers=AUTH)
+        assert whole.status_code == 200 and whole.content == data
+        part = await client.get(f"/content/{h}", headers={**AUTH, "Range": "bytes=100-199"})
+        assert part.status_code == 206 and part.content == data[100:200]
+        assert part.headers["content-range"] == f"bytes 100-199/{len(data)}"
+        tail = await client.get(f"/content/{h}", headers={**AUTH, "Range": "bytes=-10"})
+        assert tail.content == data[-10:]
+        beyond = await client.get(f"/content/{h}", headers={**AUTH, "Range": f"bytes={len(data)}-"})
+        assert beyond.status_code == 416
+        assert (await client.get("/content/" + "0" * 64, headers=AUTH)).status_code == 404
+        assert (await client.get("/content/not-a-hash", headers=AUTH)).status_code == 400
+
+    with_api(tmp_path, scenario)
+
+
+@pytest.mark.parametrize(("header", "expected"), [
+    ("bytes=0-9", (0, 10)), ("bytes=5-", (5, 100)), ("bytes=-5", (95, 100)),
+    ("bytes=90-200", (90, 100))])
+def test_parse_range(header: str, expected: tuple[int, int]) -> None:
+    assert parse_range(header, 100) == expected
+
+
+@pytest.mark.parametrize("header", ["bytes=100-", "bytes=-", "items=0-1", "bytes=5-2", "bytes=a-b"])
+def test_bad_ranges(header: str) -> None:
+    with pytest.raises(ValueError):
+        parse_range(header, 100)
+
+
+def test_a_busy_port_is_a_clear_error(tmp_path: Path) -> None:
+    import socket
+
+    from meridian.errors import BadInput
+
+    async def main() -> None:
+        site = make_site(tmp_path)
+        with socket.socket() as busy:
+            busy.bind(("127.0.0.1", 0))
+            busy.listen()
+            api = ApiServer(site, f"127.0.0.1:{busy.getsockname()[1]}", TOKEN)
+            with pytest.raises(BadInput, match="cannot listen"):
+                await api.start()
+        site.close()
+
+    asyncio.run(main())
