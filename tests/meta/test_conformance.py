@@ -265,6 +265,9 @@ def test_resolve_walk_and_paths(store: MetaStore) -> None:
     assert [p for p, _ in store.walk()] == ["/", "/d", "/d/f"]
     assert store.parent_of(f.ino) == d.ino and store.parent_of(d.ino) == ROOT_INO
     assert store.parent_of(ROOT_INO) == ROOT_INO
+    found = store.by_file_id(f.file_id)
+    assert found is not None and found.ino == f.ino
+    assert store.by_file_id("root") is not None and store.by_file_id("nope.1") is None
     assert store.count_inodes() == 3
 
 

@@ -81,6 +81,9 @@ class EngineStore(MetaStore):
     def _get_inode(self, ino: int) -> Inode | None: ...
 
     @abstractmethod
+    def _find_file_id(self, file_id: str) -> int | None: ...
+
+    @abstractmethod
     def _put_inode(self, inode: Inode) -> None: ...
 
     @abstractmethod
@@ -279,6 +282,10 @@ class EngineStore(MetaStore):
             parts.append(name)
             current = parent
         return "/" + "/".join(reversed(parts))
+
+    def by_file_id(self, file_id: str) -> Inode | None:
+        ino = self._find_file_id(file_id)
+        return self._get_inode(ino) if ino is not None else None
 
     def parent_of(self, ino: int) -> int:
         self._inode(ino)

@@ -131,6 +131,10 @@ class MetaStore(ABC):
         """One path (``/a/b``) of ``ino``; for hard links, the first name found. Raises NotFound."""
 
     @abstractmethod
+    def by_file_id(self, file_id: str) -> Inode | None:
+        """The inode with this site-independent id, or None."""
+
+    @abstractmethod
     def parent_of(self, ino: int) -> int:
         """The directory holding ``ino`` (the root for the root; the first name's directory
         for a hard-linked file). Raises NotFound."""

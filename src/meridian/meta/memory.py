@@ -65,6 +65,10 @@ class MemoryMetaStore(EngineStore):
     def _get_inode(self, ino: int) -> Inode | None:
         return self._tables["inodes"].get(ino)
 
+    def _find_file_id(self, file_id: str) -> int | None:
+        return next((ino for ino, inode in self._tables["inodes"].items()
+                     if inode.file_id == file_id), None)
+
     def _put_inode(self, inode: Inode) -> None:
         self._set("inodes", inode.ino, inode)
 

@@ -136,6 +136,10 @@ class SqliteMetaStore(EngineStore):
         row = self._one(f"SELECT {_INODE_COLUMNS} FROM inodes WHERE ino = ?", ino)
         return _to_inode(row) if row else None
 
+    def _find_file_id(self, file_id: str) -> int | None:
+        row = self._one("SELECT ino FROM inodes WHERE file_id = ?", file_id)
+        return int(row[0]) if row else None  # type: ignore[call-overload]
+
     def _put_inode(self, inode: Inode) -> None:
         target = os.fsencode(inode.target) if inode.target is not None else None
         self._db.execute(
