@@ -139,3 +139,60 @@ def test_a_busy_port_is_a_clear_error(tmp_path: Path) -> None:
         site.close()
 
     asyncio.run(main())
+
+
+def test_event_stream_replays_then_follows_filtered_by_glob(tmp_path: Path) -> None:
+    async def scenario(site: Site, client: httpx.AsyncClient, url: str) -> None:
+        d = site.meta.create(ROOT_INO, "flame", stat.S_IFDIR | 0o755, 0, 0)
+        site.meta.create(d.ino, "old.clip", stat.S_IFREG | 0o644, 0, 0)
+        site.meta.create(d.ino, "frame.exr", stat.S_IFREG | 0o644, 0, 0)
+        received: list[dict[str, object]] = []
+
+        async def listen() -> None:
+            params = {"glob": "./flame/*.clip", "after": 0}
+            async with client.stream("GET", "/events", params=params, headers=AUTH) as answer:
+                assert answer.status_code == 200
+                assert answer.headers["content-type"].startswith("text/event-stream")
+                async for line in answer.aiter_lines():
+                    if line.startswith("data: "):
+                        import json
+                        received.append(json.loads(line[6:]))
+                        if len(received) == 3:
+                            return
+
+        listener = asyncio.create_task(listen())
+        await asyncio.sleep(0.3)
+        site.meta.create(d.ino, "new.clip", stat.S_IFREG | 0o644, 0, 0)
+        site.meta.create(d.ino, "other.exr", stat.S_IFREG | 0o644, 0, 0)
+        site.meta.rename(d.ino, "new.clip", d.ino, "newer.clip")
+        await asyncio.wait_for(listener, 10)
+        assert [(e["op"], e["path"]) for e in received] == [
+            ("create", "/flame/old.clip"), ("create", "/flame/new.clip"),
+            ("rename", "/flame/newer.clip")]
+        assert received[2]["old_path"] == "/flame/new.clip"
+        unauthorised = await client.get("/events")
+        assert unauthorised.status_code == 401
+
+    with_api(tmp_path, scenario)
+
+
+def test_stopping_does_not_wait_for_open_event_streams(tmp_path: Path) -> None:
+    async def main() -> None:
+        site = make_site(tmp_path)
+        api = ApiServer(site, "127.0.0.1:0", TOKEN)
+        await api.start()
+        client = httpx.AsyncClient(base_url=api.url, timeout=30)
+        stream = client.stream("GET", "/events", headers=AUTH)
+        answer = await stream.__aenter__()
+        assert answer.status_code == 200
+        started = time.monotonic()
+        await asyncio.wait_for(api.stop(), 15)
+        assert time.monotonic() - started < 10
+        try:
+            await stream.__aexit__(None, None, None)
+        except httpx.HTTPError:
+            pass
+        await client.aclose()
+        site.close()
+
+    asyncio.run(main())

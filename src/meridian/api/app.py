@@ -6,8 +6,8 @@ the document cannot drift from the code.
 
 Every route needs the called site's token (``Authorization: Bearer <token>``); without it the
 answer is 401 and nothing changes. This first slice serves what peers need from a site that
-are not replication logic yet: its identity, its journal (long poll) and local content by
-hash with ``Range``.
+are not replication logic yet: its identity, its journal (long poll), local content by hash
+with ``Range``, and the event stream (server-sent events, filterable by glob).
 """
 
 from __future__ import annotations
@@ -15,12 +15,13 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import FastAPI, HTTPException, Query, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
+from meridian.api.events import EventHub, matches, normalise_glob, sse
 from meridian.content.hashing import check_hash
 from meridian.errors import BadPath, ContentError
 from meridian.meta import JournalEntry
@@ -70,6 +71,7 @@ def build_app(site: Site, token: str) -> FastAPI:
     """The API of ``site``; requests must present ``token``."""
     feed = JournalFeed()
     site.meta.add_listener(feed.committed)
+    hub = EventHub(site.meta)
 
     app = FastAPI(title="Meridian site API", version="1", openapi_url="/api/v1/openapi.json",
                   docs_url="/api/v1/docs", redoc_url=None)
@@ -133,5 +135,43 @@ def build_app(site: Site, token: str) -> FastAPI:
             headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
             return Response(data, 206, headers, media_type="application/octet-stream")
         return Response(data, 200, headers, media_type="application/octet-stream")
+
+    @app.get("/api/v1/events", summary="Server-sent events of every change, filterable by glob",
+             response_class=StreamingResponse)
+    async def events(glob: str | None = None,
+                     after: Annotated[int | None, Query(ge=0)] = None,
+                     heartbeat: Annotated[float, Query(gt=0, le=300)] = 15.0) -> StreamingResponse:
+        """``text/event-stream``; each event's ``id`` is its journal sequence number. With
+        ``after``, entries after that number are replayed first. A comment line is sent every
+        ``heartbeat`` seconds so proxies keep the connection open."""
+        pattern = normalise_glob(glob) if glob else None
+        queue = hub.subscribe()  # before the replay, so nothing falls between the two
+        backlog = site.meta.journal(after, 1 << 30) if after is not None else []
+
+        async def stream() -> AsyncIterator[bytes]:
+            try:
+                last = after or 0
+                for entry in backlog:
+                    event = hub.event_of(entry)
+                    last = entry.seq
+                    if matches(event, pattern):
+                        yield sse(event)
+                yield b": live\n\n"
+                while True:
+                    try:
+                        live = await asyncio.wait_for(queue.get(), heartbeat)
+                    except TimeoutError:
+                        yield b": heartbeat\n\n"
+                        continue
+                    if live is None:
+                        yield sse(None)
+                        return
+                    if live["seq"] > last and matches(live, pattern):
+                        yield sse(live)
+            finally:
+                hub.unsubscribe(queue)
+
+        return StreamingResponse(stream(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-store"})
 
     return app

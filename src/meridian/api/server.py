@@ -60,7 +60,7 @@ class ApiServer:
             raise BadInput(f"api.listen {self.host}:{self.port}: cannot listen: {exc.strerror}") from None
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(build_app(self.site, self.token), log_level="warning",
-                                lifespan="off", access_log=False)
+                                lifespan="off", access_log=False, timeout_graceful_shutdown=2)
         self._server = _QuietServer(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="api")
         while not self._server.started:
