@@ -196,3 +196,17 @@ def test_stopping_does_not_wait_for_open_event_streams(tmp_path: Path) -> None:
         site.close()
 
     asyncio.run(main())
+
+
+def test_placement_confines_paths_to_the_namespace(tmp_path: Path) -> None:
+    async def scenario(site: Site, client: httpx.AsyncClient, url: str) -> None:
+        d = site.meta.create(ROOT_INO, "shots", stat.S_IFDIR | 0o755, 0, 0)
+        site.meta.create(d.ino, "empty.exr", stat.S_IFREG | 0o644, 0, 0)
+        rows = (await client.get("/placement", params={"path": "./shots"}, headers=AUTH)).json()
+        assert [(r["path"], r["state"]) for r in rows] == [("/shots/empty.exr", "empty")]
+        escape = await client.get("/placement", params={"path": "./shots/../../etc"}, headers=AUTH)
+        assert escape.status_code == 400 and "'..'" in escape.json()["detail"]
+        missing = await client.get("/placement", params={"path": "./nothing"}, headers=AUTH)
+        assert missing.status_code == 404
+
+    with_api(tmp_path, scenario)

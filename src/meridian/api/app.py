@@ -23,8 +23,9 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from meridian.api.events import EventHub, matches, normalise_glob, sse
 from meridian.content.hashing import check_hash
-from meridian.errors import BadPath, ContentError
+from meridian.errors import BadPath, ContentError, NotFound
 from meridian.meta import JournalEntry
+from meridian.site.inspect import placements
 
 if TYPE_CHECKING:
     from meridian.site import Site
@@ -135,6 +136,17 @@ def build_app(site: Site, token: str) -> FastAPI:
             headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
             return Response(data, 206, headers, media_type="application/octet-stream")
         return Response(data, 200, headers, media_type="application/octet-stream")
+
+    @app.get("/api/v1/placement", summary="Where each file's content is, under a path")
+    async def placement(path: str = "./") -> list[dict[str, Any]]:
+        """``path`` is a namespace path (``./a/b``); ``..`` is refused (400)."""
+        try:
+            top = site.meta.resolve(path)
+        except BadPath as exc:
+            raise HTTPException(400, f"path {path!r}: {exc}") from None
+        except NotFound:
+            raise HTTPException(404, f"path {path!r}: no such file or directory") from None
+        return [vars(p) for p in placements(site.meta, site.volume, top)]
 
     @app.get("/api/v1/events", summary="Server-sent events of every change, filterable by glob",
              response_class=StreamingResponse)

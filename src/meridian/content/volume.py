@@ -254,6 +254,10 @@ class LocalVolume:
         is discarded and ContentError raised. Details: :meth:`PartialInstances.finish`."""
         return self._partials.finish(check_hash(content_hash))
 
+    def present_bytes(self, content_hash: str) -> int:
+        """How many of the content's bytes are held here (0 if none)."""
+        return self.present(content_hash).total()
+
     def present(self, content_hash: str) -> RangeSet:
         """The bytes held here (a copy): all of them for a complete instance, none if the
         content is not local."""
