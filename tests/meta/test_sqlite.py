@@ -73,3 +73,16 @@ def test_read_only_reader_sees_committed_changes_while_writer_is_open(tmp_path: 
     assert [n for n, _ in reader.list_dir(ROOT_INO)] == ["f", "g"]
     reader.close()
     writer.close()
+
+
+def test_namespace_changes_become_durable_at_sync_or_content_commit(tmp_path: Path) -> None:
+    store = SqliteMetaStore(tmp_path / "meta.db", "east")
+    start = store.durable_seq()
+    f = store.create(ROOT_INO, "f", FILE, 0, 0)  # group-committed: not yet known durable
+    assert store.last_seq() == start + 1 and store.durable_seq() == start
+    store.sync()
+    assert store.durable_seq() == store.last_seq()
+    store.create(ROOT_INO, "g", FILE, 0, 0)
+    store.set_content(f.ino, "a" * 64, 1)  # durable, and so is everything before it
+    assert store.durable_seq() == store.last_seq()
+    store.close()

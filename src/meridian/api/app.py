@@ -104,6 +104,8 @@ def build_app(site: Site, token: str) -> FastAPI:
         if not entries and wait > 0:
             await feed.wait(wait)
             entries = site.meta.journal(after, limit)
+        if entries and entries[-1].seq > site.meta.durable_seq():
+            site.meta.sync()  # a peer never sees an entry a crash could take back (rule 2)
         return {"site": site.config.name, "last_seq": site.meta.last_seq(),
                 "entries": [{"seq": e.seq, "origin": e.origin, "hlc": e.hlc, "op": e.op}
                             for e in entries]}

@@ -74,8 +74,12 @@ class EngineStore(MetaStore):
 
     # -- engine hooks -----------------------------------------------------------------------
     @abstractmethod
-    def _transaction(self, durable: bool = True) -> AbstractContextManager[None]:
-        """All hook writes inside are committed together or rolled back on an exception."""
+    def _transaction(self, durable: bool = False) -> AbstractContextManager[None]:
+        """All hook writes inside are committed together or rolled back on an exception.
+
+        ``durable``: the commit is on disk when it returns (and so is every commit before
+        it); otherwise it is atomic and ordered, and on disk at the next durable commit or
+        ``sync`` (group commit, as ext4 treats namespace operations)."""
 
     @abstractmethod
     def _get_inode(self, ino: int) -> Inode | None: ...
@@ -168,7 +172,7 @@ class EngineStore(MetaStore):
         """
         self._uncommitted = []
         self._listeners = []
-        with self._transaction():
+        with self._transaction(durable=True):
             stored_name = self._get_kv("site_name")
             if stored_name is None:
                 self._put_kv("site_name", site_name)
@@ -527,7 +531,7 @@ class EngineStore(MetaStore):
                                           last_error=error[:500]))
 
     def mark_in_bucket(self, hash: str) -> None:
-        with self._transaction():
+        with self._transaction(durable=True):
             record = self._get_content(hash)
             self._del_upload(hash)
             if record is None or record.in_bucket:

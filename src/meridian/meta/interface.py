@@ -263,6 +263,16 @@ class MetaStore(ABC):
         """The highest journal sequence number (0 for an empty journal)."""
 
     @abstractmethod
+    def sync(self) -> None:
+        """Make every committed change durable (fsync). Namespace operations commit without
+        waiting for the disk (atomic, ordered, durable by the next sync or content commit, as
+        on ext4); ``set_content`` and ``mark_in_bucket`` are durable when they return."""
+
+    @abstractmethod
+    def durable_seq(self) -> int:
+        """The highest journal sequence known to be on disk: what may be shown to peers."""
+
+    @abstractmethod
     def add_listener(self, listener: Callable[[list[JournalEntry]], None]) -> None:
         """Call ``listener`` with each committed transaction's journal entries, after the
         commit, in commit order (the HTTP API wakes long polls with it)."""

@@ -25,7 +25,7 @@ class MemoryMetaStore(EngineStore):
         self._bootstrap(site_name, site_id)
 
     @contextmanager
-    def _transaction(self, durable: bool = True) -> Iterator[None]:
+    def _transaction(self, durable: bool = False) -> Iterator[None]:
         if self._undo is not None:
             yield
             return
@@ -43,6 +43,12 @@ class MemoryMetaStore(EngineStore):
 
     def close(self) -> None:
         pass
+
+    def sync(self) -> None:
+        pass
+
+    def durable_seq(self) -> int:
+        return self.last_seq()  # nothing is on disk; everything is as durable as it gets
 
     # -- table primitives with undo ---------------------------------------------------------
     def _set(self, table: str, key: Any, value: Any) -> None:

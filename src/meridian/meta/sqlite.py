@@ -1,9 +1,12 @@
 """The SQLite engine: the embedded default for a one-node site.
 
 WAL mode (readers such as ``meridian status`` never block the site), one writer (the site
-process; a second one waits up to ``busy_timeout`` and then fails), and synchronous commits:
-``synchronous=FULL`` fsyncs the WAL at every commit, so a transaction that returned survives
-kill -9 and power loss (DESIGN.md rule 2). Names are stored as BLOBs (``os.fsencode``), so any
+process; a second one waits up to ``busy_timeout`` and then fails). Durable transactions
+(new content, bucket instances) commit with ``synchronous=FULL``: the WAL is fsync'd, so they
+survive kill -9 and power loss (DESIGN.md rule 2), and so does everything committed before
+them. Namespace operations commit with ``synchronous=NORMAL``: atomic and in order, on disk at
+the next durable commit or ``sync()`` (an fsync of the WAL). A kill -9 of the process alone
+loses nothing either way: the WAL is in the OS's page cache. Names are stored as BLOBs (``os.fsencode``), so any
 byte string the kernel hands us round-trips.
 """
 
@@ -78,6 +81,8 @@ class SqliteMetaStore(EngineStore):
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open metadata store {self.path}: {exc}") from exc
         self._depth = 0
+        self._durable_mode = True
+        self._durable = 0
         self._read_only = read_only
         if read_only:
             self.site_name = self._get_kv("site_name") or site_name
@@ -94,7 +99,7 @@ class SqliteMetaStore(EngineStore):
                              f"this Meridian knows version {SCHEMA_VERSION}")
 
     @contextmanager
-    def _transaction(self, durable: bool = True) -> Iterator[None]:
+    def _transaction(self, durable: bool = False) -> Iterator[None]:
         if self._depth:
             self._depth += 1
             try:
@@ -102,6 +107,9 @@ class SqliteMetaStore(EngineStore):
             finally:
                 self._depth -= 1
             return
+        if durable != self._durable_mode:
+            self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+            self._durable_mode = durable
         self._db.execute("BEGIN IMMEDIATE")
         self._depth = 1
         try:
@@ -120,7 +128,25 @@ class SqliteMetaStore(EngineStore):
                 self._db.execute("ROLLBACK")
             raise StoreError(f"commit to {self.path} failed: {exc}") from exc
         self._depth = 0
+        if durable:
+            self._durable = int(self._get_kv("last_seq") or "0")
         self._committed()
+
+    def sync(self) -> None:
+        wal = Path(f"{self.path}-wal")
+        try:
+            fd = os.open(wal, os.O_RDONLY)
+        except FileNotFoundError:  # nothing written since the last checkpoint
+            pass
+        else:
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        self._durable = self.last_seq()
+
+    def durable_seq(self) -> int:
+        return self._durable
 
     def close(self) -> None:
         if self._db is not None:

@@ -446,7 +446,14 @@ class MeridianFS(pyfuse3.Operations):
                 await self._commit(open_file)
 
     async def fsync(self, fh: int, datasync: bool) -> None:
+        """Content and every namespace change before it are on disk when this returns."""
         await self.flush(fh)
+        with fuse_errors("fsync"):
+            self.meta.sync()
+
+    async def fsyncdir(self, fh: int, datasync: bool) -> None:
+        with fuse_errors("fsyncdir"):
+            self.meta.sync()
 
     async def release(self, fh: int) -> None:
         entry = self._handles.pop(fh, None)
