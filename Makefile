@@ -35,6 +35,7 @@ demo: setup
 
 bench: setup
 	$(VENV)/bin/python bench/seqio.py
+	$(VENV)/bin/python bench/metadata.py
 
 clean:
 	rm -rf $(STAMPS) $(VENV) build src/*.egg-info
