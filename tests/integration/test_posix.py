@@ -275,3 +275,22 @@ def test_an_unlinked_open_file_stays_usable_until_closed(site: RunningSite) -> N
         assert f.read() == b"before and after"
         assert os.fstat(f.fileno()).st_nlink == 0
     assert sorted(os.listdir(site.mount)) == []
+
+
+def test_set_group_id_directories_pass_their_group_on(site: RunningSite) -> None:
+    shared = site.mount / "project"
+    shared.mkdir()
+    os.chown(shared, 0, 4242)
+    os.chmod(shared, 0o2775)
+    (shared / "plate.exr").write_bytes(b"x")
+    (shared / "renders").mkdir()
+    assert os.stat(shared / "plate.exr").st_gid == 4242
+    sub = os.stat(shared / "renders")
+    assert sub.st_gid == 4242 and sub.st_mode & stat.S_ISGID
+    old = os.umask(0o022)
+    try:
+        fd = os.open(site.mount / "masked", os.O_CREAT | os.O_WRONLY, 0o666)
+        os.close(fd)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(site.mount / "masked").st_mode) == 0o644

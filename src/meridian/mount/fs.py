@@ -271,9 +271,20 @@ class MeridianFS(pyfuse3.Operations):
 
     async def mkdir(self, parent_inode: int, name: bytes, mode: int, ctx: Any) -> pyfuse3.EntryAttributes:
         with fuse_errors("mkdir"):
-            inode = self.meta.create(parent_inode, _fsname(name), stat.S_IFDIR | (mode & 0o7777),
-                                     ctx.uid, ctx.gid)
-            return self._entry(inode)
+            return self._entry(self._new_inode(parent_inode, name,
+                                               stat.S_IFDIR | (mode & 0o7777), ctx))
+
+    def _new_inode(self, parent: int, name: bytes, mode: int, ctx: Any,
+                   target: str | None = None, rdev: int = 0) -> Inode:
+        """Create as ext4 does: in a set-group-ID directory, the new entry takes the
+        directory's group, and a new directory inherits the set-group-ID bit."""
+        gid = ctx.gid
+        directory = self.meta.getattr(parent)
+        if directory.mode & stat.S_ISGID:
+            gid = directory.gid
+            if stat.S_ISDIR(mode):
+                mode |= stat.S_ISGID
+        return self.meta.create(parent, _fsname(name), mode, ctx.uid, gid, target=target, rdev=rdev)
 
     async def rmdir(self, parent_inode: int, name: bytes, ctx: Any) -> None:
         with fuse_errors("rmdir"):
@@ -298,9 +309,8 @@ class MeridianFS(pyfuse3.Operations):
 
     async def symlink(self, parent_inode: int, name: bytes, target: bytes, ctx: Any) -> pyfuse3.EntryAttributes:
         with fuse_errors("symlink"):
-            inode = self.meta.create(parent_inode, _fsname(name), stat.S_IFLNK | 0o777,
-                                     ctx.uid, ctx.gid, target=os.fsdecode(target))
-            return self._entry(inode)
+            return self._entry(self._new_inode(parent_inode, name, stat.S_IFLNK | 0o777, ctx,
+                                               target=os.fsdecode(target)))
 
     async def link(self, inode: int, new_parent_inode: int, new_name: bytes, ctx: Any) -> pyfuse3.EntryAttributes:
         with fuse_errors("link"):
@@ -314,8 +324,7 @@ class MeridianFS(pyfuse3.Operations):
 
     async def mknod(self, parent_inode: int, name: bytes, mode: int, rdev: int, ctx: Any) -> pyfuse3.EntryAttributes:
         with fuse_errors("mknod"):  # files, FIFOs, sockets, devices (metadata only, no content)
-            return self._entry(self.meta.create(parent_inode, _fsname(name), mode, ctx.uid,
-                                                ctx.gid, rdev=rdev))
+            return self._entry(self._new_inode(parent_inode, name, mode, ctx, rdev=rdev))
 
     # -- files ------------------------------------------------------------------------------
     def _new_fh(self) -> int:
@@ -335,8 +344,7 @@ class MeridianFS(pyfuse3.Operations):
     async def create(self, parent_inode: int, name: bytes, mode: int, flags: int,
                      ctx: Any) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
         with fuse_errors("create"):
-            inode = self.meta.create(parent_inode, _fsname(name), stat.S_IFREG | (mode & 0o7777),
-                                     ctx.uid, ctx.gid)
+            inode = self._new_inode(parent_inode, name, stat.S_IFREG | (mode & 0o7777), ctx)
             fh = self._attach(inode.ino, flags)
             self._cached_content[inode.ino] = None
             return pyfuse3.FileInfo(fh=fh, keep_cache=True), self._entry(inode)
