@@ -50,6 +50,11 @@ def test_minimal_config_gets_a_default_volume() -> None:
     ({"mover": {"upload_workers": 0}}, "mover.upload_workers", "≥ 1"),
     ({"mover": {"read_timeout": "soon"}}, "mover.read_timeout", "number"),
     ({"mover": {"speed": 3}}, "mover.speed", "unknown key"),
+    ({"api": {"listen": "127.0.0.1:0", "token": "short"}}, "api.token", "too short"),
+    ({"api": {"listen": "nowhere", "token": "x" * 20}}, "api.listen", "HOST:PORT"),
+    ({"peers": [{"name": "west", "url": "ftp://w", "token": "t"}]}, "peers[0].url", "http"),
+    ({"peers": [{"name": "east", "url": "http://w", "token": "t"}]}, "peers[0].name", "another"),
+    ({"peers": [{"name": "west", "url": "http://w"}]}, "peers[0].token", "missing"),
 ])
 def test_bad_values_name_the_key(overrides: dict[str, Any], key: str, problem: str) -> None:
     bad = doc()
@@ -83,12 +88,16 @@ def test_bad_sizes(text: str) -> None:
 
 def test_write_then_load_round_trips_and_secrets_stay_out_of_describe(tmp_path: Path) -> None:
     config = parse_config(doc(bucket__secret_access_key="s3cr3t", bucket__access_key_id="AKIA1",
-                              volumes=[{"name": "local", "path": "/fast", "capacity": "1GiB"}]),
+                              volumes=[{"name": "local", "path": "/fast", "capacity": "1GiB"}],
+                              api={"listen": "127.0.0.1:7411", "token": "tok" * 8},
+                              peers=[{"name": "west", "url": "http://127.0.0.1:7412/api/v1",
+                                      "token": "peer-s3cr3t"}]),
                           tmp_path / "meridian.toml")
     write_config(config, tmp_path / "meridian.toml")
     again = load_config(tmp_path / "meridian.toml")
     assert again == config
     assert "s3cr3t" not in repr(again) and "s3cr3t" not in str(again.describe())
+    assert again.peers[0].url == "http://127.0.0.1:7412/api/v1"
 
 
 def test_missing_and_malformed_files(tmp_path: Path) -> None:

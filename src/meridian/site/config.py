@@ -101,6 +101,13 @@ class ApiConfig:
 
 
 @dataclass(frozen=True)
+class PeerConfig:
+    name: str
+    url: str  # the peer's API, e.g. http://10.0.0.2:7411/api/v1
+    token: str = field(repr=False)  # the peer's token, presented when calling it
+
+
+@dataclass(frozen=True)
 class SiteConfig:
     name: str
     data: Path
@@ -109,6 +116,7 @@ class SiteConfig:
     mount: Path | None = None
     mover: MoverConfig = MoverConfig()
     api: ApiConfig | None = None  # no [api] section: the site serves no API
+    peers: tuple[PeerConfig, ...] = ()
     path: Path | None = None  # the file it was loaded from
 
     @property
@@ -121,7 +129,8 @@ class SiteConfig:
                 "data": str(self.data), "mount": str(self.mount) if self.mount else None,
                 "bucket": self.bucket.url, "endpoint_url": self.bucket.endpoint_url,
                 "volumes": [{"name": v.name, "path": str(v.path), "capacity": v.capacity}
-                            for v in self.volumes]}
+                            for v in self.volumes],
+                "peers": [{"name": p.name, "url": p.url} for p in self.peers]}
 
 
 def _table(doc: dict[str, Any], key: str, required: bool = True) -> dict[str, Any]:
@@ -162,7 +171,7 @@ def _check_unknown(table: dict[str, Any], section: str, known: set[str]) -> None
 
 def parse_config(doc: dict[str, Any], path: Path | None = None) -> SiteConfig:
     """Validate a parsed TOML document. Raises ConfigError naming the first bad key."""
-    _check_unknown(doc, "", {"site", "bucket", "volumes", "mover", "api"})
+    _check_unknown(doc, "", {"site", "bucket", "volumes", "mover", "api", "peers"})
     site = _table(doc, "site")
     _check_unknown(site, "site", {"name", "data", "mount"})
     name = _string(site, "site", "name") or ""
@@ -220,8 +229,26 @@ def parse_config(doc: dict[str, Any], path: Path | None = None) -> SiteConfig:
         if len(token) < 16:
             raise ConfigError("api.token", "too short: use at least 16 random characters")
         api = ApiConfig(listen=listen, token=token)
+    raw_peers = doc.get("peers", [])
+    if not isinstance(raw_peers, list):
+        raise ConfigError("peers", "must be an array of tables ([[peers]])")
+    peers = []
+    for i, peer in enumerate(raw_peers):
+        key = f"peers[{i}]"
+        if not isinstance(peer, dict):
+            raise ConfigError(key, "must be a table")
+        _check_unknown(peer, key, {"name", "url", "token"})
+        peer_name = _string(peer, key, "name") or ""
+        if not _SITE_NAME.match(peer_name) or peer_name == name:
+            raise ConfigError(f"{key}.name", f"{peer_name!r}: another site's name, lower-case")
+        url = _string(peer, key, "url") or ""
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(f"{key}.url", f"{url!r} is not an http(s) URL")
+        peers.append(PeerConfig(peer_name, url.rstrip("/"), _string(peer, key, "token") or ""))
+    if len({p.name for p in peers}) != len(peers):
+        raise ConfigError("peers", "a peer is listed twice")
     return SiteConfig(name=name, data=data, bucket=bucket, volumes=tuple(volumes), mount=mount,
-                      mover=MoverConfig(**mover_values), api=api, path=path)
+                      mover=MoverConfig(**mover_values), api=api, peers=tuple(peers), path=path)
 
 
 def load_config(path: Path | str) -> SiteConfig:
@@ -252,6 +279,8 @@ def write_config(config: SiteConfig, path: Path) -> None:
     }
     if config.api is not None:
         doc["api"] = {"listen": config.api.listen, "token": config.api.token}
+    if config.peers:
+        doc["peers"] = [{"name": p.name, "url": p.url, "token": p.token} for p in config.peers]
     tmp = path.with_suffix(".toml.tmp")
     tmp.write_text(tomli_w.dumps(doc))
     tmp.replace(path)
