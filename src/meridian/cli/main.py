@@ -42,7 +42,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from meridian.cli import inspect_cmds, site_cmds
+    from meridian.cli import inspect_cmds, site_cmds, up_cmd
 
     parser = Parser(prog="meridian", description=DESCRIPTION,
                     formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.required = True
     site_cmds.register(commands)
     inspect_cmds.register(commands)
+    up_cmd.register(commands)
     return parser
 
 

@@ -1,0 +1,216 @@
+"""``meridian up``: N sites on this one machine, with no set-up.
+
+Each site's data lives in ``ROOT/<site>/``, its mount at ``ROOT/<site>/mnt``; all share one
+bucket (``file://ROOT/bucket`` unless ``--bucket`` says otherwise). API ports are chosen free
+on 127.0.0.1 when a site is first created and kept in its config, tokens are made up, and
+every site lists the others as peers. Each site runs as its own ``meridian site run``
+process (one FUSE mount per process). When all are mounted, ``up`` prints the table, writes
+``ROOT/up.json`` and prints ``ready``; Ctrl-C (or SIGTERM) stops every site and leaves no
+mount and no process behind. Run again on the same ROOT, it resumes with the data it has.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from meridian.errors import BadInput, MeridianError
+from meridian.site import Site, load_config, parse_config, write_config
+from meridian.site.config import PeerConfig, SiteConfig
+
+MERIDIAN = [sys.executable, "-m", "meridian.cli.main"]
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+def register(commands: Any) -> None:
+    up = commands.add_parser(
+        "up", help="run several sites on this machine (one mount each), linked as peers",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    up.add_argument("--sites", required=True, metavar="A,B[,...]",
+                    help="site names, comma-separated (e.g. east,west)")
+    up.add_argument("--root", required=True, metavar="DIR", help="where the sites live")
+    up.add_argument("--bucket", metavar="URL", help="shared bucket (default file://ROOT/bucket)")
+    up.add_argument("--endpoint-url", metavar="URL", help="S3 endpoint for an s3:// bucket")
+    up.add_argument("--region", metavar="REGION", help="S3 region")
+    up.add_argument("--timeout", type=float, default=60.0,
+                    help="seconds to wait for every site to mount (default 60)")
+    up.set_defaults(func=cmd_up)
+
+
+@dataclass
+class LocalSite:
+    config: SiteConfig
+    mount: Path
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def row(self) -> dict[str, Any]:
+        return {"site": self.name, "mount": str(self.mount), "config": str(self.config.path),
+                "api": _api_url(self.config), "log": str(self.log_path),
+                "pid": self.process.pid if self.process else None}
+
+
+def _api_url(config: SiteConfig) -> str:
+    assert config.api is not None
+    return f"http://{config.api.listen}/api/v1"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _parse_names(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise BadInput("--sites: give at least one site name")
+    for name in names:
+        if not _NAME.match(name):
+            raise BadInput(f"--sites: {name!r} is not a site name (lower-case letters, digits, - _)")
+    if len(set(names)) != len(names):
+        raise BadInput("--sites: a name is given twice")
+    return names
+
+
+def prepare(args: argparse.Namespace) -> list[LocalSite]:
+    """Create the sites that do not exist yet, then wire every site to the others as peers."""
+    root = Path(args.root).absolute()
+    root.mkdir(parents=True, exist_ok=True)
+    bucket = args.bucket or f"file://{root / 'bucket'}"
+    configs: dict[str, SiteConfig] = {}
+    for name in _parse_names(args.sites):
+        path = root / name / "meridian.toml"
+        if path.exists():
+            configs[name] = load_config(path)
+            continue
+        doc: dict[str, Any] = {
+            "site": {"name": name, "data": str(root / name), "mount": str(root / name / "mnt")},
+            "bucket": {"url": bucket},
+            "volumes": [{"name": "local", "path": str(root / name / "volumes" / "local")}],
+            "api": {"listen": f"127.0.0.1:{_free_port()}", "token": secrets.token_urlsafe(32)},
+        }
+        if args.endpoint_url:
+            doc["bucket"]["endpoint_url"] = args.endpoint_url
+        if args.region:
+            doc["bucket"]["region"] = args.region
+        config = parse_config(doc, path)
+        Site.initialize(config)
+        write_config(config, path)
+        configs[name] = config
+    sites = []
+    for name, config in configs.items():
+        if config.api is None:
+            raise BadInput(f"{config.path}: site {name} has no [api] section; `up` needs one")
+        peers = tuple(PeerConfig(other.name, _api_url(other), other.api.token)  # type: ignore[union-attr]
+                      for other in configs.values() if other.name != name)
+        if peers != config.peers:
+            config = parse_config({**_doc_of(config), "peers": [vars(p) for p in peers]},
+                                  config.path)
+            write_config(config, config.path or root / name / "meridian.toml")
+        sites.append(LocalSite(config, root / name / "mnt", root / name / "site.log"))
+    return sites
+
+
+def _doc_of(config: SiteConfig) -> dict[str, Any]:
+    import tomllib
+
+    assert config.path is not None
+    doc: dict[str, Any] = tomllib.loads(config.path.read_text())
+    return doc
+
+
+def _mounted(site: LocalSite) -> bool:
+    try:
+        info = json.loads((site.mount / ".meridian" / "site.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return bool(info.get("site") == site.name)
+
+
+def stop_all(sites: list[LocalSite], timeout: float = 30.0) -> None:
+    """SIGINT every site, wait, and make sure no process and no mount is left."""
+    for site in sites:
+        if site.process is not None and site.process.poll() is None:
+            site.process.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + timeout
+    for site in sites:
+        if site.process is None:
+            continue
+        try:
+            site.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            print(f"site {site.name} did not stop within {timeout:.0f}s: killing it", file=sys.stderr)
+            site.process.kill()
+            site.process.wait()
+        if f" {site.mount} " in Path("/proc/mounts").read_text():
+            subprocess.run(["fusermount3", "-u", "-z", str(site.mount)], capture_output=True,
+                           check=False)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    sites = prepare(args)
+    root = Path(args.root).absolute()
+    up_json = root / "up.json"
+    stopping = False
+
+    def request_stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    previous = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for site in sites:
+            with open(site.log_path, "ab") as log:
+                site.process = subprocess.Popen(
+                    [*MERIDIAN, "site", "run", "--config", str(site.config.path), "--mount",
+                     str(site.mount)], stdout=log, stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + args.timeout
+        while not all(_mounted(s) for s in sites):
+            for site in sites:
+                if site.process is not None and site.process.poll() is not None:
+                    raise MeridianError(f"site {site.name} exited {site.process.returncode}; "
+                                        f"see {site.log_path}")
+            if stopping:
+                return 130
+            if time.monotonic() > deadline:
+                raise MeridianError(f"not every site mounted within {args.timeout:.0f}s; "
+                                    "see the logs in each site's folder")
+            time.sleep(0.05)
+        rows = [site.row() for site in sites]
+        print(f"{'site':<10} {'mount':<40} {'api':<36} config")
+        for row in rows:
+            print(f"{row['site']:<10} {row['mount']:<40} {row['api']:<36} {row['config']}")
+        tmp = up_json.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"root": str(root), "pid": os.getpid(), "sites": rows}, indent=2))
+        tmp.replace(up_json)
+        print("ready", flush=True)
+        while not stopping:
+            for site in sites:
+                if site.process is not None and site.process.poll() is not None:
+                    raise MeridianError(f"site {site.name} stopped unexpectedly "
+                                        f"(exit {site.process.returncode}); see {site.log_path}")
+            time.sleep(0.2)
+        return 0
+    finally:
+        print("stopping every site", file=sys.stderr, flush=True)
+        stop_all(sites)
+        up_json.unlink(missing_ok=True)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

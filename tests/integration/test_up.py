@@ -1,0 +1,78 @@
+"""`meridian up`: several sites on one machine, linked as peers; Ctrl-C leaves nothing behind."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+import tomllib
+from pathlib import Path
+
+from tests.sitehelpers import MERIDIAN
+
+
+def start_up(root: Path, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([*MERIDIAN, "up", "--sites", "east,west", "--root", str(root), *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def wait_ready(process: subprocess.Popen[str], root: Path, timeout: float = 60) -> dict[str, object]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"meridian up exited {process.returncode}: {process.stdout.read() if process.stdout else ''}")
+        if (root / "up.json").exists():
+            info: dict[str, object] = json.loads((root / "up.json").read_text())
+            return info
+        time.sleep(0.1)
+    process.kill()
+    raise AssertionError("meridian up was not ready in time")
+
+
+def stop(process: subprocess.Popen[str]) -> tuple[int, str]:
+    process.send_signal(signal.SIGINT)
+    out, _ = process.communicate(timeout=60)
+    return process.returncode, out
+
+
+def test_up_runs_linked_sites_and_stops_cleanly(tmp_path: Path) -> None:
+    root = tmp_path / "studio"
+    process = start_up(root)
+    try:
+        info = wait_ready(process, root)
+        sites = {row["site"]: row for row in info["sites"]}  # type: ignore[attr-defined]
+        assert set(sites) == {"east", "west"}
+        for name in ("east", "west"):
+            mount = root / name / "mnt"
+            assert json.loads((mount / ".meridian" / "site.json").read_text())["site"] == name
+            config = tomllib.loads((root / name / "meridian.toml").read_text())
+            other = "west" if name == "east" else "east"
+            other_config = tomllib.loads((root / other / "meridian.toml").read_text())
+            assert config["peers"] == [{"name": other, "url": sites[other]["api"],
+                                        "token": other_config["api"]["token"]}]
+            assert config["bucket"]["url"] == f"file://{root / 'bucket'}"
+        (root / "east" / "mnt" / "kept.exr").write_bytes(b"frame")
+    finally:
+        code, out = stop(process)
+    assert code == 0, out
+    assert "ready" in out
+    assert str(root) not in Path("/proc/mounts").read_text()
+    assert not (root / "up.json").exists()
+    leftovers = subprocess.run(["pgrep", "-f", f"--config {root}/"], capture_output=True, text=True)
+    assert leftovers.stdout.strip() == ""
+
+    again = start_up(root)  # resumes with the data it has
+    try:
+        wait_ready(again, root)
+        assert (root / "east" / "mnt" / "kept.exr").read_bytes() == b"frame"
+    finally:
+        code, out = stop(again)
+    assert code == 0, out
+
+
+def test_up_refuses_bad_site_names(tmp_path: Path) -> None:
+    result = subprocess.run([*MERIDIAN, "up", "--sites", "east,East Coast", "--root", str(tmp_path)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "'East Coast'" in result.stderr
+    assert not (tmp_path / "east").exists()
