@@ -19,7 +19,7 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-@pytest.mark.parametrize("command", [[], ["init"], ["site", "run"], ["status"], ["ls"], ["fsck"], ["up"]])
+@pytest.mark.parametrize("command", [[], ["init"], ["site", "run"], ["status"], ["ls"], ["fsck"], ["up"], ["exec"]])
 def test_help_explains_every_command(capsys: pytest.CaptureFixture[str], command: list[str]) -> None:
     code, out, _ = run(capsys, *command, "--help")
     assert code == 0 and "usage: meridian" in out and len(out.splitlines()) > 4

@@ -53,6 +53,18 @@ def test_up_runs_linked_sites_and_stops_cleanly(tmp_path: Path) -> None:
                                         "token": other_config["api"]["token"]}]
             assert config["bucket"]["url"] == f"file://{root / 'bucket'}"
         (root / "east" / "mnt" / "kept.exr").write_bytes(b"frame")
+        common = tmp_path / "common"
+        for name in ("east", "west"):  # the same absolute path, each site's own tree behind it
+            done = subprocess.run(
+                [*MERIDIAN, "exec", "--site", name, "--root", str(root), "--at", str(common), "--",
+                 "sh", "-c", f"echo {name} > {common}/written-at-{name}"],
+                capture_output=True, text=True, timeout=60)
+            assert done.returncode == 0, done.stderr
+            assert (root / name / "mnt" / f"written-at-{name}").read_text() == f"{name}\n"
+        assert not any(common.iterdir())  # the bind mounts lived in private namespaces only
+        missing = subprocess.run([*MERIDIAN, "exec", "--site", "north", "--root", str(root), "--",
+                                  "true"], capture_output=True, text=True, timeout=60)
+        assert missing.returncode == 2 and "no site 'north'" in missing.stderr
     finally:
         code, out = stop(process)
     assert code == 0, out

@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     site_cmds.register(commands)
     inspect_cmds.register(commands)
     up_cmd.register(commands)
+    up_cmd.register_exec(commands)
     return parser
 
 

@@ -214,3 +214,40 @@ def cmd_up(args: argparse.Namespace) -> int:
         up_json.unlink(missing_ok=True)
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def register_exec(commands: Any) -> None:
+    run = commands.add_parser(
+        "exec", help="run a command as if on a workstation of site S (its mount at the common path)",
+        description="Run CMD in a private mount namespace (unshare -m, root) where site S's "
+                    "mount (from ROOT/up.json, written by `meridian up`) is bind-mounted at the "
+                    "common path, so absolute paths written at one site resolve at another.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    run.add_argument("--site", required=True, metavar="S")
+    run.add_argument("--root", metavar="DIR", default=os.environ.get("MERIDIAN_ROOT"),
+                     help="the ROOT given to `meridian up` (default $MERIDIAN_ROOT)")
+    run.add_argument("--at", metavar="PATH", default="/mnt/meridian",
+                     help="the common path (default /mnt/meridian)")
+    run.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD ...")
+    run.set_defaults(func=cmd_exec)
+
+
+def cmd_exec(args: argparse.Namespace) -> int:
+    cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    if not cmd:
+        raise BadInput("exec: give a command after --")
+    if not args.root:
+        raise BadInput("exec: give --root DIR (the ROOT of `meridian up`) or set MERIDIAN_ROOT")
+    up_json = Path(args.root).absolute() / "up.json"
+    try:
+        rows = json.loads(up_json.read_text())["sites"]
+    except (OSError, ValueError, KeyError):
+        raise MeridianError(f"{up_json}: no running `meridian up` there") from None
+    mounts = {row["site"]: row["mount"] for row in rows}
+    if args.site not in mounts:
+        raise BadInput(f"exec: no site {args.site!r} in {up_json} (sites: {', '.join(mounts)})")
+    at = str(Path(args.at).absolute())
+    script = 'mkdir -p "$1" && mount --bind "$2" "$1" && shift 2 && exec "$@"'
+    result = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script,
+                             "sh", at, mounts[args.site], *cmd], check=False)
+    return result.returncode
