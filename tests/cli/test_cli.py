@@ -81,3 +81,21 @@ def test_bucket_of_unknown_format_is_refused(capsys: pytest.CaptureFixture[str],
                        "--bucket", f"file://{bucket}")
     assert code == 2 and "99" in err
     assert not (tmp_path / "east").exists()
+
+
+def test_status_reports_an_unreachable_peer(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = tmp_path / "east" / "meridian.toml"
+    code, _, err = run(capsys, "init", "--site", "east", "--data", str(tmp_path / "east"),
+                       "--bucket", f"file://{tmp_path}/bucket")
+    assert code == 0, err
+    with open(config, "a") as f:
+        f.write(f'\n[[peers]]\nname = "west"\nurl = "http://127.0.0.1:{port}/api/v1"\n'
+                'token = "west-token-west-token"\n')
+    code, out, _ = run(capsys, "status", "--config", str(config))
+    assert code == 0 and "peer       west" in out and "UNREACHABLE" in out
+    assert "west-token" not in out

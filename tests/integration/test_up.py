@@ -53,6 +53,10 @@ def test_up_runs_linked_sites_and_stops_cleanly(tmp_path: Path) -> None:
                                         "token": other_config["api"]["token"]}]
             assert config["bucket"]["url"] == f"file://{root / 'bucket'}"
         (root / "east" / "mnt" / "kept.exr").write_bytes(b"frame")
+        status = json.loads(subprocess.run(
+            [*MERIDIAN, "status", "--json", "--config", str(root / "east" / "meridian.toml")],
+            capture_output=True, text=True, timeout=60).stdout)
+        assert [(p["name"], p["reachable"]) for p in status["peers"]] == [("west", True)]
         common = tmp_path / "common"
         for name in ("east", "west"):  # the same absolute path, each site's own tree behind it
             done = subprocess.run(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import time
+import urllib.error
+import urllib.request
 from typing import Any
 
 from meridian.cli.locate import add_config_option, locate_config, namespace_path
@@ -73,6 +75,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             bucket_state = {"reachable": False, "error": str(exc)}
         finally:
             objects.close()
+        peers = [peer_state(p.name, p.url, p.token) for p in config.peers]
         running = read_run_file(config.data)
         info = {
             **config.describe(), "site_id": meta.site_id, "inodes": meta.count_inodes(),
@@ -84,6 +87,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                         "failing": len(failing),
                         "last_error": failing[0].last_error if failing else None},
             "bucket_state": bucket_state,
+            "peers": peers,
         }
         if running:
             info["mount"] = running["mount"]
@@ -104,12 +108,33 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"volume     {_size(usage.used)} used of {cap}; {usage.count} instances")
         print(f"uploads    {len(uploads)} queued ({_size(info['uploads']['bytes'])})"
               + (f", {len(failing)} failing: {failing[0].last_error}" if failing else ""))
+        for peer in peers:
+            state = (f"reachable ({peer['ms']} ms), journal at {peer['journal_last_seq']}"
+                     if peer["reachable"] else f"UNREACHABLE: {peer['error']}")
+            print(f"peer       {peer['name']} {peer['url']}: {state}")
         if bucket_state["reachable"]:
             print(f"bucket     {config.bucket.url}: reachable ({bucket_state['ms']} ms), "
                   f"format {bucket_state['format']}")
         else:
             print(f"bucket     {config.bucket.url}: UNREACHABLE: {bucket_state['error']}")
     return 0 if bucket_state["reachable"] else 3
+
+
+def peer_state(name: str, url: str, token: str, timeout: float = 3.0) -> dict[str, Any]:
+    """Ask a peer's API who it is (its token presented); never raises."""
+    request = urllib.request.Request(f"{url}/site", headers={"Authorization": f"Bearer {token}"})
+    started = time.monotonic()
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            info = json.loads(answer.read())
+    except urllib.error.HTTPError as exc:
+        return {"name": name, "url": url, "reachable": False,
+                "error": f"HTTP {exc.code}" + (" (token refused)" if exc.code == 401 else "")}
+    except (OSError, ValueError) as exc:
+        return {"name": name, "url": url, "reachable": False, "error": str(exc)}
+    return {"name": name, "url": url, "reachable": True,
+            "ms": round((time.monotonic() - started) * 1000, 1),
+            "journal_last_seq": info.get("journal_last_seq")}
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
