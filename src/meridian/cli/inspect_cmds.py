@@ -16,7 +16,7 @@ from meridian.content import VolumeInspector
 from meridian.errors import BadInput, MeridianError, NotFound
 from meridian.meta.sqlite import SqliteMetaStore
 from meridian.site import SiteConfig
-from meridian.site.inspect import fsck, placements
+from meridian.site.inspect import fsck, namespace_digest, placements
 from meridian.site.site import open_bucket
 
 
@@ -80,7 +80,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         info = {
             **config.describe(), "site_id": meta.site_id, "inodes": meta.count_inodes(),
             "running": running is not None, "pid": running["pid"] if running else None,
-            "journal_last_seq": meta.last_seq(),
+            "journal_last_seq": meta.last_seq(), "digest": namespace_digest(meta),
             "volume": {"used": usage.used, "capacity": usage.capacity, "complete": usage.complete,
                        "partial": usage.partial, "instances": usage.count},
             "uploads": {"queued": len(uploads), "bytes": sum(u.size for u in uploads),
@@ -104,7 +104,8 @@ def cmd_status(args: argparse.Namespace) -> int:
                                   if info["running"] else "no"))
         if info.get("api"):
             print(f"api        {info['api']}")
-        print(f"namespace  {info['inodes']} inodes, journal at {info['journal_last_seq']}")
+        print(f"namespace  {info['inodes']} inodes, journal at {info['journal_last_seq']}, "
+              f"digest {info['digest'][:16]}")
         print(f"volume     {_size(usage.used)} used of {cap}; {usage.count} instances")
         print(f"uploads    {len(uploads)} queued ({_size(info['uploads']['bytes'])})"
               + (f", {len(failing)} failing: {failing[0].last_error}" if failing else ""))

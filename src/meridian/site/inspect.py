@@ -7,6 +7,8 @@ is running, and never change anything: fsck reports, it never silently repairs.
 
 from __future__ import annotations
 
+import hashlib
+import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -127,3 +129,18 @@ def _check_content(h: str, size: int, meta: MetaStore, volume: VolumeView,
     if not local and not record.in_bucket:
         return f"content {h[:12]} is neither on the local volume nor in the bucket: unreachable"
     return None
+
+
+def namespace_digest(meta: MetaStore) -> str:
+    """A digest of the tree that is equal at every site once all changes are delivered
+    (DESIGN.md rule 4): path, type, permission bits, size, content hash or symlink target of
+    every entry, in path order. Inode numbers, owners, times and where content is stored are
+    left out: they differ between sites by design or do not make two trees different."""
+    digest = hashlib.sha256()
+    for path, inode in sorted(meta.walk(), key=lambda item: item[0].encode("utf-8", "surrogateescape")):
+        kind = stat.S_IFMT(inode.mode)
+        what = inode.content or "" if inode.is_file else inode.target or ""
+        size = inode.size if not inode.is_dir else 0
+        line = f"{path}\0{kind:o}\0{stat.S_IMODE(inode.mode):o}\0{size}\0{what}\n"
+        digest.update(line.encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()
