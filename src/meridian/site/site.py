@@ -105,6 +105,12 @@ class Site:
         return info
 
     async def start(self) -> None:
+        usage = self.volume.usage()
+        capacity = f"{usage.capacity / 2**30:.1f} GiB" if usage.capacity else "no limit"
+        log.info("site %s: %d inodes, journal at %d; volume %s: %.1f GiB used of %s in %d "
+                 "instances; %d uploads queued", self.config.name, self.meta.count_inodes(),
+                 self.meta.last_seq(), self.volume.name, usage.used / 2**30, capacity,
+                 usage.count, self.meta.upload_count())
         self.mover.start()
 
     async def stop(self) -> None:
