@@ -205,3 +205,24 @@ def test_reads_going_forward_fetch_blocks_ahead(tmp_path: Path, store: CountingS
         await fetcher.stop()
 
     asyncio.run(scenario())
+
+
+def test_a_fetch_into_a_full_volume_waits_for_uploads_to_make_room(
+        tmp_path: Path, store: CountingStore, bucket: ContentBucket) -> None:
+    async def scenario() -> None:
+        wanted = await uploaded(tmp_path, bucket, os.urandom(BLOCK))
+        meta = MemoryMetaStore("west")
+        in_bucket: set[str] = set()
+        volume = LocalVolume(tmp_path / "west", capacity=BLOCK + BLOCK // 2,
+                             is_evictable=in_bucket.__contains__)
+        local = commit_file(meta, volume, "local-only", os.urandom(BLOCK))  # fills the volume
+        store.fail_puts = 2  # its upload fails twice before it gets through
+        mover = make_mover(meta, volume, bucket, upload_workers=1, space_wait=10.0,
+                           on_in_bucket=in_bucket.add)
+        mover.start()
+        await mover.ensure_local(wanted, BLOCK, 0, BLOCK)  # waits, then evicts `local`
+        assert volume.has(wanted) and not volume.has(local)
+        assert bucket.is_complete(local)
+        await mover.stop()
+
+    asyncio.run(scenario())

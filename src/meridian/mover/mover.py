@@ -25,12 +25,14 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 from meridian.content import LocalVolume
 from meridian.errors import (
     ContentError,
     ContentUnavailable,
     MeridianError,
+    NoSpace,
     ObjectNotFound,
     ObjectStoreError,
 )
@@ -38,6 +40,7 @@ from meridian.meta import MetaStore, PendingUpload
 from meridian.objects.layout import ContentBucket
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,7 @@ class Mover:
     def __init__(self, meta: MetaStore, volume: LocalVolume, bucket: ContentBucket, *,
                  upload_workers: int = 4, fetch_workers: int = 8, read_timeout: float = 60.0,
                  retry_base: float = 0.5, retry_max: float = 60.0, readahead_blocks: int = 4,
+                 space_wait: float = 30.0,
                  on_in_bucket: Callable[[str], None] | None = None) -> None:
         self.meta = meta
         self.volume = volume
@@ -64,6 +68,7 @@ class Mover:
         self.upload_workers = upload_workers
         self.read_timeout = read_timeout
         self.readahead_blocks = readahead_blocks
+        self.space_wait = space_wait
         self.retry_base = retry_base
         self.retry_max = retry_max
         self._on_in_bucket = on_in_bucket  # told of every content known complete in the bucket
@@ -122,7 +127,8 @@ class Mover:
                           self.fetches_done, self.bytes_fetched, len(self._in_flight),
                           self.meta.upload_count())
 
-    async def _run(self, fn: Callable[..., object], *args: object) -> object:
+    async def _run(self, fn: Callable[..., _T], *args: object) -> _T:
+        """Run blocking I/O on the mover's thread pool."""
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
     # -- uploads ----------------------------------------------------------------------------
@@ -262,6 +268,19 @@ class Mover:
             future.add_done_callback(lambda f: self._block_done(key, f))
         return asyncio.shield(future)
 
+    async def _write_waiting_for_space(self, hash: str, start: int, data: bytes) -> None:
+        """Store fetched bytes; when the volume is full of content still on its way to the
+        bucket, wait (up to ``space_wait``) for uploads to make some of it evictable."""
+        deadline = time.monotonic() + self.space_wait
+        while True:
+            try:
+                await self._run(self.volume.write_partial, hash, start, data)
+                return
+            except NoSpace:
+                left = deadline - time.monotonic()
+                if left <= 0 or not await self.wait_for_upload(left):
+                    raise
+
     def _block_done(self, key: tuple[str, int], future: asyncio.Future[None]) -> None:
         self._block_fetches.pop(key, None)
         if not future.cancelled():
@@ -290,13 +309,13 @@ class Mover:
                     log.warning("fetch of %s block %d failed, retrying in %.1fs: %s",
                                 hash[:12], index, delay, exc)
                     await asyncio.sleep(delay)
-        if len(data) != length:  # type: ignore[arg-type]
+        if len(data) != length:
             raise ContentError(f"content {hash[:12]} block {index}: bucket returned "
-                               f"{len(data)} bytes, expected {length}")  # type: ignore[arg-type]
+                               f"{len(data)} bytes, expected {length}")
         if self._on_in_bucket is not None:
             self._on_in_bucket(hash)  # fetched from the bucket, so complete there: evictable
         self.volume.begin_partial(hash, size)
-        await self._run(self.volume.write_partial, hash, start, data)
+        await self._write_waiting_for_space(hash, start, data)
         self.fetches_done += 1
         self.bytes_fetched += length
         if hash not in self._finishing and not self.volume.missing(hash, 0, size):

@@ -46,6 +46,7 @@ class Site:
                            fetch_workers=config.mover.fetch_workers,
                            read_timeout=config.mover.read_timeout,
                            retry_base=config.mover.retry_base, retry_max=config.mover.retry_max,
+                           space_wait=config.mover.space_wait,
                            on_in_bucket=self._known_in_bucket)
         for info in volume.instances():
             record = meta.content(info.hash)
