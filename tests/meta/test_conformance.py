@@ -36,12 +36,13 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MetaStore]
 
 
 def names(store: MetaStore, ino: int = ROOT_INO) -> list[str]:
-    return [name for name, _ in store.list_dir(ino)]
+    """The entries of ``ino``, without Meridian's own ``/.meridian``."""
+    return [name for name, _ in store.list_dir(ino) if (ino, name) != (ROOT_INO, ".meridian")]
 
 
 def test_root_exists_and_is_a_directory(store: MetaStore) -> None:
     root = store.getattr(ROOT_INO)
-    assert root.is_dir and root.file_id == "root" and root.nlink == 2
+    assert root.is_dir and root.file_id == "root" and root.nlink == 3  # itself, ., /.meridian
     assert len(store.site_id) == 32
 
 
@@ -52,7 +53,7 @@ def test_create_lookup_and_list_sorted(store: MetaStore) -> None:
     assert names(store) == ["a", "b", "c", "dir"]
     f = store.lookup(ROOT_INO, "a")
     assert f.is_file and f.uid == 1000 and f.gid == 100 and f.nlink == 1 and f.size == 0
-    assert store.getattr(ROOT_INO).nlink == 3  # one subdirectory
+    assert store.getattr(ROOT_INO).nlink == 4  # /.meridian and one subdirectory
     assert d.nlink == 2
 
 
@@ -106,7 +107,7 @@ def test_unlink_and_rmdir(store: MetaStore) -> None:
     with pytest.raises(NotFound):
         store.getattr(left.ino)
     store.rmdir(ROOT_INO, "d")
-    assert names(store) == [] and store.getattr(ROOT_INO).nlink == 2
+    assert names(store) == [] and store.getattr(ROOT_INO).nlink == 3
     with pytest.raises(NotFound):
         store.unlink(ROOT_INO, "nothing")
 
@@ -160,7 +161,7 @@ def test_rename_type_rules(store: MetaStore) -> None:
     store.rename(ROOT_INO, "d", ROOT_INO, "e")  # over an empty directory
     assert store.lookup(ROOT_INO, "e").ino == d.ino
     assert store.path_of(sub.ino) == "/e/sub"
-    assert store.getattr(ROOT_INO).nlink == 3  # root, e (was d)
+    assert store.getattr(ROOT_INO).nlink == 4  # root, /.meridian, e (was d)
 
 
 def test_rename_between_hard_links_of_one_inode_is_a_no_op(store: MetaStore) -> None:
@@ -262,13 +263,13 @@ def test_resolve_walk_and_paths(store: MetaStore) -> None:
         store.resolve("./d/../d/f")
     with pytest.raises(NotFound):
         store.resolve("./d/nothing")
-    assert [p for p, _ in store.walk()] == ["/", "/d", "/d/f"]
+    assert [p for p, _ in store.walk()] == ["/", "/.meridian", "/.meridian/lost+found", "/d", "/d/f"]
     assert store.parent_of(f.ino) == d.ino and store.parent_of(d.ino) == ROOT_INO
     assert store.parent_of(ROOT_INO) == ROOT_INO
     found = store.by_file_id(f.file_id)
     assert found is not None and found.ino == f.ino
     assert store.by_file_id("root") is not None and store.by_file_id("nope.1") is None
-    assert store.count_inodes() == 3
+    assert store.count_inodes() == 5  # root, /.meridian, its lost+found, d, f
 
 
 def test_thousands_of_entries_in_one_directory(store: MetaStore) -> None:

@@ -68,9 +68,9 @@ def test_read_only_reader_sees_committed_changes_while_writer_is_open(tmp_path: 
     writer = SqliteMetaStore(db, "east")
     writer.create(ROOT_INO, "f", FILE, 0, 0)
     reader = SqliteMetaStore(db, "east", read_only=True)
-    assert [n for n, _ in reader.list_dir(ROOT_INO)] == ["f"]
+    assert [n for n, _ in reader.list_dir(ROOT_INO)] == [".meridian", "f"]
     writer.create(ROOT_INO, "g", FILE, 0, 0)
-    assert [n for n, _ in reader.list_dir(ROOT_INO)] == ["f", "g"]
+    assert [n for n, _ in reader.list_dir(ROOT_INO)] == [".meridian", "f", "g"]
     reader.close()
     writer.close()
 

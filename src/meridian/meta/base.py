@@ -9,6 +9,7 @@ engine's transaction is the second line of defence.
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import time
@@ -30,6 +31,7 @@ from meridian.errors import (
     NotFound,
 )
 from meridian.meta.clock import HybridClock
+from meridian.meta.replica import Applier, ApplyResult
 from meridian.meta.interface import (
     ROOT_FILE_ID,
     ROOT_INO,
@@ -39,9 +41,13 @@ from meridian.meta.interface import (
     JournalEntry,
     MetaStore,
     PendingUpload,
+    version,
 )
 
 MAX_NAME = 255
+META_DIR_FILE_ID = "meridian"  # /.meridian, the same directory at every site
+LOST_FOUND_FILE_ID = "lost+found"  # /.meridian/lost+found
+RESERVED_FILE_IDS = (ROOT_FILE_ID, META_DIR_FILE_ID, LOST_FOUND_FILE_ID)
 _FILE_TYPES = (stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK, stat.S_IFIFO, stat.S_IFSOCK,
                stat.S_IFCHR, stat.S_IFBLK)
 
@@ -132,6 +138,9 @@ class EngineStore(MetaStore):
     def _put_kv(self, key: str, value: str) -> None: ...
 
     @abstractmethod
+    def _del_kv(self, key: str) -> None: ...
+
+    @abstractmethod
     def _append_journal(self, entry: JournalEntry) -> None: ...
 
     @abstractmethod
@@ -177,12 +186,20 @@ class EngineStore(MetaStore):
             if stored_name is None:
                 self._put_kv("site_name", site_name)
                 self._put_kv("site_id", site_id or os.urandom(16).hex())
-                self._put_kv("next_ino", str(ROOT_INO + 1))
                 self._put_kv("next_counter", "1")
                 self._put_kv("last_seq", "0")
                 now = time.time_ns()
-                self._put_inode(Inode(ROOT_INO, ROOT_FILE_ID, stat.S_IFDIR | 0o755, 0, 0, 0, 2,
+                self._put_inode(Inode(ROOT_INO, ROOT_FILE_ID, stat.S_IFDIR | 0o755, 0, 0, 0, 3,
                                       now, now, now, origin_site=site_name))
+                # Meridian's own directories: the same file ids at every site, never journaled
+                # (every site makes them itself), never removed or renamed.
+                self._put_inode(Inode(ROOT_INO + 1, META_DIR_FILE_ID, stat.S_IFDIR | 0o755, 0, 0,
+                                      0, 3, now, now, now, origin_site=site_name))
+                self._put_entry(ROOT_INO, ".meridian", ROOT_INO + 1)
+                self._put_inode(Inode(ROOT_INO + 2, LOST_FOUND_FILE_ID, stat.S_IFDIR | 0o700, 0,
+                                      0, 0, 2, now, now, now, origin_site=site_name))
+                self._put_entry(ROOT_INO + 1, "lost+found", ROOT_INO + 2)
+                self._put_kv("next_ino", str(ROOT_INO + 3))
             elif stored_name != site_name:
                 from meridian.errors import StoreError
                 raise StoreError(f"this store belongs to site {stored_name!r}, not {site_name!r}")
@@ -218,12 +235,33 @@ class EngineStore(MetaStore):
         self._put_kv(key, str(value + 1))
         return value
 
-    def _journal(self, op: str, **fields: Any) -> None:
+    def _stamp(self) -> tuple[int, str]:
+        """A clock value for a local change, and its version string."""
+        hlc = self._clock.now()
+        return hlc, version(hlc, self.site_name)
+
+    def _journal(self, hlc: int, op: str, **fields: Any) -> None:
+        """Append a local change to the journal (in the caller's transaction)."""
+        origin_seq = self._bump_applied(self.site_name)
+        self._append(JournalEntry(0, self.site_name, hlc, {"op": op, **fields}, origin_seq))
+
+    def _append(self, entry: JournalEntry) -> None:
+        """Append ``entry`` (local, or relayed from another origin) at the next position."""
         seq = int(self._get_kv("last_seq") or "0") + 1
         self._put_kv("last_seq", str(seq))
-        entry = JournalEntry(seq, self.site_name, self._clock.now(), {"op": op, **fields})
+        entry = _replace(entry, seq=seq)
         self._append_journal(entry)
         self._uncommitted.append(entry)
+
+    def _bump_applied(self, origin: str) -> int:
+        """The next sequence number of ``origin``, recorded as applied."""
+        value = int(self._get_kv(f"applied:{origin}") or "0") + 1
+        self._put_kv(f"applied:{origin}", str(value))
+        return value
+
+    def applied_seq(self, origin: str) -> int:
+        """How many of ``origin``'s changes this site holds (its own: how many it made)."""
+        return int(self._get_kv(f"applied:{origin}") or "0")
 
     # -- commit listeners -------------------------------------------------------------------
     def add_listener(self, listener: Callable[[list[JournalEntry]], None]) -> None:
@@ -246,17 +284,65 @@ class EngineStore(MetaStore):
         now = time.time_ns()
         self._put_inode(_replace(inode, mtime_ns=now, ctime_ns=now, nlink=inode.nlink + nlink_delta))
 
-    def _drop_name(self, parent: Inode, name: str, inode: Inode) -> Inode:
+    def _drop_name(self, parent: Inode, name: str, inode: Inode, *, refill: bool = True) -> Inode:
         """Remove one name of ``inode``; returns the inode as it is afterwards."""
         self._del_entry(parent.ino, name)
         if inode.is_dir:
             self._touch_dir(self._inode(parent.ino), -1)
             self._del_inode(inode.ino)
+            if refill:
+                self._freed(parent.ino, name)
             return _replace(inode, nlink=0)
         self._touch_dir(self._inode(parent.ino))
         left = _replace(inode, nlink=inode.nlink - 1, ctime_ns=time.time_ns())
         self._put_inode(left)
+        if left.nlink == 0:  # where it was: a write from another site may bring it back there
+            self._put_kv(f"tomb:{inode.file_id}",
+                         json.dumps([parent.file_id, name, inode.content_version]))
+        if refill:
+            self._freed(parent.ino, name)
         return left
+
+    def _want(self, directory: int, name: str, inode: Inode, placed_as: str) -> None:
+        """``inode`` lost ``name`` in ``directory`` to a concurrent change and was placed as
+        ``placed_as``; it gets ``name`` back if the name is freed (so the outcome does not
+        depend on whether the winner had left before or after the loser arrived)."""
+        key = f"want:{self._inode(directory).file_id}/{name}"
+        wanting = json.loads(self._get_kv(key) or "[]")
+        wanting.append([inode.file_id, placed_as])
+        self._put_kv(key, json.dumps(wanting))
+
+    def _freed(self, directory: int, name: str) -> None:
+        """``name`` in ``directory`` was freed: the latest loser still waiting for it (still
+        under the name it was given) takes it back."""
+        key = f"want:{self._inode(directory).file_id}/{name}"
+        found = self._get_kv(key)
+        if found is None:
+            return
+        waiting = []
+        for file_id, placed_as in json.loads(found):
+            ino = self._find_file_id(file_id)
+            if ino is not None and self._get_entry(directory, placed_as) == ino:
+                waiting.append((self._inode(ino), placed_as))
+        if not waiting:
+            self._del_kv(key)
+            return
+        best, placed_as = max(waiting, key=lambda item: item[0].name_version)
+        rest = [[i.file_id, p] for i, p in waiting if i.ino != best.ino]
+        if rest:
+            self._put_kv(key, json.dumps(rest))
+        else:
+            self._del_kv(key)
+        self._move(best, directory, placed_as, directory, name, best.name_version)
+
+    def _tombstone(self, file_id: str) -> tuple[str, str, str] | None:
+        """Where the file ``file_id`` last had a name at this site, if it was deleted here, and
+        the version of the content it had: (directory file id, name, content version)."""
+        found = self._get_kv(f"tomb:{file_id}")
+        if not found:
+            return None
+        parent, name, ver = json.loads(found)
+        return str(parent), str(name), str(ver)
 
     # -- reading ----------------------------------------------------------------------------
     def getattr(self, ino: int) -> Inode:
@@ -328,6 +414,7 @@ class EngineStore(MetaStore):
             if self._get_entry(parent, name) is not None:
                 raise AlreadyExists(f"{name!r} exists in directory {parent}")
             now = time.time_ns()
+            hlc, ver = self._stamp()
             is_dir = stat.S_ISDIR(mode)
             inode = Inode(
                 ino=self._bump("next_ino"),
@@ -337,11 +424,12 @@ class EngineStore(MetaStore):
                 nlink=2 if is_dir else 1, atime_ns=now, mtime_ns=now, ctime_ns=now,
                 target=target, origin_site=self.site_name,
                 rdev=rdev if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else 0,
+                content_version=ver, name_version=ver, attr_version=ver,
             )
             self._put_inode(inode)
             self._put_entry(parent, name, inode.ino)
             self._touch_dir(parent_inode, 1 if is_dir else 0)
-            self._journal("create", parent=parent_inode.file_id, name=name, fid=inode.file_id,
+            self._journal(hlc, "create", parent=parent_inode.file_id, name=name, fid=inode.file_id,
                           mode=mode, uid=uid, gid=gid, target=target, rdev=inode.rdev)
         return inode
 
@@ -354,11 +442,12 @@ class EngineStore(MetaStore):
             parent_inode = self._dir(new_parent)
             if self._get_entry(new_parent, new_name) is not None:
                 raise AlreadyExists(f"{new_name!r} exists in directory {new_parent}")
+            hlc, _ = self._stamp()
             linked = _replace(inode, nlink=inode.nlink + 1, ctime_ns=time.time_ns())
             self._put_inode(linked)
             self._put_entry(new_parent, new_name, ino)
             self._touch_dir(parent_inode)
-            self._journal("link", fid=inode.file_id, parent=parent_inode.file_id, name=new_name)
+            self._journal(hlc, "link", fid=inode.file_id, parent=parent_inode.file_id, name=new_name)
         return linked
 
     def unlink(self, parent: int, name: str) -> Inode:
@@ -367,8 +456,11 @@ class EngineStore(MetaStore):
             if inode.is_dir:
                 raise IsADirectory(f"{name!r} is a directory")
             parent_inode = self._inode(parent)
+            self._check_removable(inode)
             left = self._drop_name(parent_inode, name, inode)
-            self._journal("unlink", parent=parent_inode.file_id, name=name, fid=inode.file_id)
+            hlc, _ = self._stamp()
+            self._journal(hlc, "unlink", parent=parent_inode.file_id, name=name, fid=inode.file_id,
+                          seen=inode.content_version)
         return left
 
     def rmdir(self, parent: int, name: str) -> None:
@@ -378,9 +470,11 @@ class EngineStore(MetaStore):
                 raise NotADirectory(f"{name!r} is not a directory")
             if self._has_entries(inode.ino):
                 raise DirectoryNotEmpty(f"directory {name!r} is not empty")
+            self._check_removable(inode)
             parent_inode = self._inode(parent)
             self._drop_name(parent_inode, name, inode)
-            self._journal("rmdir", parent=parent_inode.file_id, name=name, fid=inode.file_id)
+            hlc, _ = self._stamp()
+            self._journal(hlc, "rmdir", parent=parent_inode.file_id, name=name, fid=inode.file_id)
 
     def _is_ancestor(self, ancestor: int, ino: int) -> bool:
         current = ino
@@ -409,6 +503,7 @@ class EngineStore(MetaStore):
                 raise AlreadyExists(f"{new_name!r} exists in directory {new_parent}")
             if inode.is_dir and self._is_ancestor(inode.ino, new_parent):
                 raise InvalidOperation(f"cannot move directory {name!r} into itself")
+            self._check_removable(inode)
             if target is not None:
                 if inode.is_dir and not target.is_dir:
                     raise NotADirectory(f"cannot replace non-directory {new_name!r} with a directory")
@@ -416,21 +511,42 @@ class EngineStore(MetaStore):
                     raise IsADirectory(f"cannot replace directory {new_name!r} with a non-directory")
                 if target.is_dir and self._has_entries(target.ino):
                     raise DirectoryNotEmpty(f"directory {new_name!r} is not empty")
-            replaced = self._drop_name(new_dir, new_name, target) if target is not None else None
-            self._del_entry(parent, name)
-            self._put_entry(new_parent, new_name, inode.ino)
-            moved_dir = 1 if inode.is_dir else 0
-            self._touch_dir(self._inode(parent), -moved_dir)
-            self._touch_dir(self._inode(new_parent), moved_dir)
-            self._put_inode(_replace(self._inode(inode.ino), ctime_ns=time.time_ns()))
-            self._journal("rename", parent=old_dir.file_id, name=name, new_parent=new_dir.file_id,
-                          new_name=new_name, fid=inode.file_id,
-                          replaced=target.file_id if target is not None else None)
+            if target is not None:
+                self._check_removable(target)
+            hlc, ver = self._stamp()
+            replaced = (self._drop_name(new_dir, new_name, target, refill=False)
+                        if target is not None else None)
+            self._move(inode, parent, name, new_parent, new_name, ver)
+            self._journal(hlc, "rename", parent=old_dir.file_id, name=name,
+                          new_parent=new_dir.file_id, new_name=new_name, fid=inode.file_id,
+                          replaced=target.file_id if target is not None else None,
+                          replaced_seen=target.content_version if target is not None else None)
         return replaced
+
+    def _move(self, inode: Inode, parent: int, name: str, new_parent: int, new_name: str,
+              ver: str, *, refill: bool = True) -> None:
+        """Move one name of ``inode`` to a free place (the caller has checked everything).
+        ``refill``: the old name is free now (a conflict loser waiting for it takes it);
+        False when the caller binds it again at once."""
+        self._del_entry(parent, name)
+        self._put_entry(new_parent, new_name, inode.ino)
+        moved_dir = 1 if inode.is_dir else 0
+        self._touch_dir(self._inode(parent), -moved_dir)
+        self._touch_dir(self._inode(new_parent), moved_dir)
+        self._put_inode(_replace(self._inode(inode.ino), ctime_ns=time.time_ns(), name_version=ver))
+        if refill:
+            self._freed(parent, name)
+
+    def _check_removable(self, inode: Inode) -> None:
+        """The site's own directories (``/.meridian``, its ``lost+found``) stay where they are."""
+        if inode.file_id in RESERVED_FILE_IDS:
+            raise InvalidOperation(f"{inode.file_id!r} is Meridian's own directory")
 
     def setattr(self, ino: int, changes: AttrChanges) -> Inode:
         with self._transaction():
             inode = self._inode(ino)
+            hlc, ver = self._stamp()
+            owner_change = changes.mode is not None or changes.uid is not None or changes.gid is not None
             updated = _replace(
                 inode,
                 mode=(stat.S_IFMT(inode.mode) | (changes.mode & 0o7777))
@@ -440,10 +556,11 @@ class EngineStore(MetaStore):
                 atime_ns=changes.atime_ns if changes.atime_ns is not None else inode.atime_ns,
                 mtime_ns=changes.mtime_ns if changes.mtime_ns is not None else inode.mtime_ns,
                 ctime_ns=time.time_ns(),
+                attr_version=ver if owner_change else inode.attr_version,
             )
             self._put_inode(updated)
             fields = {k: v for k, v in vars(changes).items() if v is not None}
-            self._journal("setattr", fid=inode.file_id, **fields)
+            self._journal(hlc, "setattr", fid=inode.file_id, **fields)
         return updated
 
     def set_content(
@@ -462,11 +579,19 @@ class EngineStore(MetaStore):
             if record is not None and not record.in_bucket and self._get_upload(content or "") is None:
                 self._put_upload(PendingUpload(record.hash, size, upload_priority, 0, 0.0))
             now = time.time_ns()
+            hlc, ver = self._stamp()
             mtime = mtime_ns if mtime_ns is not None else now
             updated = _replace(inode, content=content, size=size, mtime_ns=mtime, ctime_ns=now,
-                               origin_site=self.site_name)
+                               origin_site=self.site_name, content_version=ver)
             self._put_inode(updated)
-            self._journal("content", fid=inode.file_id, hash=content, size=size, mtime=mtime)
+            where = self._names_of(ino)
+            parent_fid, name = (self._inode(where[0][0]).file_id, where[0][1]) if where else (None, None)
+            # Enough to bring the file back where it was at a site that deleted it meanwhile
+            # (modify beats delete), and the version it replaced (to tell a conflict).
+            self._journal(hlc, "content", fid=inode.file_id, hash=content, size=size, mtime=mtime,
+                          base=inode.content_version, parent=parent_fid, name=name,
+                          name_version=inode.name_version, mode=inode.mode, uid=inode.uid,
+                          gid=inode.gid)
         return updated
 
     def forget(self, ino: int) -> bool:
@@ -502,7 +627,7 @@ class EngineStore(MetaStore):
                 raise NoAttribute(f"no attribute {name!r}")
             self._put_xattr(ino, name, value)
             self._put_inode(_replace(inode, ctime_ns=time.time_ns()))
-            self._journal("setxattr", fid=inode.file_id, name=name, value=value.hex())
+            self._journal(self._clock.now(), "setxattr", fid=inode.file_id, name=name, value=value.hex())
 
     def removexattr(self, ino: int, name: str) -> None:
         with self._transaction():
@@ -511,7 +636,7 @@ class EngineStore(MetaStore):
                 raise NoAttribute(f"no attribute {name!r}")
             self._del_xattr(ino, name)
             self._put_inode(_replace(inode, ctime_ns=time.time_ns()))
-            self._journal("removexattr", fid=inode.file_id, name=name)
+            self._journal(self._clock.now(), "removexattr", fid=inode.file_id, name=name)
 
     # -- content and uploads ----------------------------------------------------------------
     def content(self, hash: str) -> ContentRecord | None:
@@ -537,7 +662,41 @@ class EngineStore(MetaStore):
             if record is None or record.in_bucket:
                 return
             self._put_content(_replace(record, in_bucket=True))
-            self._journal("instance", hash=hash, volume="bucket")
+            self._journal(self._clock.now(), "instance", hash=hash, size=record.size,
+                          volume="bucket")
+
+    # -- replication ------------------------------------------------------------------------
+    def apply_entries(self, peer: str, entries: list[JournalEntry]) -> ApplyResult:
+        result = ApplyResult()
+        with self._transaction():
+            applier = Applier(self, result)
+            position = self.peer_position(peer)
+            for entry in entries:
+                done = self.applied_seq(entry.origin)
+                if entry.origin == self.site_name or entry.origin_seq <= done:
+                    result.skipped += 1
+                elif entry.origin_seq > done + 1:
+                    result.gap = True
+                    break
+                else:
+                    self._clock.observe(entry.hlc)
+                    applier.apply(entry)
+                    self._bump_applied(entry.origin)
+                    self._append(_replace(entry, seq=0))
+                    result.applied += 1
+                position = entry.seq
+            self._put_kv(f"peer:{peer}", str(position))
+        return result
+
+    def peer_position(self, peer: str) -> int:
+        return int(self._get_kv(f"peer:{peer}") or "0")
+
+    def positions(self) -> dict[str, int]:
+        return {key.split(":", 1)[1]: int(value) for key, value in self._kv_prefixed("applied:")}
+
+    @abstractmethod
+    def _kv_prefixed(self, prefix: str) -> list[tuple[str, str]]:
+        """Every (key, value) whose key starts with ``prefix``."""
 
     # -- journal ----------------------------------------------------------------------------
     def journal(self, after: int = 0, limit: int = 1000) -> list[JournalEntry]:

@@ -23,7 +23,10 @@ import stat
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from meridian.meta.replica import ApplyResult
 
 ROOT_INO = 1
 ROOT_FILE_ID = "root"
@@ -47,6 +50,11 @@ class Inode:
     target: str | None = None  # symlink target
     origin_site: str = ""  # the site that wrote the current content (or created it)
     rdev: int = 0  # device number of a character or block device
+    # Versions of the three things replication resolves separately (``version()`` strings,
+    # ordered as DESIGN.md rule 5 orders changes: HLC, then site name). "" = before any.
+    content_version: str = ""  # the change that set the current content
+    name_version: str = ""  # the change that gave the inode its (first) name
+    attr_version: str = ""  # the last change of mode or owner
 
     @property
     def is_dir(self) -> bool:
@@ -97,10 +105,30 @@ class PendingUpload:
 class JournalEntry:
     """One namespace operation as peers will replay it."""
 
-    seq: int
-    origin: str  # site name
+    seq: int  # position in this site's journal (what a peer pulling it counts)
+    origin: str  # the site where the change was made
     hlc: int  # hybrid logical clock: (physical ms << 16) | logical counter
     op: dict[str, Any] = field(hash=False)
+    origin_seq: int = 0  # position in the origin's own sequence (1, 2, ... per origin)
+
+    @property
+    def version(self) -> str:
+        return version(self.hlc, self.origin)
+
+
+def version(hlc: int, origin: str) -> str:
+    """A change's version: strings that compare as DESIGN.md rule 5 orders changes (the
+    later HLC wins; equal clocks are ordered by site name)."""
+    return f"{hlc:016x}.{origin}"
+
+
+def version_hlc(version: str) -> int:
+    """The clock value inside a version ("" gives 0)."""
+    return int(version.split(".", 1)[0], 16) if version else 0
+
+
+def version_origin(version: str) -> str:
+    return version.split(".", 1)[1] if version else ""
 
 
 class MetaStore(ABC):
@@ -252,6 +280,31 @@ class MetaStore(ABC):
     def mark_in_bucket(self, hash: str) -> None:
         """The content is complete in the bucket: dequeue its upload, record it, and journal an
         ``instance`` entry. Idempotent (a second call journals nothing)."""
+
+    # -- replication ------------------------------------------------------------------------
+    @abstractmethod
+    def apply_entries(self, peer: str, entries: list[JournalEntry]) -> ApplyResult:
+        """Apply entries pulled from ``peer``'s journal (in its order), in one transaction with
+        ``peer``'s new position (the ``seq`` of the last entry taken).
+
+        Each origin's entries apply in order and once: an entry already held (or this site's
+        own, relayed back) is skipped; one whose predecessor from its origin is missing stops
+        the batch (``gap``; the position stays before it). Applied entries are appended to this
+        site's journal with their origin, origin_seq and clock (so peers can relay them) and
+        reach the commit listeners. Conflicts resolve as ``meta/replica.py`` says. Idempotent:
+        re-delivery changes nothing."""
+
+    @abstractmethod
+    def applied_seq(self, origin: str) -> int:
+        """How many changes of ``origin`` this site holds (for itself: how many it made)."""
+
+    @abstractmethod
+    def peer_position(self, peer: str) -> int:
+        """The ``seq`` in ``peer``'s journal up to which this site has taken entries (0)."""
+
+    @abstractmethod
+    def positions(self) -> dict[str, int]:
+        """``applied_seq`` of every origin this site knows."""
 
     # -- journal ----------------------------------------------------------------------------
     @abstractmethod

@@ -120,6 +120,12 @@ class MemoryMetaStore(EngineStore):
     def _put_kv(self, key: str, value: str) -> None:
         self._set("kv", key, value)
 
+    def _del_kv(self, key: str) -> None:
+        self._set("kv", key, _MISSING)
+
+    def _kv_prefixed(self, prefix: str) -> list[tuple[str, str]]:
+        return sorted((k, v) for k, v in self._tables["kv"].items() if k.startswith(prefix))
+
     def _append_journal(self, entry: JournalEntry) -> None:
         self._journal_rows.append(entry)
         if self._undo is not None:

@@ -24,7 +24,7 @@ from meridian.errors import StoreError
 from meridian.meta.base import EngineStore
 from meridian.meta.interface import ContentRecord, Inode, JournalEntry, PendingUpload
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: versions on inodes, origin_seq in the journal
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -32,7 +32,8 @@ CREATE TABLE IF NOT EXISTS inodes (
     ino INTEGER PRIMARY KEY, file_id TEXT NOT NULL UNIQUE, mode INTEGER NOT NULL,
     uid INTEGER NOT NULL, gid INTEGER NOT NULL, size INTEGER NOT NULL, nlink INTEGER NOT NULL,
     atime_ns INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL,
-    content TEXT, target BLOB, origin_site TEXT NOT NULL, rdev INTEGER NOT NULL DEFAULT 0);
+    content TEXT, target BLOB, origin_site TEXT NOT NULL, rdev INTEGER NOT NULL DEFAULT 0,
+    content_version TEXT NOT NULL, name_version TEXT NOT NULL, attr_version TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS inodes_orphans ON inodes (nlink) WHERE nlink = 0;
 CREATE TABLE IF NOT EXISTS entries (
     parent INTEGER NOT NULL, name BLOB NOT NULL, ino INTEGER NOT NULL,
@@ -42,7 +43,8 @@ CREATE TABLE IF NOT EXISTS xattrs (
     ino INTEGER NOT NULL, name TEXT NOT NULL, value BLOB NOT NULL,
     PRIMARY KEY (ino, name)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS journal (
-    seq INTEGER PRIMARY KEY, origin TEXT NOT NULL, hlc INTEGER NOT NULL, op TEXT NOT NULL);
+    seq INTEGER PRIMARY KEY, origin TEXT NOT NULL, hlc INTEGER NOT NULL, op TEXT NOT NULL,
+    origin_seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS contents (
     hash TEXT PRIMARY KEY, size INTEGER NOT NULL, in_bucket INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS uploads (
@@ -52,14 +54,15 @@ CREATE TABLE IF NOT EXISTS uploads (
 """
 
 _INODE_COLUMNS = ("ino, file_id, mode, uid, gid, size, nlink, atime_ns, mtime_ns, ctime_ns, "
-                  "content, target, origin_site, rdev")
+                  "content, target, origin_site, rdev, content_version, name_version, attr_version")
 
 
 def _to_inode(row: tuple[Any, ...]) -> Inode:
     (ino, file_id, mode, uid, gid, size, nlink, atime_ns, mtime_ns, ctime_ns, content, target,
-     origin_site, rdev) = row
+     origin_site, rdev, content_version, name_version, attr_version) = row
     return Inode(ino, file_id, mode, uid, gid, size, nlink, atime_ns, mtime_ns, ctime_ns,
-                 content, os.fsdecode(target) if target is not None else None, origin_site, rdev)
+                 content, os.fsdecode(target) if target is not None else None, origin_site, rdev,
+                 content_version, name_version, attr_version)
 
 
 class SqliteMetaStore(EngineStore):
@@ -169,10 +172,11 @@ class SqliteMetaStore(EngineStore):
     def _put_inode(self, inode: Inode) -> None:
         target = os.fsencode(inode.target) if inode.target is not None else None
         self._db.execute(
-            f"INSERT OR REPLACE INTO inodes ({_INODE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            f"INSERT OR REPLACE INTO inodes ({_INODE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (inode.ino, inode.file_id, inode.mode, inode.uid, inode.gid, inode.size, inode.nlink,
              inode.atime_ns, inode.mtime_ns, inode.ctime_ns, inode.content, target,
-             inode.origin_site, inode.rdev))
+             inode.origin_site, inode.rdev, inode.content_version, inode.name_version,
+             inode.attr_version))
 
     def _del_inode(self, ino: int) -> None:
         self._db.execute("DELETE FROM xattrs WHERE ino = ?", (ino,))
@@ -234,15 +238,25 @@ class SqliteMetaStore(EngineStore):
     def _put_kv(self, key: str, value: str) -> None:
         self._db.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (key, value))
 
+    def _del_kv(self, key: str) -> None:
+        self._db.execute("DELETE FROM kv WHERE key = ?", (key,))
+
+    def _kv_prefixed(self, prefix: str) -> list[tuple[str, str]]:
+        rows = self._db.execute("SELECT key, value FROM kv WHERE key >= ? AND key < ? ORDER BY key",
+                                (prefix, prefix + "\uffff"))
+        return [(str(k), str(v)) for k, v in rows]
+
     def _append_journal(self, entry: JournalEntry) -> None:
-        self._db.execute("INSERT INTO journal VALUES (?, ?, ?, ?)",
-                         (entry.seq, entry.origin, entry.hlc, json.dumps(entry.op)))
+        self._db.execute("INSERT INTO journal VALUES (?, ?, ?, ?, ?)",
+                         (entry.seq, entry.origin, entry.hlc, json.dumps(entry.op),
+                          entry.origin_seq))
 
     def _read_journal(self, after: int, limit: int) -> list[JournalEntry]:
         rows = self._db.execute(
-            "SELECT seq, origin, hlc, op FROM journal WHERE seq > ? ORDER BY seq LIMIT ?",
-            (after, limit))
-        return [JournalEntry(seq, origin, hlc, json.loads(op)) for seq, origin, hlc, op in rows]
+            "SELECT seq, origin, hlc, op, origin_seq FROM journal WHERE seq > ? ORDER BY seq "
+            "LIMIT ?", (after, limit))
+        return [JournalEntry(seq, origin, hlc, json.loads(op), origin_seq)
+                for seq, origin, hlc, op, origin_seq in rows]
 
     def _get_content(self, hash: str) -> ContentRecord | None:
         row = self._one("SELECT hash, size, in_bucket FROM contents WHERE hash = ?", hash)

