@@ -67,7 +67,7 @@ def sync(*sites: MetaStore) -> None:
 
 
 def tree(store: MetaStore) -> dict[str, str | None]:
-    return {path: inode.content if inode.is_file else ("dir" if inode.is_dir else inode.target)
+    return {path: (f"{inode.content}:{stat.S_IMODE(inode.mode):o}" if inode.is_file else ("dir" if inode.is_dir else inode.target))
             for path, inode in store.walk()}
 
 
@@ -285,7 +285,7 @@ def test_conflict_name_format() -> None:
 
 
 # -- randomized: three sites, links cut and healed at random --------------------------------
-NAMES = ["a", "b", "c.exr", "d"]
+NAMES = ["a", "b", "c.exr", "d", "e", "f", "g.exr", "h"]
 
 
 def random_step(rng: random.Random, site: MetaStore, written: dict[str, set[str]],
@@ -340,7 +340,7 @@ def ticking_clocks(sites: list[MemoryMetaStore]) -> None:
         site._clock = HybridClock(site._clock.last, wall_ms)
 
 
-@pytest.mark.parametrize("mix", ["wmu"])
+@pytest.mark.parametrize("mix", ["wmu", "wrx", "wmrudx"])
 @pytest.mark.parametrize("seed", range(12))
 def test_random_partitions_converge(seed: int, mix: str) -> None:
     """Writes (w), mkdir (m), renames (r), unlinks (u), rmdir (d), chmod (x) at random sites,

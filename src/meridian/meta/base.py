@@ -297,8 +297,8 @@ class EngineStore(MetaStore):
         left = _replace(inode, nlink=inode.nlink - 1, ctime_ns=time.time_ns())
         self._put_inode(left)
         if left.nlink == 0:  # where it was: a write from another site may bring it back there
-            self._put_kv(f"tomb:{inode.file_id}",
-                         json.dumps([parent.file_id, name, inode.content_version]))
+            self._put_tombstone(inode.file_id, parent.file_id, name, inode.content_version,
+                                inode.name_version)
         if refill:
             self._freed(parent.ino, name)
         return left
@@ -335,14 +335,19 @@ class EngineStore(MetaStore):
             self._del_kv(key)
         self._move(best, directory, placed_as, directory, name, best.name_version)
 
-    def _tombstone(self, file_id: str) -> tuple[str, str, str] | None:
-        """Where the file ``file_id`` last had a name at this site, if it was deleted here, and
-        the version of the content it had: (directory file id, name, content version)."""
+    def _put_tombstone(self, file_id: str, parent_fid: str, name: str, content_version: str,
+                       name_version: str) -> None:
+        self._put_kv(f"tomb:{file_id}",
+                     json.dumps([parent_fid, name, content_version, name_version]))
+
+    def _tombstone(self, file_id: str) -> tuple[str, str, str, str] | None:
+        """Where the file ``file_id`` last had a name at this site, if it was deleted here:
+        (directory file id, name, content version, name version)."""
         found = self._get_kv(f"tomb:{file_id}")
         if not found:
             return None
-        parent, name, ver = json.loads(found)
-        return str(parent), str(name), str(ver)
+        parent, name, content_version, name_version = json.loads(found)
+        return str(parent), str(name), str(content_version), str(name_version)
 
     # -- reading ----------------------------------------------------------------------------
     def getattr(self, ino: int) -> Inode:
@@ -519,6 +524,7 @@ class EngineStore(MetaStore):
             self._move(inode, parent, name, new_parent, new_name, ver)
             self._journal(hlc, "rename", parent=old_dir.file_id, name=name,
                           new_parent=new_dir.file_id, new_name=new_name, fid=inode.file_id,
+                          name_seen=inode.name_version,
                           replaced=target.file_id if target is not None else None,
                           replaced_seen=target.content_version if target is not None else None)
         return replaced
@@ -586,6 +592,7 @@ class EngineStore(MetaStore):
             self._put_inode(updated)
             where = self._names_of(ino)
             parent_fid, name = (self._inode(where[0][0]).file_id, where[0][1]) if where else (None, None)
+            self._put_kv(f"wrote:{inode.file_id}", json.dumps([parent_fid, name, inode.mode]))
             # Enough to bring the file back where it was at a site that deleted it meanwhile
             # (modify beats delete), and the version it replaced (to tell a conflict).
             self._journal(hlc, "content", fid=inode.file_id, hash=content, size=size, mtime=mtime,

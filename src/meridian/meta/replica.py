@@ -31,6 +31,7 @@ engine hooks, so an entry and the position that counts it commit together.
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import logging
 import os
 import re
@@ -270,13 +271,24 @@ class Applier:
 
     def _op_rename(self, e: JournalEntry, op: dict[str, Any]) -> None:
         inode = self._live(op["fid"])
-        if inode is None or self._reserved(inode):
-            return  # deleted meanwhile: a delete wins over a rename
+        moving = inode is not None and not self._reserved(inode)
+        self._remove_replaced(op, inode if moving else None)
+        if inode is None or not moving:
+            # deleted meanwhile: a delete wins over a rename; but should a write bring the
+            # file back, it comes back where the later rename put it
+            tomb = self.s._tombstone(op["fid"])
+            if tomb is not None and e.version > tomb[3]:
+                self.s._put_tombstone(op["fid"], op["new_parent"], op["new_name"], tomb[2],
+                                      e.version)
+            return
+        inode = self.s._inode(inode.ino)
         where = self._where(inode, op["parent"], op["name"])
         if where is None:
             return
-        if where != self._where_given(op) and e.version < inode.name_version:
-            return  # renamed here by a later change: that one wins
+        concurrent = (inode.name_version != op["name_seen"] if "name_seen" in op
+                      else where != self._where_given(op))
+        if concurrent and e.version < inode.name_version:
+            return  # renamed here by a later change the origin had not seen: that one wins
         directory, name, lost = self._place(op["new_parent"], op["new_name"], op["fid"])
         if inode.is_dir and self.s._is_ancestor(inode.ino, directory.ino):
             directory, name = self._break_cycle(inode, directory, name, e.version)
@@ -285,12 +297,7 @@ class Applier:
             return
         if holder_ino is not None:
             holder = self.s._inode(holder_ino)
-            if (holder.file_id == op.get("replaced") and holder.content_version == op.get("replaced_seen")
-                    and holder.is_dir == inode.is_dir and not self._reserved(holder)):
-                if holder.is_dir:
-                    self._evacuate(holder)
-                self._drop((directory.ino, name), self.s._inode(holder.ino), refill=False)
-            elif (holder.file_id == op.get("replaced") and not self._reserved(holder)):
+            if holder.file_id == op.get("replaced") and not self._reserved(holder):
                 # replaced at the origin, written here meanwhile: it survives as a conflict copy
                 placed_as = self._conflict_place(directory, name, holder.name_version)
                 self._move(holder, (directory.ino, name), directory, placed_as,
@@ -300,10 +307,33 @@ class Applier:
                 wanted = name
                 name = self._claim(directory, name, e.version)
                 if name != wanted:
-                    self._move(self.s._inode(inode.ino), where, directory, name, e.version)
+                    self._move(inode, where, directory, name, e.version)
                     self.s._want(directory.ino, wanted, self.s._inode(inode.ino), name)
                     return
         self._move(self.s._inode(inode.ino), where, directory, name, e.version)
+
+    def _remove_replaced(self, op: dict[str, Any], moving: Inode | None) -> None:
+        """The file a rename replaced at its origin goes here too, wherever it is by now (a
+        delete wins over a rename), unless it was written here meanwhile."""
+        if op.get("replaced"):
+            self._drop_superseded_copy(op["replaced"], op.get("replaced_seen"))
+        replaced = self._live(op.get("replaced"))
+        if replaced is None or self._reserved(replaced):
+            return
+        if moving is not None and replaced.ino == moving.ino:
+            return
+        if replaced.content_version != op.get("replaced_seen"):
+            return
+        if replaced.is_dir:
+            self._evacuate(replaced)
+        destination = self._live(op["new_parent"])
+        names = self.s._names_of(replaced.ino)
+        if not names:
+            return
+        at_destination = (destination is not None and
+                          self.s._get_entry(destination.ino, op["new_name"]) == replaced.ino)
+        where = (destination.ino, op["new_name"]) if destination is not None and at_destination else names[0]
+        self._drop(where, self.s._inode(replaced.ino), refill=not (at_destination and moving))
 
     def _where_given(self, op: dict[str, Any]) -> tuple[int, str] | None:
         parent = self._live(op["parent"])
@@ -340,15 +370,16 @@ class Applier:
             self._set_content(inode, e, op)
             return
         self._drop_superseded_copy(inode.file_id, op.get("base"))
-        names = self.s._names_of(inode.ino)
-        directory, name = self.s._inode(names[0][0]), names[0][1]
         if e.version > inode.content_version:
+            written = json.loads(self.s._get_kv(f"wrote:{inode.file_id}") or "[null, null, null]")
+            directory, name = self._copy_place(inode, written[0], written[1])
             self._make_copy(directory, name, inode, inode.content, inode.size,
-                            inode.content_version)
+                            inode.content_version, written[2])
             self._set_content(self.s._inode(inode.ino), e, op)
         else:
+            directory, name = self._copy_place(inode, op.get("parent"), op.get("name"))
             self._make_copy(directory, name, inode, op.get("hash"), int(op.get("size") or 0),
-                            e.version)
+                            e.version, op.get("mode"))
 
     def _set_content(self, inode: Inode, e: JournalEntry, op: dict[str, Any]) -> None:
         self.s._put_inode(_replace(
@@ -356,15 +387,27 @@ class Applier:
             mtime_ns=int(op.get("mtime") or inode.mtime_ns), ctime_ns=physical_ms(e.hlc) * 1_000_000,
             origin_site=e.origin, content_version=e.version))
         self.result.inodes.add(inode.ino)
+        self.s._put_kv(f"wrote:{inode.file_id}", json.dumps([op.get("parent"), op.get("name"), op.get("mode")]))
+
+    def _copy_place(self, inode: Inode, parent_fid: str | None, name: str | None) -> tuple[Inode, str]:
+        """Where a conflict copy of a version written as ``name`` in ``parent_fid`` goes:
+        there (the name its author used), or beside the file if that directory is gone."""
+        directory = self._live(parent_fid)
+        if directory is not None and directory.is_dir and name:
+            return directory, name
+        names = self.s._names_of(inode.ino)
+        return self.s._inode(names[0][0]), names[0][1]
 
     def _make_copy(self, directory: Inode, name: str, inode: Inode, content: str | None,
-                   size: int, ver: str) -> None:
-        """Keep version ``ver`` of ``inode`` as a conflict copy beside ``name``."""
+                   size: int, ver: str, mode: int | None) -> None:
+        """Keep version ``ver`` of ``inode`` as a conflict copy beside ``name``, with the mode
+        the file had when that version was written (``mode``; the file's own if unknown)."""
         copy_id = copy_file_id(inode.file_id, ver)
         if self.s.by_file_id(copy_id) is not None:
             return
         name = self._conflict_place(directory, original_name(name), ver)
         copy = _replace(inode, ino=self.s._bump("next_ino"), file_id=copy_id, nlink=1,
+                        mode=int(mode) if mode is not None else inode.mode, attr_version=ver,
                         content=content, size=size, origin_site=version_origin(ver),
                         content_version=ver, name_version=ver)
         self.s._put_inode(copy)
@@ -391,18 +434,24 @@ class Applier:
         parent_fid, name = (tomb[0], tomb[1]) if tomb else (op.get("parent"), op.get("name") or op["fid"])
         deleted_version = tomb[2] if tomb else (inode.content_version if inode else "")
         if deleted_version and e.version < deleted_version:
-            directory, name, _ = self._place(parent_fid, name, op["fid"])
+            author_dir = self._live(op.get("parent"))
+            if author_dir is not None and author_dir.is_dir and op.get("name"):
+                directory, name = author_dir, op["name"]
+            else:
+                directory, name, _ = self._place(parent_fid, name, op["fid"])
             template = inode or Inode(0, op["fid"], int(op.get("mode") or stat.S_IFREG | 0o644),
                                       int(op.get("uid") or 0), int(op.get("gid") or 0), 0, 0,
                                       0, 0, 0)
             self._make_copy(directory, name, template, op.get("hash"), int(op.get("size") or 0),
-                            e.version)
+                            e.version, op.get("mode"))
             return
         self._resurrect(e, op, inode, parent_fid, name)
 
     def _resurrect(self, e: JournalEntry, op: dict[str, Any], inode: Inode | None,
                    parent_fid: str | None, name: str) -> None:
-        name_ver = inode.name_version if inode is not None else op.get("name_version") or e.version
+        tomb = self.s._tombstone(op["fid"])
+        name_ver = (tomb[3] if tomb else inode.name_version if inode is not None
+                    else op.get("name_version") or e.version)
         directory, name, lost = self._place(parent_fid, original_name(name), op["fid"])
         wanted = name
         if not lost:
@@ -420,6 +469,7 @@ class Applier:
         self.s._put_inode(revived)
         self._bind(directory, name, revived)
         self.result.inodes.add(revived.ino)
+        self.s._put_kv(f"wrote:{revived.file_id}", json.dumps([op.get("parent"), op.get("name"), op.get("mode")]))
         if name != wanted:
             self.s._want(directory.ino, wanted, revived, name)
 
