@@ -141,9 +141,12 @@ class Applier:
         return lost, self._free_name(lost, name, tag), True
 
     def _free_name(self, directory: Inode, name: str, tag: str) -> str:
-        if self.s._get_entry(directory.ino, name) is None:
-            return name
-        return f"{name}~{tag}"[:255]
+        """The name of something put into lost+found: its own name and its file id, so two
+        sites that put the same things there in another order name them alike."""
+        suffix = f"~{tag}"
+        while len(os.fsencode(name + suffix)) > 255:
+            name = name[:-1]
+        return name + suffix
 
     def _conflict_place(self, directory: Inode, name: str, ver: str) -> str:
         n = 1
