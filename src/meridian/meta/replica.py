@@ -296,7 +296,9 @@ class Applier:
         if inode.is_dir and self.s._is_ancestor(inode.ino, directory.ino):
             directory, name = self._break_cycle(inode, directory, name, e.version)
         holder_ino = self.s._get_entry(directory.ino, name)
-        if holder_ino == inode.ino:
+        if holder_ino == inode.ino:  # renamed to the same name here: the later change names it
+            if e.version > inode.name_version:
+                self.s._put_inode(_replace(inode, name_version=e.version))
             return
         if holder_ino is not None:
             holder = self.s._inode(holder_ino)
