@@ -107,3 +107,83 @@ def init_site(root: Path, name: str, bucket: str, *extra: str) -> RunningSite:
     data = root / name
     meridian("init", "--site", name, "--data", str(data), "--bucket", bucket, *extra)
     return RunningSite(name, data, root / f"{name}-mnt", root / f"{name}.log")
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def init_linked(root: Path, names: list[str], bucket: str, *extra: str,
+                via: dict[str, str] | None = None) -> dict[str, RunningSite]:
+    """Sites that pull from each other: each gets an API on a known free port and every other
+    site as a peer. ``via`` maps a site name to the URL its peers should call instead of its
+    API (a fault proxy in front of it); ``api_url(site)`` gives the real one."""
+    import tomllib
+
+    import tomli_w
+
+    sites = {}
+    for name in names:
+        sites[name] = init_site(root, name, bucket, "--api-listen", f"127.0.0.1:{free_port()}",
+                                *extra)
+    docs = {name: tomllib.loads(site.config.read_text()) for name, site in sites.items()}
+    for name, site in sites.items():
+        doc = docs[name]
+        doc["peers"] = [{"name": other, "url": (via or {}).get(other) or api_url_of(docs[other]),
+                         "token": docs[other]["api"]["token"]}
+                        for other in names if other != name]
+        site.config.write_text(tomli_w.dumps(doc))
+    return sites
+
+
+def api_url_of(doc: dict[str, object]) -> str:
+    return f"http://{doc['api']['listen']}/api/v1"  # type: ignore[index]
+
+
+def api_url(site: RunningSite) -> str:
+    import tomllib
+    return api_url_of(tomllib.loads(site.config.read_text()))
+
+
+def wait_for(check: object, timeout: float = 30.0, what: str = "condition") -> None:
+    """Poll ``check()`` until it is true (generous timeouts: tests never assert latencies)."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()  # type: ignore[operator]
+            if last:
+                return
+        except (OSError, ValueError, KeyError) as exc:
+            last = exc
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r:.2000})")
+
+
+def snapshot(mount: Path) -> dict[str, object]:
+    """The tree under a mount as a user sees it: path -> bytes, 'dir', or 'link:target', and
+    the permission bits. ``/.meridian`` is left out."""
+    tree: dict[str, object] = {}
+    for dirpath, dirnames, filenames in os.walk(mount):
+        rel = os.path.relpath(dirpath, mount)
+        if rel == ".meridian" or rel.startswith(".meridian/"):
+            dirnames[:] = []
+            continue
+        for name in dirnames + filenames:
+            path = os.path.join(dirpath, name)
+            key = os.path.relpath(path, mount)
+            if key == ".meridian":
+                continue
+            st = os.lstat(path)
+            if os.path.islink(path):
+                tree[key] = f"link:{os.readlink(path)}"
+            elif os.path.isdir(path):
+                tree[key] = ("dir", oct(st.st_mode & 0o7777))
+            else:
+                with open(path, "rb") as handle:
+                    tree[key] = (handle.read(), oct(st.st_mode & 0o7777))
+    return tree

@@ -101,7 +101,8 @@ def test_uploads_blocks_then_manifest_and_marks_in_bucket(tmp_path: Path, bucket
         assert b"".join(bucket.get_block(h, i) for i in range(4)) == data
         record = meta.content(h)
         assert record is not None and record.in_bucket
-        assert meta.journal()[-1].op == {"op": "instance", "hash": h, "volume": "bucket"}
+        assert meta.journal()[-1].op == {"op": "instance", "hash": h, "size": len(data),
+                                        "volume": "bucket"}
 
     asyncio.run(scenario())
 

@@ -39,12 +39,20 @@ class JournalFeed:
 
     def __init__(self) -> None:
         self._event = asyncio.Event()
+        self.closed = False
 
     def committed(self, entries: list[JournalEntry]) -> None:
         self._event.set()
         self._event = asyncio.Event()
 
+    def close(self) -> None:
+        """The server is stopping: every waiting poll answers now, new ones do not wait."""
+        self.closed = True
+        self.committed([])
+
     async def wait(self, timeout: float) -> None:
+        if self.closed:
+            return
         try:
             await asyncio.wait_for(self._event.wait(), timeout)
         except TimeoutError:
@@ -76,6 +84,12 @@ def build_app(site: Site, token: str) -> FastAPI:
 
     app = FastAPI(title="Meridian site API", version="1", openapi_url="/api/v1/openapi.json",
                   docs_url="/api/v1/docs", redoc_url=None)
+
+    def shutdown() -> None:
+        feed.close()
+        hub.close()
+
+    app.state.shutdown = shutdown
     expected = token.encode()
 
     @app.middleware("http")
@@ -107,8 +121,8 @@ def build_app(site: Site, token: str) -> FastAPI:
         if entries and entries[-1].seq > site.meta.durable_seq():
             site.meta.sync()  # a peer never sees an entry a crash could take back (rule 2)
         return {"site": site.config.name, "last_seq": site.meta.last_seq(),
-                "entries": [{"seq": e.seq, "origin": e.origin, "hlc": e.hlc, "op": e.op}
-                            for e in entries]}
+                "entries": [{"seq": e.seq, "origin": e.origin, "origin_seq": e.origin_seq,
+                             "hlc": e.hlc, "op": e.op} for e in entries]}
 
     @app.get("/api/v1/content/{content_hash}", summary="Local content by hash (Range allowed)",
              responses={206: {"description": "the requested range"},

@@ -92,6 +92,13 @@ class EventHub:
     def unsubscribe(self, queue: asyncio.Queue[dict[str, Any] | None]) -> None:
         self._subscribers.discard(queue)
 
+    def close(self) -> None:
+        """The server stops: every stream ends (as after an overflow, a client resumes with
+        ``after=`` the last id it saw)."""
+        for queue in list(self._subscribers):
+            queue.put_nowait(None)
+        self._subscribers.clear()
+
 
 def matches(event: dict[str, Any], pattern: str | None) -> bool:
     if pattern is None:

@@ -59,7 +59,8 @@ class ApiServer:
             sock.close()
             raise BadInput(f"api.listen {self.host}:{self.port}: cannot listen: {exc.strerror}") from None
         self.port = sock.getsockname()[1]
-        config = uvicorn.Config(build_app(self.site, self.token), log_level="warning",
+        self._app = build_app(self.site, self.token)
+        config = uvicorn.Config(self._app, log_level="warning",
                                 lifespan="off", access_log=False, timeout_graceful_shutdown=2)
         self._server = _QuietServer(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="api")
@@ -72,5 +73,6 @@ class ApiServer:
     async def stop(self) -> None:
         if self._server is not None and self._task is not None:
             self._server.should_exit = True
+            self._app.state.shutdown()  # answer long polls and end event streams now
             await self._task
             self._server = None

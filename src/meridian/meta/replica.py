@@ -71,6 +71,8 @@ class ApplyResult:
     gap: bool = False
     names: list[tuple[int, str]] = field(default_factory=list)
     inodes: set[int] = field(default_factory=set)
+    contents: dict[str, str] = field(default_factory=dict)  # content hash -> site that wrote it
+    in_bucket: list[str] = field(default_factory=list)  # contents now known complete in the bucket
 
 
 def conflict_name(name: str, ver: str, n: int = 1) -> str:
@@ -364,6 +366,8 @@ class Applier:
 
     def _op_content(self, e: JournalEntry, op: dict[str, Any]) -> None:
         self._record_content(op.get("hash"), int(op.get("size") or 0))
+        if op.get("hash"):
+            self.result.contents[op["hash"]] = e.origin
         inode = self.s.by_file_id(op["fid"])
         if inode is None or (inode.nlink == 0 and inode.ino != ROOT_INO):
             self._drop_superseded_copy(op["fid"], op.get("base"))
@@ -392,6 +396,9 @@ class Applier:
             mtime_ns=int(op.get("mtime") or inode.mtime_ns), ctime_ns=physical_ms(e.hlc) * 1_000_000,
             origin_site=e.origin, content_version=e.version))
         self.result.inodes.add(inode.ino)
+        # With writeback caching the kernel keeps its own idea of a cached file's size: the
+        # names are dropped too, so the kernel lets go of the inode and asks again.
+        self.result.names += self.s._names_of(inode.ino)
         self.s._put_kv(f"wrote:{inode.file_id}", json.dumps([op.get("parent"), op.get("name"), op.get("mode")]))
 
     def _copy_place(self, inode: Inode, parent_fid: str | None, name: str | None) -> tuple[Inode, str]:
@@ -512,3 +519,4 @@ class Applier:
         record = self.s._get_content(op["hash"])
         size = record.size if record is not None else int(op.get("size") or 0)
         self.s._put_content(ContentRecord(op["hash"], size, in_bucket=True))
+        self.result.in_bucket.append(op["hash"])

@@ -12,6 +12,7 @@ read never returns bytes that are not the file's.
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import json
 import logging
@@ -35,6 +36,8 @@ from meridian.errors import (
     ObjectStoreError,
 )
 from meridian.meta import ROOT_INO, AttrChanges, Inode
+from meridian.meta.base import META_DIR_FILE_ID
+from meridian.meta.replica import ApplyResult
 from meridian.mount.openfiles import OpenFile
 from meridian.mount.sequence import next_frames
 
@@ -44,12 +47,19 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ATTR_TIMEOUT = 1.0
-META_DIR_INO = 1 << 62  # the virtual /.meridian directory: answers which site this mount is
-SITE_JSON_INO = META_DIR_INO + 1
-META_DIR_NAME = b".meridian"
+SITE_JSON_INO = (1 << 62) + 1  # the virtual /.meridian/site.json: which site this mount is
 _UNKNOWN = object()  # the page cache may hold anything: do not keep it
 _WRITTEN = object()  # the page cache holds bytes written since the last commit
 SITE_JSON_NAME = b"site.json"
+
+
+def _invalidate_inodes(inodes: list[int]) -> None:
+    for ino in inodes:
+        try:
+            pyfuse3.invalidate_inode(ino, attr_only=False)
+        except OSError as exc:  # the kernel forgot it meanwhile: nothing to drop
+            if exc.errno != errno.ENOENT:
+                log.debug("invalidate inode %d: %s", ino, exc)
 
 
 def errno_of(exc: BaseException) -> int:
@@ -108,6 +118,30 @@ class MeridianFS(pyfuse3.Operations):
         self._cached_content: dict[int, str | None | object] = {}
         self._names: dict[int, tuple[int, str]] = {}  # a name the kernel knows each file by
         self.sequence_readahead = site.config.mover.sequence_readahead
+        site.replication.add_listener(self.invalidate)
+        meta_dir = self.meta.by_file_id(META_DIR_FILE_ID)
+        assert meta_dir is not None, "every store has /.meridian"
+        self._meta_dir = meta_dir.ino  # /.meridian: lost+found, and site.json (virtual)
+
+    # -- changes from other sites -----------------------------------------------------------
+    def invalidate(self, result: ApplyResult) -> None:
+        """Entries from peers were applied: make the kernel forget what it cached of the
+        touched names and inodes, so the next ``ls``/``stat``/``open`` asks us (DESIGN.md step 4).
+
+        Called on the loop, outside any request handler. Entry invalidations are queued
+        (``invalidate_entry_async``); inode invalidations may block on dirty pages under
+        writeback caching, so they run in a worker thread."""
+        touched: set[int] = set()
+        for parent, name in result.names:
+            touched.add(parent)
+            if parent == ROOT_INO or parent in self._lookups:
+                pyfuse3.invalidate_entry_async(parent, os.fsencode(name), ignore_enoent=True)
+        for ino in result.inodes:
+            self._cached_content.pop(ino, None)  # never keep pages of replaced content
+        touched |= result.inodes
+        known = [ino for ino in touched if ino == ROOT_INO or ino in self._lookups]
+        if known:
+            asyncio.get_running_loop().run_in_executor(None, _invalidate_inodes, known)
 
     # -- attributes -------------------------------------------------------------------------
     def _attrs(self, inode: Inode) -> pyfuse3.EntryAttributes:
@@ -135,12 +169,13 @@ class MeridianFS(pyfuse3.Operations):
         entry.st_ctime_ns = inode.ctime_ns
         return entry
 
-    def _virtual_attrs(self, ino: int) -> pyfuse3.EntryAttributes:
+    def _site_json_inode(self) -> Inode:
         now = time.time_ns()
-        is_dir = ino == META_DIR_INO
-        size = 0 if is_dir else len(self._site_json())
-        mode = (stat.S_IFDIR | 0o555) if is_dir else (stat.S_IFREG | 0o444)
-        return self._attrs(Inode(ino, "virtual", mode, 0, 0, size, 2 if is_dir else 1, now, now, now))
+        return Inode(SITE_JSON_INO, "virtual", stat.S_IFREG | 0o444, 0, 0,
+                     len(self._site_json()), 1, now, now, now)
+
+    def _virtual_attrs(self, ino: int) -> pyfuse3.EntryAttributes:
+        return self._attrs(self._site_json_inode())
 
     def _site_json(self) -> bytes:
         return (json.dumps(self.site.describe(), indent=2) + "\n").encode()
@@ -151,18 +186,14 @@ class MeridianFS(pyfuse3.Operations):
         return self._attrs(inode)
 
     async def getattr(self, inode: int, ctx: Any = None) -> pyfuse3.EntryAttributes:
-        if inode in (META_DIR_INO, SITE_JSON_INO):
+        if inode == SITE_JSON_INO:
             return self._virtual_attrs(inode)
         with fuse_errors("getattr"):
             return self._attrs(self.meta.getattr(inode))
 
     async def lookup(self, parent_inode: int, name: bytes, ctx: Any = None) -> pyfuse3.EntryAttributes:
-        if parent_inode == ROOT_INO and name == META_DIR_NAME:
-            return self._virtual_attrs(META_DIR_INO)
-        if parent_inode == META_DIR_INO:
-            if name == SITE_JSON_NAME:
-                return self._virtual_attrs(SITE_JSON_INO)
-            raise pyfuse3.FUSEError(errno.ENOENT)
+        if parent_inode == self._meta_dir and name == SITE_JSON_NAME:
+            return self._virtual_attrs(SITE_JSON_INO)
         with fuse_errors("lookup"):
             inode = self.meta.lookup(parent_inode, _fsname(name))
             if inode.is_file:
@@ -246,13 +277,13 @@ class MeridianFS(pyfuse3.Operations):
 
     # -- directories ------------------------------------------------------------------------
     async def opendir(self, inode: int, ctx: Any) -> int:
-        if inode == META_DIR_INO:
-            listing: list[tuple[bytes, Inode]] = []
-        else:
-            with fuse_errors("opendir"):
-                listing = [(b".", self.meta.getattr(inode)),
-                           (b"..", self.meta.getattr(self.meta.parent_of(inode)))]
-                listing += [(os.fsencode(name), child) for name, child in self.meta.list_dir(inode)]
+        with fuse_errors("opendir"):
+            listing = [(b".", self.meta.getattr(inode)),
+                       (b"..", self.meta.getattr(self.meta.parent_of(inode)))]
+            listing += [(os.fsencode(name), child) for name, child in self.meta.list_dir(inode)
+                        if child.ino != self._meta_dir]  # /.meridian: found by name, not listed
+            if inode == self._meta_dir:
+                listing.append((SITE_JSON_NAME, self._site_json_inode()))
         fh = self._new_fh()
         self._dirs[fh] = listing
         return fh

@@ -22,7 +22,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
@@ -41,6 +41,8 @@ from meridian.objects.layout import ContentBucket
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
+# (hash, start, length) -> those bytes from a peer, or None if no peer has them now
+PeerFetch = Callable[[str, int, int], Awaitable[bytes | None]]
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,8 @@ class Mover:
                  upload_workers: int = 4, fetch_workers: int = 8, read_timeout: float = 60.0,
                  retry_base: float = 0.5, retry_max: float = 60.0, readahead_blocks: int = 4,
                  space_wait: float = 30.0,
-                 on_in_bucket: Callable[[str], None] | None = None) -> None:
+                 on_in_bucket: Callable[[str], None] | None = None,
+                 from_peers: PeerFetch | None = None) -> None:
         self.meta = meta
         self.volume = volume
         self.bucket = bucket
@@ -72,6 +75,8 @@ class Mover:
         self.retry_base = retry_base
         self.retry_max = retry_max
         self._on_in_bucket = on_in_bucket  # told of every content known complete in the bucket
+        # bytes of content not in the bucket yet, from the site that wrote it (or None)
+        self.from_peers = from_peers
         self._pool = ThreadPoolExecutor(max_workers=upload_workers * 2 + fetch_workers,
                                         thread_name_prefix="mover")
         self._fetch_slots = asyncio.Semaphore(fetch_workers)
@@ -82,7 +87,7 @@ class Mover:
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         self.uploads_done = self.uploads_failed = self.bytes_uploaded = 0
-        self.fetches_done = self.bytes_fetched = 0
+        self.fetches_done = self.bytes_fetched = self.peer_fetches = 0
 
     # -- life cycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -286,6 +291,40 @@ class Mover:
         if not future.cancelled():
             future.exception()  # retrieved here; readers get it through their shield
 
+    async def _get_block(self, hash: str, index: int, start: int,
+                         length: int) -> tuple[bytes, bool]:
+        """One block's bytes, and whether they came from the bucket. A block the bucket does
+        not have yet (its upload at the writing site is not done) comes from a peer; if none
+        has it either, both are asked again until ``read_timeout`` (a reader never gets
+        short or stale bytes: it waits, then fails)."""
+        deadline = time.monotonic() + self.read_timeout
+        attempt = 0
+        while True:
+            try:
+                return await self._run(self.bucket.get_block, hash, index), True
+            except ObjectNotFound as exc:
+                missing: Exception = exc
+            except ObjectStoreError as exc:
+                attempt += 1
+                if attempt >= 5:
+                    raise ContentUnavailable(f"content {hash[:12]} block {index}: {exc}") from exc
+                delay = min(self.retry_max, self.retry_base * 2 ** attempt)
+                log.warning("fetch of %s block %d failed, retrying in %.1fs: %s",
+                            hash[:12], index, delay, exc)
+                await asyncio.sleep(delay)
+                continue
+            if self.from_peers is None:  # nobody else could have it: missing is missing
+                raise ContentUnavailable(f"content {hash[:12]} block {index} is not in the "
+                                         f"bucket: {missing}")
+            data = await self.from_peers(hash, start, length)
+            if data is not None:
+                self.peer_fetches += 1
+                return data, False
+            if time.monotonic() > deadline:
+                raise ContentUnavailable(f"content {hash[:12]} block {index} is neither in the "
+                                         f"bucket nor at a reachable peer: {missing}")
+            await asyncio.sleep(0.25)
+
     async def _fetch_block(self, hash: str, size: int, index: int) -> None:
         block = self.bucket.block_size
         start = index * block
@@ -293,26 +332,11 @@ class Mover:
         if self.volume.has(hash) or not self.volume.missing(hash, start, start + length):
             return
         async with self._fetch_slots:
-            attempt = 0
-            while True:
-                try:
-                    data = await self._run(self.bucket.get_block, hash, index)
-                    break
-                except ObjectNotFound as exc:
-                    raise ContentUnavailable(f"content {hash[:12]} block {index} is not in the "
-                                             f"bucket: {exc}") from exc
-                except ObjectStoreError as exc:
-                    attempt += 1
-                    if attempt >= 5:
-                        raise ContentUnavailable(f"content {hash[:12]} block {index}: {exc}") from exc
-                    delay = min(self.retry_max, self.retry_base * 2 ** attempt)
-                    log.warning("fetch of %s block %d failed, retrying in %.1fs: %s",
-                                hash[:12], index, delay, exc)
-                    await asyncio.sleep(delay)
+            data, from_bucket = await self._get_block(hash, index, start, length)
         if len(data) != length:
             raise ContentError(f"content {hash[:12]} block {index}: bucket returned "
                                f"{len(data)} bytes, expected {length}")
-        if self._on_in_bucket is not None:
+        if self._on_in_bucket is not None and from_bucket:
             self._on_in_bucket(hash)  # fetched from the bucket, so complete there: evictable
         self.volume.begin_partial(hash, size)
         await self._write_waiting_for_space(hash, start, data)

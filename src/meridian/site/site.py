@@ -17,6 +17,8 @@ from meridian.meta.sqlite import SqliteMetaStore
 from meridian.mover import Mover
 from meridian.objects import ObjectStore, open_object_store
 from meridian.objects.layout import ContentBucket
+from meridian.meta.replica import ApplyResult
+from meridian.replication import Peer, Replication
 from meridian.site.config import SiteConfig
 
 log = logging.getLogger(__name__)
@@ -42,12 +44,17 @@ class Site:
         self.bucket = bucket
         self._in_bucket_lock = threading.Lock()
         self._in_bucket: set[str] = set()
+        self._origins: dict[str, str] = {}  # content hash -> the site that wrote it
+        self.replication = Replication(meta, tuple(Peer(p.name, p.url, p.token)
+                                                   for p in config.peers))
+        self.replication.add_listener(self._applied)
         self.mover = Mover(meta, volume, bucket, upload_workers=config.mover.upload_workers,
                            fetch_workers=config.mover.fetch_workers,
                            read_timeout=config.mover.read_timeout,
                            retry_base=config.mover.retry_base, retry_max=config.mover.retry_max,
                            space_wait=config.mover.space_wait,
-                           on_in_bucket=self._known_in_bucket)
+                           on_in_bucket=self._known_in_bucket,
+                           from_peers=self._from_peers if config.peers else None)
         for info in volume.instances():
             record = meta.content(info.hash)
             if record is None or record.in_bucket:
@@ -96,6 +103,17 @@ class Site:
         with self._in_bucket_lock:
             self._in_bucket.add(hash)
 
+    def _applied(self, result: ApplyResult) -> None:
+        """Entries from peers were applied: remember who wrote which content (to fetch it from
+        there until it is in the bucket) and what is in the bucket now."""
+        self._origins.update(result.contents)
+        for hash in result.in_bucket:
+            self._known_in_bucket(hash)
+            self._origins.pop(hash, None)
+
+    async def _from_peers(self, hash: str, start: int, length: int) -> bytes | None:
+        return await self.replication.fetch_range(hash, start, length, self._origins.get(hash))
+
     def content_committed(self, inode: Inode) -> None:
         """The mount committed new content: wake the uploaders."""
         self.mover.wake()
@@ -113,8 +131,10 @@ class Site:
                  self.meta.last_seq(), self.volume.name, usage.used / 2**30, capacity,
                  usage.count, self.meta.upload_count())
         self.mover.start()
+        self.replication.start()
 
     async def stop(self) -> None:
+        await self.replication.stop()
         await self.mover.stop()
 
     def close(self) -> None:

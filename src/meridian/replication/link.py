@@ -1,0 +1,163 @@
+"""One peer link: pull a peer's journal continuously and apply it here.
+
+The link long-polls ``GET {peer}/journal?after=<position>&wait=...``; each answer's entries are
+applied in one store transaction together with the new position (``MetaStore.apply_entries``),
+so a crash never leaves the position past an entry that was not applied, and an entry pulled
+twice changes nothing the second time. A link that fails (peer down, network cut, wrong token)
+retries with exponential backoff and says so in the log once per state change, not once per
+attempt. Sites never wait for each other (DESIGN.md rule 1): a dead link only delays what
+this site hears from that peer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from meridian.meta import JournalEntry, MetaStore
+from meridian.meta.replica import ApplyResult
+
+log = logging.getLogger(__name__)
+
+POLL_WAIT = 20.0  # seconds a long poll is held by the peer when it has nothing new
+BATCH = 2000  # entries per pull
+
+
+@dataclass(frozen=True)
+class Peer:
+    """A site this site pulls from: its name, its API base URL (``.../api/v1``) and the token
+    it expects."""
+
+    name: str
+    url: str
+    token: str = field(repr=False)
+
+
+@dataclass
+class LinkState:
+    """What ``status`` shows of one link."""
+
+    peer: str
+    url: str
+    connected: bool = False
+    error: str = ""
+    position: int = 0  # the peer's journal sequence up to which this site has taken entries
+    peer_last_seq: int = 0  # the peer's newest entry, as of the last answer
+    applied: int = 0  # entries applied through this link since start
+    caught_up_at: float = 0.0  # when the position last reached the peer's newest entry
+    paused: bool = False
+
+    @property
+    def entries_behind(self) -> int:
+        return max(0, self.peer_last_seq - self.position)
+
+    @property
+    def seconds_behind(self) -> float:
+        if self.entries_behind == 0 and self.connected:
+            return 0.0
+        return time.time() - self.caught_up_at if self.caught_up_at else float("inf")
+
+    def as_dict(self) -> dict[str, Any]:
+        behind = self.seconds_behind
+        return {"peer": self.peer, "url": self.url, "connected": self.connected,
+                "error": self.error, "position": self.position,
+                "peer_last_seq": self.peer_last_seq, "entries_behind": self.entries_behind,
+                "seconds_behind": None if behind == float("inf") else round(behind, 3),
+                "applied": self.applied, "paused": self.paused}
+
+
+def entry_of(raw: dict[str, Any]) -> JournalEntry:
+    """A journal entry from its JSON form. Raises ValueError on a malformed one."""
+    try:
+        return JournalEntry(int(raw["seq"]), str(raw["origin"]), int(raw["hlc"]),
+                            dict(raw["op"]), int(raw["origin_seq"]))
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"malformed journal entry {raw!r:.200}: {exc}") from None
+
+
+class PeerLink:
+    """Pulls one peer. ``on_applied`` is called (on the loop) after each applied batch."""
+
+    def __init__(self, meta: MetaStore, peer: Peer, client: httpx.AsyncClient,
+                 on_applied: Callable[[ApplyResult], None], *, retry_max: float = 10.0) -> None:
+        self.meta = meta
+        self.peer = peer
+        self.client = client
+        self.on_applied = on_applied
+        self.retry_max = retry_max
+        self.state = LinkState(peer.name, peer.url, position=meta.peer_position(peer.name))
+        self._resume = asyncio.Event()
+        self._resume.set()
+
+    def pause(self) -> None:
+        """Stop pulling after the current request (tests cut links with it)."""
+        self.state.paused = True
+        self._resume.clear()
+
+    def resume(self) -> None:
+        self.state.paused = False
+        self._resume.set()
+
+    async def run(self) -> None:
+        """Pull until cancelled."""
+        failures = 0
+        while True:
+            await self._resume.wait()
+            try:
+                gap = await self.pull_once(wait=POLL_WAIT)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # any failure of one pull: retry, never die
+                failures += 1
+                self._failed(exc)
+                delay = min(self.retry_max, 0.25 * 2 ** min(failures, 8))
+                await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+                continue
+            if not self.state.connected or self.state.error:
+                log.info("link to %s (%s): connected, at %d of %d", self.peer.name,
+                         self.peer.url, self.state.position, self.state.peer_last_seq)
+            failures = 0
+            self.state.connected, self.state.error = True, ""
+            if gap:  # entries of a third site we lack: they come through another link
+                await asyncio.sleep(0.5)
+
+    async def pull_once(self, wait: float = 0.0) -> bool:
+        """One pull and apply; returns True if the batch stopped at a gap. Raises on any
+        network or protocol failure (nothing applied then)."""
+        position = self.meta.peer_position(self.peer.name)
+        response = await self.client.get(
+            f"{self.peer.url}/journal", params={"after": position, "limit": BATCH, "wait": wait},
+            headers={"Authorization": f"Bearer {self.peer.token}"}, timeout=wait + 15.0)
+        if response.status_code == 401:
+            raise PermissionError(f"{self.peer.name} refused this site's token for it "
+                                  "(check [[peers]] token in the config)")
+        response.raise_for_status()
+        body = response.json()
+        entries = [entry_of(raw) for raw in body["entries"]]
+        self.state.peer_last_seq = int(body["last_seq"])
+        if entries:
+            result = self.meta.apply_entries(self.peer.name, entries)
+            self.state.applied += result.applied
+            if result.applied or result.names or result.inodes:
+                self.on_applied(result)
+        else:
+            result = ApplyResult()
+        self.state.position = self.meta.peer_position(self.peer.name)
+        if self.state.position >= self.state.peer_last_seq:
+            self.state.caught_up_at = time.time()
+        return result.gap
+
+    def _failed(self, exc: BaseException) -> None:
+        message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        if self.state.connected or self.state.error != message:
+            log.warning("link to %s (%s) failed: %s; retrying", self.peer.name, self.peer.url,
+                        message)
+        self.state.connected = False
+        self.state.error = message

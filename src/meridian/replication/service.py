@@ -1,0 +1,87 @@
+"""The replication service of one site: a link per configured peer."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+import httpx
+
+from meridian.meta import MetaStore
+from meridian.meta.replica import ApplyResult
+from meridian.replication.link import Peer, PeerLink
+
+log = logging.getLogger(__name__)
+
+
+class Replication:
+    """Starts and stops the links; fans applied batches out to listeners (the mount's cache
+    invalidation, the content prefetcher). Runs on the site's event loop."""
+
+    def __init__(self, meta: MetaStore, peers: tuple[Peer, ...]) -> None:
+        self.meta = meta
+        self.peers = peers
+        self._listeners: list[Callable[[ApplyResult], None]] = []
+        self._client: httpx.AsyncClient | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.links: dict[str, PeerLink] = {}
+
+    def add_listener(self, listener: Callable[[ApplyResult], None]) -> None:
+        """Call ``listener`` with every applied batch (after its commit)."""
+        self._listeners.append(listener)
+
+    def _applied(self, result: ApplyResult) -> None:
+        for listener in self._listeners:
+            try:
+                listener(result)
+            except Exception:  # a listener's bug must not stop replication
+                log.exception("replication listener failed")
+
+    def start(self) -> None:
+        if self._tasks or not self.peers:
+            return
+        self._client = httpx.AsyncClient(limits=httpx.Limits(max_connections=4 * len(self.peers)))
+        for peer in self.peers:
+            link = PeerLink(self.meta, peer, self._client, self._applied)
+            self.links[peer.name] = link
+            self._tasks.append(asyncio.create_task(link.run(), name=f"link-{peer.name}"))
+        log.info("replication: pulling from %s", ", ".join(p.name for p in self.peers))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        self._tasks.clear()
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    def status(self) -> list[dict[str, object]]:
+        return [link.state.as_dict() for link in self.links.values()]
+
+    async def fetch_range(self, hash: str, start: int, length: int,
+                          prefer: str | None = None) -> bytes | None:
+        """Bytes [start, start+length) of content ``hash`` from a peer that holds them (the
+        site named ``prefer`` first: the content's origin), or None if none does now. Used
+        for content whose upload to the bucket has not finished (DESIGN.md step 6)."""
+        if self._client is None:
+            return None
+        order = sorted(self.peers, key=lambda p: p.name != prefer)
+        for peer in order:
+            try:
+                response = await self._client.get(
+                    f"{peer.url}/content/{hash}",
+                    headers={"Authorization": f"Bearer {peer.token}",
+                             "Range": f"bytes={start}-{start + length - 1}"},
+                    timeout=60.0)
+            except httpx.HTTPError as exc:
+                log.debug("content %s from %s: %s", hash[:12], peer.name, exc)
+                continue
+            if response.status_code in (200, 206) and len(response.content) == length:
+                return response.content
+        return None

@@ -1,0 +1,183 @@
+"""Sites as users run them (a process and a FUSE mount each), pulling each other over HTTP.
+
+Tests wait with generous timeouts and never assert latencies (those belong to bench/).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.faultproxy import FaultProxy
+from tests.sitehelpers import (
+    MERIDIAN,
+    RunningSite,
+    api_url,
+    init_linked,
+    snapshot,
+    wait_for,
+)
+
+
+@pytest.fixture
+def stopper() -> Iterator[list[RunningSite]]:
+    """Sites appended here are stopped (and unmounted) whatever happens."""
+    started: list[RunningSite] = []
+    yield started
+    for site in started:
+        site.stop()
+
+
+def start_all(sites: dict[str, RunningSite], stopper: list[RunningSite]) -> None:
+    for site in sites.values():
+        stopper.append(site)
+        site.start()
+
+
+def same_everywhere(*sites: RunningSite) -> bool:
+    trees = [snapshot(site.mount) for site in sites]
+    return all(tree == trees[0] for tree in trees[1:])
+
+
+def digest(site: RunningSite) -> str:
+    out = subprocess.run([*MERIDIAN, "status", "--json", "--config", str(site.config)],
+                         capture_output=True, text=True, timeout=60)
+    info = json.loads(out.stdout)
+    return str(info["digest"])
+
+
+def test_two_sites_see_each_others_changes(tmp_path: Path, stopper: list[RunningSite]) -> None:
+    bucket = f"file://{tmp_path / 'bucket'}"
+    sites = init_linked(tmp_path, ["east", "west"], bucket)
+    start_all(sites, stopper)
+    east, west = sites["east"].mount, sites["west"].mount
+    (east / "project" / "sh010").mkdir(parents=True)
+    frames = {f"project/sh010/plate.{n:04d}.exr": os.urandom(300_000 + n) for n in range(1001, 1004)}
+    for rel, data in frames.items():
+        (east / rel).write_bytes(data)
+    (east / "project" / "notes.txt").write_text("first")
+    os.chmod(east / "project" / "notes.txt", 0o600)
+    os.symlink("sh010/plate.1001.exr", east / "project" / "current")
+    (east / "project" / "gone.txt").write_text("soon deleted")
+    wait_for(lambda: (west / "project" / "gone.txt").exists(), what="west sees gone.txt")
+    (east / "project" / "gone.txt").unlink()
+    os.rename(east / "project" / "notes.txt", east / "project" / "readme.txt")
+    wait_for(lambda: same_everywhere(sites["east"], sites["west"]), what="identical trees")
+    for rel, data in frames.items():  # first access at west: bytes from the bucket or east
+        assert (west / rel).read_bytes() == data
+    assert os.readlink(west / "project" / "current") == "sh010/plate.1001.exr"
+    # and back: a change made at west reaches east
+    (west / "project" / "sh010" / "comp.nk").write_text("from west")
+    wait_for(lambda: (east / "project" / "sh010" / "comp.nk").read_text() == "from west",
+             what="east sees west's file")
+    wait_for(lambda: digest(sites["east"]) == digest(sites["west"]), what="equal digests")
+
+
+def test_three_sites_read_content_whose_upload_is_not_done_from_its_origin(
+        tmp_path: Path, stopper: list[RunningSite], s3_bucket: tuple[str, str]) -> None:
+    """north's way to the bucket (moto over HTTP) is cut after it starts: what it writes stays
+    on its volume, and east and west read those bytes from north's API."""
+    endpoint, name = s3_bucket
+    with FaultProxy(endpoint) as north_s3:
+        sites = init_linked(tmp_path, ["east", "west", "north"], f"s3://{name}",
+                            "--endpoint-url", endpoint)
+        _set_endpoint(sites["north"], north_s3.url)
+        start_all(sites, stopper)
+        north_s3.refuse(True)
+        data = os.urandom(5 * 1024 * 1024 + 17)  # two blocks
+        (sites["north"].mount / "render.exr").write_bytes(data)
+        for site_name in ("east", "west"):
+            target = sites[site_name].mount / "render.exr"
+            wait_for(lambda: target.exists(), what=f"{site_name} sees render.exr")
+            assert target.read_bytes() == data
+        wait_for(lambda: same_everywhere(*sites.values()), what="identical trees")
+        north_s3.refuse(False)
+
+
+def _set_endpoint(site: RunningSite, url: str) -> None:
+    import tomllib
+
+    import tomli_w
+
+    doc = tomllib.loads(site.config.read_text())
+    doc["bucket"]["endpoint_url"] = url
+    site.config.write_text(tomli_w.dumps(doc))
+
+
+def test_partition_then_heal_converges_and_loses_nothing(tmp_path: Path,
+                                                         stopper: list[RunningSite]) -> None:
+    bucket = f"file://{tmp_path / 'bucket'}"
+    names = ["east", "west"]
+    proxies = {}
+    sites = init_linked(tmp_path, names, bucket)
+    try:
+        # each site is reached through a proxy, so a link can be cut while both keep running
+        for name, site in sites.items():
+            proxies[name] = FaultProxy(api_url(site).removesuffix("/api/v1")).start()
+        _route_peers_through(sites, proxies)
+        start_all(sites, stopper)
+        east, west = sites["east"].mount, sites["west"].mount
+        (east / "shared.clip").write_text("v0")
+        (east / "doomed.txt").write_text("d0")
+        wait_for(lambda: same_everywhere(sites["east"], sites["west"]), what="first sync")
+
+        for proxy in proxies.values():
+            proxy.refuse(True)  # the link is cut both ways; both sites keep working
+        (east / "shared.clip").write_text("east-v1")
+        (west / "shared.clip").write_text("west-v1")
+        (east / "doomed.txt").unlink()  # delete at one side ...
+        (west / "doomed.txt").write_text("west kept this")  # ... modify at the other
+        (west / "only-west.txt").write_text("w")
+        written = {b"east-v1", b"west-v1", b"west kept this", b"w"}
+
+        for proxy in proxies.values():
+            proxy.refuse(False)
+        wait_for(lambda: same_everywhere(sites["east"], sites["west"]), timeout=60,
+                 what="convergence after the partition")
+        tree = snapshot(east)
+        contents = {value[0] for value in tree.values() if isinstance(value, tuple)
+                    and isinstance(value[0], bytes)}
+        assert written <= contents, "an acknowledged write was lost"
+        copies = [name for name in tree if name.startswith("shared.conflict-")]
+        assert len(copies) == 1 and copies[0].endswith(".clip")
+        assert tree["doomed.txt"][0] == b"west kept this"  # type: ignore[index]
+        wait_for(lambda: digest(sites["east"]) == digest(sites["west"]), what="equal digests")
+    finally:
+        for proxy in proxies.values():
+            proxy.stop()
+
+
+def _route_peers_through(sites: dict[str, RunningSite], proxies: dict[str, FaultProxy]) -> None:
+    import tomllib
+
+    import tomli_w
+
+    for site in sites.values():
+        doc = tomllib.loads(site.config.read_text())
+        for peer in doc["peers"]:
+            peer["url"] = f"{proxies[peer['name']].url}/api/v1"
+        site.config.write_text(tomli_w.dumps(doc))
+
+
+def test_kill9_in_the_middle_of_replication_loses_nothing_and_applies_nothing_twice(
+        tmp_path: Path, stopper: list[RunningSite]) -> None:
+    bucket = f"file://{tmp_path / 'bucket'}"
+    sites = init_linked(tmp_path, ["east", "west"], bucket)
+    start_all(sites, stopper)
+    east = sites["east"].mount
+    (east / "batch").mkdir()
+    for n in range(200):
+        (east / "batch" / f"f{n:03d}").write_text(str(n))
+    sites["west"].kill9()  # while it is pulling the 200 creates and writes
+    for n in range(200, 260):
+        (east / "batch" / f"f{n:03d}").write_text(str(n))
+    sites["west"].start()
+    wait_for(lambda: same_everywhere(sites["east"], sites["west"]), timeout=60,
+             what="west caught up after kill -9")
+    names = sorted(os.listdir(sites["west"].mount / "batch"))
+    assert names == [f"f{n:03d}" for n in range(260)]  # no conflict copies: nothing applied twice
