@@ -76,6 +76,16 @@ def test_two_sites_see_each_others_changes(tmp_path: Path, stopper: list[Running
     wait_for(lambda: (east / "project" / "sh010" / "comp.nk").read_text() == "from west",
              what="east sees west's file")
     wait_for(lambda: digest(sites["east"]) == digest(sites["west"]), what="equal digests")
+    wait_for(lambda: _peer(sites["west"], "east").get("entries_behind") == 0, what="no lag")
+    link = _peer(sites["west"], "east")
+    assert link["link"] == {"connected": True, "error": ""} and link["seconds_behind"] == 0
+
+
+def _peer(site: RunningSite, name: str) -> dict[str, object]:
+    out = subprocess.run([*MERIDIAN, "status", "--json", "--config", str(site.config)],
+                         capture_output=True, text=True, timeout=60)
+    peers = {p["name"]: p for p in json.loads(out.stdout)["peers"]}
+    return dict(peers[name])
 
 
 def test_three_sites_read_content_whose_upload_is_not_done_from_its_origin(

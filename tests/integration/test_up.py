@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import time
 import tomllib
 from pathlib import Path
 
-from tests.sitehelpers import MERIDIAN
+from tests.sitehelpers import MERIDIAN, wait_for
 
 
 def start_up(root: Path, *extra: str) -> subprocess.Popen[str]:
@@ -52,7 +53,11 @@ def test_up_runs_linked_sites_and_stops_cleanly(tmp_path: Path) -> None:
             assert config["peers"] == [{"name": other, "url": sites[other]["api"],
                                         "token": other_config["api"]["token"]}]
             assert config["bucket"]["url"] == f"file://{root / 'bucket'}"
-        (root / "east" / "mnt" / "kept.exr").write_bytes(b"frame")
+        frame = os.urandom(3 * 1024 * 1024)
+        (root / "east" / "mnt" / "kept.exr").write_bytes(frame)  # copied in at east ...
+        arrived = root / "west" / "mnt" / "kept.exr"
+        wait_for(lambda: arrived.exists() and arrived.read_bytes() == frame,
+                 what="kept.exr at west")  # ... appears at west with the same bytes
         status = json.loads(subprocess.run(
             [*MERIDIAN, "status", "--json", "--config", str(root / "east" / "meridian.toml")],
             capture_output=True, text=True, timeout=60).stdout)
@@ -81,7 +86,7 @@ def test_up_runs_linked_sites_and_stops_cleanly(tmp_path: Path) -> None:
     again = start_up(root)  # resumes with the data it has
     try:
         wait_ready(again, root)
-        assert (root / "east" / "mnt" / "kept.exr").read_bytes() == b"frame"
+        assert (root / "west" / "mnt" / "kept.exr").read_bytes() == frame
     finally:
         code, out = stop(again)
     assert code == 0, out

@@ -124,6 +124,13 @@ def build_app(site: Site, token: str) -> FastAPI:
                 "entries": [{"seq": e.seq, "origin": e.origin, "origin_seq": e.origin_seq,
                              "hlc": e.hlc, "op": e.op} for e in entries]}
 
+    @app.get("/api/v1/replication", summary="This site's links to its peers, and what it holds")
+    async def replication() -> dict[str, Any]:
+        """Each link's state (connected, error, position in the peer's journal, entries and
+        seconds behind) and, per origin site, how many of its changes this site holds."""
+        return {"site": site.config.name, "links": site.replication.status(),
+                "positions": site.meta.positions()}
+
     @app.get("/api/v1/content/{content_hash}", summary="Local content by hash (Range allowed)",
              responses={206: {"description": "the requested range"},
                         404: {"description": "no local bytes for that range"},

@@ -75,8 +75,19 @@ def cmd_status(args: argparse.Namespace) -> int:
             bucket_state = {"reachable": False, "error": str(exc)}
         finally:
             objects.close()
-        peers = [peer_state(p.name, p.url, p.token) for p in config.peers]
         running = read_run_file(config.data)
+        links = _links_of_running_site(running, config)
+        peers = []
+        for configured in config.peers:
+            state = peer_state(configured.name, configured.url, configured.token)
+            state["position"] = meta.peer_position(configured.name)
+            if state["reachable"] and state.get("journal_last_seq") is not None:
+                state["entries_behind"] = max(0, int(state["journal_last_seq"]) - state["position"])
+            link = links.get(configured.name)
+            if link is not None:
+                state["link"] = {"connected": link["connected"], "error": link["error"]}
+                state["seconds_behind"] = link["seconds_behind"]
+            peers.append(state)
         info = {
             **config.describe(), "site_id": meta.site_id, "inodes": meta.count_inodes(),
             "running": running is not None, "pid": running["pid"] if running else None,
@@ -110,15 +121,37 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"uploads    {len(uploads)} queued ({_size(info['uploads']['bytes'])})"
               + (f", {len(failing)} failing: {failing[0].last_error}" if failing else ""))
         for peer in peers:
-            state = (f"reachable ({peer['ms']} ms), journal at {peer['journal_last_seq']}"
-                     if peer["reachable"] else f"UNREACHABLE: {peer['error']}")
-            print(f"peer       {peer['name']} {peer['url']}: {state}")
+            said = (f"reachable ({peer['ms']} ms), journal at {peer['journal_last_seq']}"
+                    if peer["reachable"] else f"UNREACHABLE: {peer['error']}")
+            lag = f"; pulled to {peer['position']}"
+            if "entries_behind" in peer:
+                lag += f", {peer['entries_behind']} entries behind"
+            if peer.get("seconds_behind") is not None:
+                lag += f", {peer['seconds_behind']:.1f} s behind"
+            if peer.get("link") and not peer["link"]["connected"]:
+                lag += f"; link down: {peer['link']['error']}"
+            print(f"peer       {peer['name']} {peer['url']}: {said}{lag}")
         if bucket_state["reachable"]:
             print(f"bucket     {config.bucket.url}: reachable ({bucket_state['ms']} ms), "
                   f"format {bucket_state['format']}")
         else:
             print(f"bucket     {config.bucket.url}: UNREACHABLE: {bucket_state['error']}")
     return 0 if bucket_state["reachable"] else 3
+
+
+def _links_of_running_site(running: dict[str, Any] | None,
+                           config: Any) -> dict[str, dict[str, Any]]:
+    """The running site's link states (from its own API), by peer name; {} if not running."""
+    if not running or not running.get("api") or config.api is None:
+        return {}
+    request = urllib.request.Request(f"{running['api']}/replication",
+                                     headers={"Authorization": f"Bearer {config.api.token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=3.0) as answer:
+            info = json.loads(answer.read())
+    except (OSError, ValueError):
+        return {}
+    return {link["peer"]: link for link in info.get("links", [])}
 
 
 def peer_state(name: str, url: str, token: str, timeout: float = 3.0) -> dict[str, Any]:
