@@ -36,6 +36,7 @@ demo: setup
 bench: setup
 	$(VENV)/bin/python bench/seqio.py
 	$(VENV)/bin/python bench/metadata.py
+	$(VENV)/bin/python bench/visibility.py
 
 clean:
 	rm -rf $(STAMPS) $(VENV) build src/*.egg-info

@@ -1,0 +1,180 @@
+"""Cross-site visibility: from `close` at east to the name (then the bytes) at west.
+
+Two sites from `meridian up` on this machine, once with the local-directory bucket and once
+with moto's S3 server over HTTP. For each of N files (100 by default): write 64 KiB at east and
+close, then poll west (a stat every millisecond) until the name is visible and then until the
+bytes read back identical. Reports p50/p99/max of both delays. Target: p99 < 1 s.
+
+    .venv/bin/python bench/visibility.py [--files 100] [--buckets file,s3]
+
+Results: bench/results/visibility.json and .md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from seqio import default_root, machine_info
+
+REPO = Path(__file__).resolve().parent.parent
+MERIDIAN = [sys.executable, "-m", "meridian.cli.main"]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+class Up:
+    """`meridian up --sites east,west` in the background; stopped with Ctrl-C (SIGINT)."""
+
+    def __init__(self, root: Path, *extra: str) -> None:
+        self.root = root
+        self.log = open(root.parent / f"{root.name}-up.log", "w")
+        self.process = subprocess.Popen([*MERIDIAN, "up", "--sites", "east,west", "--root",
+                                         str(root), *extra], stdout=self.log,
+                                        stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while not (root / "up.json").exists():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"meridian up did not start; see {self.log.name}")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self.log.close()
+
+
+def measure(root: Path, files: int, size: int) -> dict[str, list[float]]:
+    east, west = root / "east" / "mnt" / "vis", root / "west" / "mnt" / "vis"
+    east.mkdir()
+    deadline = time.monotonic() + 30
+    while not west.is_dir():  # the directory itself first
+        if time.monotonic() > deadline:
+            raise RuntimeError("west never saw the directory")
+        time.sleep(0.01)
+    names, bytes_ = [], []
+    for i in range(files):
+        data = os.urandom(size)
+        with open(east / f"f{i:04d}.bin", "wb") as handle:
+            handle.write(data)
+        closed = time.perf_counter()
+        target = west / f"f{i:04d}.bin"
+        while True:
+            try:
+                os.stat(target)
+                break
+            except FileNotFoundError:
+                if time.perf_counter() - closed > 30:
+                    raise RuntimeError(f"{target} not visible after 30 s") from None
+                time.sleep(0.001)
+        seen = time.perf_counter()
+        while True:
+            try:
+                if target.read_bytes() == data:
+                    break
+            except OSError:
+                pass
+            if time.perf_counter() - closed > 30:
+                raise RuntimeError(f"{target} bytes not readable after 30 s")
+            time.sleep(0.001)
+        readable = time.perf_counter()
+        names.append(seen - closed)
+        bytes_.append(readable - closed)
+    return {"name": names, "bytes": bytes_}
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {"p50_ms": statistics.median(values) * 1000, "p99_ms": percentile(values, 99) * 1000,
+            "max_ms": max(values) * 1000}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--files", type=int, default=100)
+    parser.add_argument("--size", type=int, default=64 * 1024)
+    parser.add_argument("--buckets", default="file,s3")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "visibility")
+    args = parser.parse_args(argv)
+    scratch = Path(tempfile.mkdtemp(prefix="meridian-visbench-", dir=default_root()))
+    rows: list[dict[str, Any]] = []
+    samples: dict[str, dict[str, list[float]]] = {}
+    moto = None
+    try:
+        for kind in args.buckets.split(","):
+            root = scratch / kind
+            extra: list[str] = []
+            if kind == "s3":
+                from moto.server import ThreadedMotoServer
+                import boto3
+
+                for key, value in (("AWS_ACCESS_KEY_ID", "bench"), ("AWS_SECRET_ACCESS_KEY", "bench"),
+                                   ("AWS_DEFAULT_REGION", "us-east-1")):
+                    os.environ.setdefault(key, value)
+                moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+                moto.start()
+                host, port = moto.get_host_and_port()
+                endpoint = f"http://{host}:{port}"
+                boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="visibility")
+                extra = ["--bucket", "s3://visibility", "--endpoint-url", endpoint]
+            up = Up(root, *extra)
+            try:
+                result = measure(root, args.files, args.size)
+            finally:
+                up.stop()
+            samples[kind] = result
+            row = {"bucket": kind, "name": summary(result["name"]), "bytes": summary(result["bytes"])}
+            rows.append(row)
+            print(f"{kind}: name p50 {row['name']['p50_ms']:.1f} ms p99 {row['name']['p99_ms']:.1f} ms;"
+                  f" bytes p50 {row['bytes']['p50_ms']:.1f} ms p99 {row['bytes']['p99_ms']:.1f} ms",
+                  flush=True)
+    finally:
+        if moto is not None:
+            moto.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
+    command = (f".venv/bin/python bench/visibility.py --files {args.files} --size {args.size} "
+               f"--buckets {args.buckets}")
+    result_doc = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                  "command": command, "files": args.files, "size": args.size,
+                  "machine": machine_info(scratch.parent), "rows": rows, "samples": samples}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".json").write_text(json.dumps(result_doc, indent=2) + "\n")
+    lines = ["# Cross-site visibility (two sites from `meridian up` on one machine)", "",
+             f"{result_doc['date']}: {args.files} files of {args.size // 1024} KiB written and "
+             "closed at east; time until west sees the name (stat succeeds) and until west reads "
+             "identical bytes. Target: p99 < 1 s.", "",
+             "| bucket | name p50 | name p99 | name max | bytes p50 | bytes p99 | bytes max |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for row in rows:
+        n, b = row["name"], row["bytes"]
+        lines.append(f"| {row['bucket']} | {n['p50_ms']:.1f} ms | {n['p99_ms']:.1f} ms | "
+                     f"{n['max_ms']:.1f} ms | {b['p50_ms']:.1f} ms | {b['p99_ms']:.1f} ms | "
+                     f"{b['max_ms']:.1f} ms |")
+    lines += ["", f"Reproduce: `{command}`", ""]
+    args.out.with_suffix(".md").write_text("\n".join(lines))
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
