@@ -125,5 +125,9 @@ class BucketFormatError(ObjectStoreError):
     """The bucket has no Meridian format marker we understand."""
 
 
+class PeerUnreachable(MeridianError):
+    """Another site's API could not be reached, or refused this site's token for it."""
+
+
 class StoreError(MeridianError):
     """The metadata store is unusable (corrupt, or written by an unknown schema version)."""

@@ -19,7 +19,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import FastAPI, HTTPException, Query, Request, Response
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from starlette.background import BackgroundTask
 
 from meridian.api.events import EventHub, matches, normalise_glob, sse
 from meridian.content.hashing import check_hash
@@ -123,6 +124,23 @@ def build_app(site: Site, token: str) -> FastAPI:
         return {"site": site.config.name, "last_seq": site.meta.last_seq(),
                 "entries": [{"seq": e.seq, "origin": e.origin, "origin_seq": e.origin_seq,
                              "hlc": e.hlc, "op": e.op} for e in entries]}
+
+    @app.get("/api/v1/snapshot", summary="The whole namespace, for a joining site",
+             response_class=FileResponse,
+             responses={200: {"description": "a SQLite file (docs/replication.md, joining); "
+                                             "header X-Meridian-Journal-Seq: its journal position"}})
+    async def snapshot() -> FileResponse:
+        """One bulk transfer, not entry by entry: a consistent copy of this site's store.
+        The joining site then pulls this site's journal from the position in the header."""
+        folder = site.config.data / "tmp"
+        folder.mkdir(exist_ok=True)
+        path = folder / f"snapshot-{secrets.token_hex(8)}.db"
+        seq = await asyncio.to_thread(site.meta.snapshot_to, path)
+        site.meta.sync()  # what the copy holds is durable before anyone sees it
+        return FileResponse(path, media_type="application/vnd.sqlite3",
+                            headers={"X-Meridian-Journal-Seq": str(seq),
+                                     "X-Meridian-Site": site.config.name},
+                            background=BackgroundTask(path.unlink, missing_ok=True))
 
     @app.get("/api/v1/replication", summary="This site's links to its peers, and what it holds")
     async def replication() -> dict[str, Any]:

@@ -17,6 +17,7 @@ from meridian.errors import (
     BucketAccessDenied,
     BucketFormatError,
     BucketUnreachable,
+    PeerUnreachable,
     MeridianError,
 )
 
@@ -73,6 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except (BucketUnreachable, BucketAccessDenied) as exc:
         print(f"meridian: bucket unreachable: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    except PeerUnreachable as exc:
+        print(f"meridian: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
     except BucketFormatError as exc:
         print(f"meridian: {exc}", file=sys.stderr)

@@ -29,8 +29,9 @@ def register(commands: Any) -> None:
     init.add_argument("--site", required=True, metavar="NAME", help="the site's name (e.g. east)")
     init.add_argument("--data", required=True, metavar="DIR",
                       help="the site's data folder (store, volume, config)")
-    init.add_argument("--bucket", required=True, metavar="URL",
-                      help="shared bucket: s3://bucket[/prefix] or file:///dir")
+    init.add_argument("--bucket", metavar="URL",
+                      help="shared bucket: s3://bucket[/prefix] or file:///dir (with --join: "
+                           "the joined site's unless given)")
     init.add_argument("--endpoint-url", metavar="URL",
                       help="S3 endpoint (private/VPC endpoint, MinIO, moto)")
     init.add_argument("--region", metavar="REGION", help="S3 region")
@@ -40,6 +41,11 @@ def register(commands: Any) -> None:
     init.add_argument("--api-listen", metavar="HOST:PORT", default="127.0.0.1:0",
                       help="where the site's HTTP API listens (default 127.0.0.1:0, a free "
                            "port); its token is made up and written to the config")
+    init.add_argument("--join", metavar="URL",
+                      help="join an existing namespace: the API URL of one of its sites; the "
+                           "new site starts from that site's snapshot, then pulls its journal")
+    init.add_argument("--token", metavar="TOKEN",
+                      help="with --join: the token of the site joined (its meridian.toml [api])")
     init.set_defaults(func=cmd_init)
 
     site = commands.add_parser("site", help="run a site", description="Run or manage a site.")
@@ -61,6 +67,11 @@ def cmd_init(args: argparse.Namespace) -> int:
     config_path = data / "meridian.toml"
     if config_path.exists():
         raise BadInput(f"{config_path} exists: this folder already holds a site")
+    if args.join:
+        from meridian.cli.join import cmd_join
+        return cmd_join(args, data, config_path)
+    if not args.bucket:
+        raise BadInput("--bucket is needed (s3://bucket[/prefix] or file:///dir), unless --join")
     bucket = args.bucket
     if bucket.startswith("file://") and not bucket.startswith("file:///"):
         bucket = "file://" + str(Path(bucket.removeprefix("file://")).absolute())

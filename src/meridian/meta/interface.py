@@ -23,6 +23,7 @@ import stat
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -301,6 +302,12 @@ class MetaStore(ABC):
     @abstractmethod
     def peer_position(self, peer: str) -> int:
         """The ``seq`` in ``peer``'s journal up to which this site has taken entries (0)."""
+
+    def snapshot_to(self, path: Path) -> int:
+        """Write a consistent copy of the namespace to ``path`` for a joining site; returns
+        the journal position it holds. Engines that cannot raise StoreError."""
+        from meridian.errors import StoreError
+        raise StoreError(f"the {type(self).__name__} engine does not make snapshots")
 
     @abstractmethod
     def positions(self) -> dict[str, int]:
