@@ -37,6 +37,7 @@ bench: setup
 	$(VENV)/bin/python bench/seqio.py
 	$(VENV)/bin/python bench/metadata.py
 	$(VENV)/bin/python bench/visibility.py
+	$(VENV)/bin/python bench/join.py
 
 clean:
 	rm -rf $(STAMPS) $(VENV) build src/*.egg-info
