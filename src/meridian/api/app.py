@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import FastAPI, HTTPException, Query, Request, Response
+from pydantic import BaseModel
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from starlette.background import BackgroundTask
 
@@ -33,6 +34,10 @@ if TYPE_CHECKING:
 
 MAX_WAIT = 30.0
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+class LeaveRequest(BaseModel):
+    origin_seq: int  # how many changes the leaving site made (its own journal count)
 
 
 class JournalFeed:
@@ -141,6 +146,22 @@ def build_app(site: Site, token: str) -> FastAPI:
                             headers={"X-Meridian-Journal-Seq": str(seq),
                                      "X-Meridian-Site": site.config.name},
                             background=BackgroundTask(path.unlink, missing_ok=True))
+
+    @app.post("/api/v1/peers/{name}/leave", summary="A peer leaves the namespace",
+              responses={404: {"description": "not a peer of this site"},
+                         409: {"description": "this site has not pulled all of the peer's "
+                                              "changes yet (drain first)"}})
+    async def peer_leaves(name: str, body: LeaveRequest) -> dict[str, Any]:
+        """Called by ``meridian site leave`` at the leaving site, with the number of changes it
+        made: this site stops pulling from it once it holds them all (nothing is lost)."""
+        if name not in {p.name for p in site.config.peers}:
+            raise HTTPException(404, f"{name!r} is not a peer of site {site.config.name}")
+        held = site.meta.applied_seq(name)
+        if held < body.origin_seq:
+            raise HTTPException(409, f"site {site.config.name} holds {held} of {name}'s "
+                                     f"{body.origin_seq} changes: drain {name} first")
+        await site.replication.retire(name)
+        return {"site": site.config.name, "left": name, "held": held}
 
     @app.get("/api/v1/replication", summary="This site's links to its peers, and what it holds")
     async def replication() -> dict[str, Any]:

@@ -78,7 +78,13 @@ def cmd_status(args: argparse.Namespace) -> int:
         running = read_run_file(config.data)
         links = _links_of_running_site(running, config)
         peers = []
+        departed = meta.departed()
         for configured in config.peers:
+            if configured.name in departed:
+                peers.append({"name": configured.name, "url": configured.url, "left": True,
+                              "reachable": False, "error": "left the namespace",
+                              "position": meta.peer_position(configured.name)})
+                continue
             state = peer_state(configured.name, configured.url, configured.token)
             state["position"] = meta.peer_position(configured.name)
             if state["reachable"] and state.get("journal_last_seq") is not None:

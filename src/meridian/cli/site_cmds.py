@@ -60,6 +60,8 @@ def register(commands: Any) -> None:
     add_config_option(run)
     run.add_argument("--mount", metavar="DIR", help="mount point (default: site.mount of the config)")
     run.set_defaults(func=cmd_site_run)
+    from meridian.cli import drain
+    drain.register(site_commands)
 
 
 def cmd_init(args: argparse.Namespace) -> int:

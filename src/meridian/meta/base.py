@@ -695,6 +695,13 @@ class EngineStore(MetaStore):
             self._put_kv(f"peer:{peer}", str(position))
         return result
 
+    def mark_departed(self, site: str) -> None:
+        with self._transaction(durable=True):
+            self._put_kv(f"departed:{site}", "1")
+
+    def departed(self) -> set[str]:
+        return {key.split(":", 1)[1] for key, _ in self._kv_prefixed("departed:")}
+
     def peer_position(self, peer: str) -> int:
         return int(self._get_kv(f"peer:{peer}") or "0")
 

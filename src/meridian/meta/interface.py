@@ -303,6 +303,15 @@ class MetaStore(ABC):
     def peer_position(self, peer: str) -> int:
         """The ``seq`` in ``peer``'s journal up to which this site has taken entries (0)."""
 
+    @abstractmethod
+    def mark_departed(self, site: str) -> None:
+        """Record, durably, that ``site`` left the namespace (its peers stop pulling from it).
+        Idempotent."""
+
+    @abstractmethod
+    def departed(self) -> set[str]:
+        """The sites that left the namespace."""
+
     def snapshot_to(self, path: Path) -> int:
         """Write a consistent copy of the namespace to ``path`` for a joining site; returns
         the journal position it holds. Engines that cannot raise StoreError."""

@@ -42,11 +42,31 @@ class Replication:
         if self._tasks or not self.peers:
             return
         self._client = httpx.AsyncClient(limits=httpx.Limits(max_connections=4 * len(self.peers)))
+        departed = self.meta.departed()
         for peer in self.peers:
+            if peer.name in departed:
+                log.info("replication: %s left the namespace; not pulling from it (remove its "
+                         "[[peers]] entry from the config)", peer.name)
+                continue
             link = PeerLink(self.meta, peer, self._client, self._applied)
             self.links[peer.name] = link
             self._tasks.append(asyncio.create_task(link.run(), name=f"link-{peer.name}"))
         log.info("replication: pulling from %s", ", ".join(p.name for p in self.peers))
+
+    async def retire(self, name: str) -> None:
+        """``name`` leaves the namespace: stop pulling from it, now and after restarts."""
+        link = self.links.pop(name, None)
+        self.meta.mark_departed(name)
+        for task in list(self._tasks):
+            if task.get_name() == f"link-{name}":
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
+                self._tasks.remove(task)
+        log.info("replication: %s left the namespace%s", name,
+                 f" at entry {link.state.position}" if link else "")
 
     async def stop(self) -> None:
         for task in self._tasks:
