@@ -77,7 +77,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             objects.close()
         running = read_run_file(config.data)
         links = _links_of_running_site(running, config)
-        peers = []
+        peers: list[dict[str, Any]] = []
         departed = meta.departed()
         for configured in config.peers:
             if configured.name in departed:
