@@ -364,3 +364,24 @@ def test_random_partitions_converge(seed: int, mix: str) -> None:
     except AssertionError:
         print(f"random_partitions_converge failed with seed {seed}")
         raise
+
+
+def test_garbage_collection_bookkeeping(make_site: Factory) -> None:
+    east, west = make_site("east"), make_site("west")
+    write(east, "/a", "h1")
+    write(east, "/b", "h2")
+    east.mark_in_bucket("h1")
+    sync(east, west)
+    west_record = west.content("h1")
+    assert west_record is not None and west_record.in_bucket
+    assert east.referenced(["h1", "h2", "h3"]) == {"h1", "h2"}
+    east.unlink(ROOT_INO, "a")
+    assert [r.hash for r in east.unreferenced_contents()] == ["h1"]
+    seq = east.retire_content("h1")
+    assert seq == east.applied_seq("east")
+    sync(east, west)
+    record = west.content("h1")
+    assert record is not None and not record.in_bucket  # a new write of h1 would upload again
+    east.forget_content("h1")
+    east.forget_content("h2")  # still referenced: kept
+    assert east.content("h1") is None and east.content("h2") is not None

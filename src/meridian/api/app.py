@@ -40,6 +40,10 @@ class LeaveRequest(BaseModel):
     origin_seq: int  # how many changes the leaving site made (its own journal count)
 
 
+class ReferencesRequest(BaseModel):
+    hashes: list[str]
+
+
 class JournalFeed:
     """Wakes long polls when the store commits journal entries (loop thread only)."""
 
@@ -162,6 +166,13 @@ def build_app(site: Site, token: str) -> FastAPI:
                                      f"{body.origin_seq} changes: drain {name} first")
         await site.replication.retire(name)
         return {"site": site.config.name, "left": name, "held": held}
+
+    @app.post("/api/v1/references", summary="Which of these contents this site still uses")
+    async def references(body: ReferencesRequest) -> dict[str, Any]:
+        """For garbage collection at a peer: the hashes an inode here refers to, and how many
+        changes of each origin this site holds."""
+        return {"site": site.config.name, "referenced": sorted(site.meta.referenced(body.hashes)),
+                "positions": site.meta.positions()}
 
     @app.get("/api/v1/replication", summary="This site's links to its peers, and what it holds")
     async def replication() -> dict[str, Any]:

@@ -143,6 +143,21 @@ def _mounted(site: LocalSite) -> bool:
     return bool(info.get("site") == site.name)
 
 
+def _linked(site: LocalSite) -> bool:
+    """Every link of the site is up (asked through its own API)."""
+    import urllib.request
+
+    assert site.config.api is not None
+    request = urllib.request.Request(f"{_api_url(site.config)}/replication",
+                                     headers={"Authorization": f"Bearer {site.config.api.token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=2.0) as answer:
+            links = json.loads(answer.read())["links"]
+    except (OSError, ValueError, KeyError):
+        return False
+    return all(link["connected"] for link in links)
+
+
 def stop_all(sites: list[LocalSite], timeout: float = 30.0) -> None:
     """SIGINT every site, wait, and make sure no process and no mount is left."""
     for site in sites:
@@ -182,7 +197,7 @@ def cmd_up(args: argparse.Namespace) -> int:
                      str(site.mount)], stdout=log, stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + args.timeout
-        while not all(_mounted(s) for s in sites):
+        while not all(_mounted(s) and _linked(s) for s in sites):
             for site in sites:
                 if site.process is not None and site.process.poll() is not None:
                     raise MeridianError(f"site {site.name} exited {site.process.returncode}; "
@@ -190,7 +205,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             if stopping:
                 return 130
             if time.monotonic() > deadline:
-                raise MeridianError(f"not every site mounted within {args.timeout:.0f}s; "
+                raise MeridianError(f"not every site mounted and linked within {args.timeout:.0f}s; "
                                     "see the logs in each site's folder")
             time.sleep(0.05)
         rows = [site.row() for site in sites]

@@ -695,6 +695,43 @@ class EngineStore(MetaStore):
             self._put_kv(f"peer:{peer}", str(position))
         return result
 
+    def get_setting(self, key: str) -> str | None:
+        return self._get_kv(f"setting:{key}")
+
+    def put_setting(self, key: str, value: str) -> None:
+        with self._transaction():
+            self._put_kv(f"setting:{key}", value)
+
+    def referenced(self, hashes: list[str]) -> set[str]:
+        return {h for h in hashes if self._content_in_use(h)}
+
+    def unreferenced_contents(self, limit: int = 1000) -> list[ContentRecord]:
+        return self._unreferenced(limit)
+
+    def retire_content(self, hash: str) -> int:
+        with self._transaction(durable=True):
+            record = self._get_content(hash)
+            if record is not None:
+                self._put_content(_replace(record, in_bucket=False))
+            self._journal(self._clock.now(), "retire", hash=hash)
+        return self.applied_seq(self.site_name)
+
+    def forget_content(self, hash: str) -> None:
+        with self._transaction():
+            if not self._content_in_use(hash):
+                self._del_content(hash)
+                self._del_upload(hash)
+
+    @abstractmethod
+    def _content_in_use(self, hash: str) -> bool:
+        """Whether an inode refers to ``hash``."""
+
+    @abstractmethod
+    def _unreferenced(self, limit: int) -> list[ContentRecord]: ...
+
+    @abstractmethod
+    def _del_content(self, hash: str) -> None: ...
+
     def mark_departed(self, site: str) -> None:
         with self._transaction(durable=True):
             self._put_kv(f"departed:{site}", "1")

@@ -303,6 +303,35 @@ class MetaStore(ABC):
     def peer_position(self, peer: str) -> int:
         """The ``seq`` in ``peer``'s journal up to which this site has taken entries (0)."""
 
+    # -- site-local settings ----------------------------------------------------------------
+    @abstractmethod
+    def get_setting(self, key: str) -> str | None:
+        """A value this site keeps for itself (never journaled), or None."""
+
+    @abstractmethod
+    def put_setting(self, key: str, value: str) -> None:
+        """Keep ``value`` under ``key`` (atomic, not journaled)."""
+
+    # -- garbage collection -----------------------------------------------------------------
+    @abstractmethod
+    def unreferenced_contents(self, limit: int = 1000) -> list[ContentRecord]:
+        """Contents no named inode of this site refers to, oldest first. (An inode without a
+        name that is still open keeps its local instance: the volume counts open files.)"""
+
+    @abstractmethod
+    def referenced(self, hashes: list[str]) -> set[str]:
+        """Those of ``hashes`` that a named inode of this site refers to."""
+
+    @abstractmethod
+    def retire_content(self, hash: str) -> int:
+        """Journal that ``hash`` will be deleted from the bucket: every site records it as not
+        in the bucket any more (so a new write of the same bytes uploads them again). Returns
+        this site's origin sequence number of the entry. Durable."""
+
+    @abstractmethod
+    def forget_content(self, hash: str) -> None:
+        """Drop what the site knows of ``hash`` (after the bucket deleted it). Idempotent."""
+
     @abstractmethod
     def mark_departed(self, site: str) -> None:
         """Record, durably, that ``site`` left the namespace (its peers stop pulling from it).

@@ -120,6 +120,17 @@ class MemoryMetaStore(EngineStore):
     def _put_kv(self, key: str, value: str) -> None:
         self._set("kv", key, value)
 
+    def _content_in_use(self, hash: str) -> bool:
+        return any(inode.content == hash and inode.nlink > 0
+                   for inode in self._tables["inodes"].values())
+
+    def _unreferenced(self, limit: int) -> list[ContentRecord]:
+        used = {inode.content for inode in self._tables["inodes"].values() if inode.nlink > 0}
+        return [r for h, r in self._tables["contents"].items() if h not in used][:limit]
+
+    def _del_content(self, hash: str) -> None:
+        self._set("contents", hash, _MISSING)
+
     def _del_kv(self, key: str) -> None:
         self._set("kv", key, _MISSING)
 

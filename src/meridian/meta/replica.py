@@ -73,6 +73,7 @@ class ApplyResult:
     inodes: set[int] = field(default_factory=set)
     contents: dict[str, str] = field(default_factory=dict)  # content hash -> site that wrote it
     in_bucket: list[str] = field(default_factory=list)  # contents now known complete in the bucket
+    retired: list[str] = field(default_factory=list)  # contents about to leave the bucket
 
 
 def conflict_name(name: str, ver: str, n: int = 1) -> str:
@@ -514,6 +515,14 @@ class Applier:
         inode = self.s.by_file_id(op["fid"])
         if inode is not None:
             self.s._del_xattr(inode.ino, op["name"])
+
+    def _op_retire(self, e: JournalEntry, op: dict[str, Any]) -> None:
+        """The content is about to be deleted from the bucket: not "in the bucket" any more
+        here, so a write of the same bytes here uploads them again."""
+        record = self.s._get_content(op["hash"])
+        if record is not None and record.in_bucket:
+            self.s._put_content(ContentRecord(record.hash, record.size, in_bucket=False))
+        self.result.retired.append(op["hash"])
 
     def _op_instance(self, e: JournalEntry, op: dict[str, Any]) -> None:
         record = self.s._get_content(op["hash"])

@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS inodes (
     content TEXT, target BLOB, origin_site TEXT NOT NULL, rdev INTEGER NOT NULL DEFAULT 0,
     content_version TEXT NOT NULL, name_version TEXT NOT NULL, attr_version TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS inodes_orphans ON inodes (nlink) WHERE nlink = 0;
+CREATE INDEX IF NOT EXISTS inodes_content ON inodes (content) WHERE content IS NOT NULL;
 CREATE TABLE IF NOT EXISTS entries (
     parent INTEGER NOT NULL, name BLOB NOT NULL, ino INTEGER NOT NULL,
     PRIMARY KEY (parent, name)) WITHOUT ROWID;
@@ -297,6 +298,19 @@ class SqliteMetaStore(EngineStore):
 
     def _put_kv(self, key: str, value: str) -> None:
         self._db.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (key, value))
+
+    def _content_in_use(self, hash: str) -> bool:
+        return self._one("SELECT 1 FROM inodes WHERE content = ? AND nlink > 0 LIMIT 1",
+                         hash) is not None
+
+    def _unreferenced(self, limit: int) -> list[ContentRecord]:
+        rows = self._db.execute(
+            "SELECT c.hash, c.size, c.in_bucket FROM contents c WHERE NOT EXISTS "
+            "(SELECT 1 FROM inodes i WHERE i.content = c.hash AND i.nlink > 0) ORDER BY c.rowid LIMIT ?", (limit,))
+        return [ContentRecord(h, size, bool(b)) for h, size, b in rows]
+
+    def _del_content(self, hash: str) -> None:
+        self._db.execute("DELETE FROM contents WHERE hash = ?", (hash,))
 
     def _del_kv(self, key: str) -> None:
         self._db.execute("DELETE FROM kv WHERE key = ?", (key,))

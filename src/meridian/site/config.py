@@ -28,6 +28,8 @@ Example::
     read_timeout = 60                     # seconds a read waits for content before EIO
     sequence_readahead = 8                # frames fetched ahead when a sequence is read
     space_wait = 30                       # seconds a write on a full volume waits for uploads
+    gc_grace = 86400                      # seconds unreferenced content stays in the bucket
+    gc_interval = 600                     # seconds between garbage collection rounds (0: off)
 
     [api]
     listen = "0.0.0.0:7411"               # HOST:PORT; port 0 picks a free port
@@ -92,6 +94,8 @@ class MoverConfig:
     retry_base: float = 0.5  # seconds before the first retry; doubles up to retry_max
     retry_max: float = 60.0
     space_wait: float = 30.0  # seconds a write on a full volume waits for uploads to make room
+    gc_grace: float = 86400.0  # seconds content stays in the bucket after its last reference
+    gc_interval: float = 600.0  # seconds between garbage collection rounds (0: never)
 
 
 @dataclass(frozen=True)

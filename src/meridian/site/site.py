@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from meridian.content import LocalVolume
+from meridian.errors import MeridianError
 from meridian.meta import Inode, MetaStore
 from meridian.meta.sqlite import SqliteMetaStore
 from meridian.mover import Mover
@@ -19,6 +20,7 @@ from meridian.objects import ObjectStore, open_object_store
 from meridian.objects.layout import ContentBucket
 from meridian.meta.replica import ApplyResult
 from meridian.replication import Peer, Replication
+from meridian.replication.gc import Collector
 from meridian.site.config import SiteConfig
 
 log = logging.getLogger(__name__)
@@ -45,9 +47,12 @@ class Site:
         self._in_bucket_lock = threading.Lock()
         self._in_bucket: set[str] = set()
         self._origins: dict[str, str] = {}  # content hash -> the site that wrote it
-        self.replication = Replication(meta, tuple(Peer(p.name, p.url, p.token)
-                                                   for p in config.peers))
+        peers = tuple(Peer(p.name, p.url, p.token) for p in config.peers)
+        self.replication = Replication(meta, peers)
         self.replication.add_listener(self._applied)
+        self.collector = Collector(meta, bucket, peers, grace=config.mover.gc_grace,
+                                   interval=config.mover.gc_interval, on_retired=self._retired,
+                                   on_deleted=self._content_deleted)
         self.mover = Mover(meta, volume, bucket, upload_workers=config.mover.upload_workers,
                            fetch_workers=config.mover.fetch_workers,
                            read_timeout=config.mover.read_timeout,
@@ -110,6 +115,20 @@ class Site:
         for hash in result.in_bucket:
             self._known_in_bucket(hash)
             self._origins.pop(hash, None)
+        for hash in result.retired:
+            self._retired(hash)
+
+    def _content_deleted(self, hash: str) -> None:
+        """Garbage collection deleted the content from the bucket; nothing here uses it."""
+        try:
+            self.volume.remove(hash)
+        except MeridianError as exc:  # open right now: it goes at the next round of eviction
+            log.info("content %s stays on the volume for now: %s", hash[:12], exc)
+
+    def _retired(self, hash: str) -> None:
+        """The content is about to leave the bucket: its local instance is not evictable."""
+        with self._in_bucket_lock:
+            self._in_bucket.discard(hash)
 
     async def _from_peers(self, hash: str, start: int, length: int) -> bytes | None:
         return await self.replication.fetch_range(hash, start, length, self._origins.get(hash))
@@ -132,8 +151,10 @@ class Site:
                  usage.count, self.meta.upload_count())
         self.mover.start()
         self.replication.start()
+        self.collector.start()
 
     async def stop(self) -> None:
+        await self.collector.stop()
         await self.replication.stop()
         await self.mover.stop()
 
