@@ -385,3 +385,20 @@ def test_garbage_collection_bookkeeping(make_site: Factory) -> None:
     east.forget_content("h1")
     east.forget_content("h2")  # still referenced: kept
     assert east.content("h1") is None and east.content("h2") is not None
+
+
+def test_a_write_started_before_another_sites_version_arrived_keeps_both(
+        make_site: Factory) -> None:
+    east, west = make_site("east"), make_site("west")
+    write(east, "/take.mov", "v0")
+    sync(east, west)
+    opened_at = east.resolve("/take.mov").content_version  # east opens it for writing ...
+    write(west, "/take.mov", "from-west")
+    sync(east, west)  # ... west's version arrives while east's bytes are being written ...
+    ino = east.resolve("/take.mov").ino
+    east.set_content(ino, "from-east", 9, base=opened_at)  # ... and east closes
+    sync(east, west)
+    converged(east, west)
+    files = {n: i.content for n, i in west.list_dir(ROOT_INO) if i.is_file}
+    assert files["take.mov"] == "from-east"
+    assert sorted(files.values()) == ["from-east", "from-west"]

@@ -571,7 +571,7 @@ class EngineStore(MetaStore):
 
     def set_content(
         self, ino: int, content: str | None, size: int, *, upload_priority: int = 0,
-        mtime_ns: int | None = None,
+        mtime_ns: int | None = None, base: str | None = None,
     ) -> Inode:
         with self._transaction(durable=True):
             inode = self._inode(ino)
@@ -579,6 +579,12 @@ class EngineStore(MetaStore):
                 raise IsADirectory(f"inode {ino} is a directory")
             if not inode.is_file:
                 raise InvalidOperation(f"inode {ino} is not a regular file")
+            if base is not None and base != inode.content_version and inode.nlink > 0:
+                # another site's version arrived while this one was being written: keep it
+                Applier(self, ApplyResult()).keep_current_as_copy(inode)
+                inode = self._inode(ino)
+            else:
+                base = inode.content_version
             if content is not None and self._get_content(content) is None:
                 self._put_content(ContentRecord(content, size, in_bucket=False))
             record = self._get_content(content) if content is not None else None
@@ -596,7 +602,7 @@ class EngineStore(MetaStore):
             # Enough to bring the file back where it was at a site that deleted it meanwhile
             # (modify beats delete), and the version it replaced (to tell a conflict).
             self._journal(hlc, "content", fid=inode.file_id, hash=content, size=size, mtime=mtime,
-                          base=inode.content_version, parent=parent_fid, name=name,
+                          base=base, parent=parent_fid, name=name,
                           name_version=inode.name_version, mode=inode.mode, uid=inode.uid,
                           gid=inode.gid)
         return updated

@@ -224,9 +224,14 @@ class MetaStore(ABC):
     @abstractmethod
     def set_content(
         self, ino: int, content: str | None, size: int, *, upload_priority: int = 0,
-        mtime_ns: int | None = None,
+        mtime_ns: int | None = None, base: str | None = None,
     ) -> Inode:
         """Make ``content`` (a hash, or None for empty) the file's current content, durably.
+
+        ``base`` is the content version the writer started from (``Inode.content_version``
+        when it opened the file for writing); when another site's version replaced it
+        meanwhile, that version is kept as a conflict copy beside the file (this write is the
+        later one), exactly as every other site will resolve it (DESIGN.md rule 5).
 
         Records the content (size, not yet in the bucket) if it is new, queues its upload in the
         same transaction (unless it is already in the bucket or queued), sets mtime to

@@ -381,15 +381,20 @@ class Applier:
             return
         self._drop_superseded_copy(inode.file_id, op.get("base"))
         if e.version > inode.content_version:
-            written = json.loads(self.s._get_kv(f"wrote:{inode.file_id}") or "[null, null, null]")
-            directory, name = self._copy_place(inode, written[0], written[1])
-            self._make_copy(directory, name, inode, inode.content, inode.size,
-                            inode.content_version, written[2])
+            self.keep_current_as_copy(inode)
             self._set_content(self.s._inode(inode.ino), e, op)
         else:
             directory, name = self._copy_place(inode, op.get("parent"), op.get("name"))
             self._make_copy(directory, name, inode, op.get("hash"), int(op.get("size") or 0),
                             e.version, op.get("mode"))
+
+    def keep_current_as_copy(self, inode: Inode) -> None:
+        """The file's current version lost to a later one: keep it as a conflict copy, where
+        and with the mode its author wrote it."""
+        written = json.loads(self.s._get_kv(f"wrote:{inode.file_id}") or "[null, null, null]")
+        directory, name = self._copy_place(inode, written[0], written[1])
+        self._make_copy(directory, name, inode, inode.content, inode.size,
+                        inode.content_version, written[2])
 
     def _set_content(self, inode: Inode, e: JournalEntry, op: dict[str, Any]) -> None:
         self.s._put_inode(_replace(

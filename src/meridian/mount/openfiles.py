@@ -28,6 +28,7 @@ class OpenFile:
     dirty: bool = False
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     mtime_ns: int | None = None  # last write, or a time set while open (cp -p, tar)
+    base_version: str | None = None  # the content version the staged bytes started from
 
     async def ensure_staging(self, volume: LocalVolume, inode: Inode, truncate: bool) -> StagingFile:
         """The staging file, created on first use: empty if ``truncate``, else a copy of the
@@ -35,6 +36,7 @@ class OpenFile:
         if self.staging is None:
             base = None if truncate or inode.content is None else inode.content
             self.staging = await asyncio.to_thread(volume.new_staging, base)
+            self.base_version = inode.content_version
         return self.staging
 
     async def commit(self, meta: MetaStore, volume: LocalVolume) -> Inode | None:
@@ -54,8 +56,10 @@ class OpenFile:
             content, size = committed.hash, committed.size
         self.staging = None
         self.dirty = False
-        inode = meta.set_content(self.ino, content, size, mtime_ns=self.mtime_ns)
+        inode = meta.set_content(self.ino, content, size, mtime_ns=self.mtime_ns,
+                                 base=self.base_version)
         self.mtime_ns = None
+        self.base_version = None
         log.debug("committed inode %d: %s (%d bytes)", self.ino, content, size)
         return inode
 
@@ -65,3 +69,4 @@ class OpenFile:
             self.staging = None
         self.dirty = False
         self.mtime_ns = None
+        self.base_version = None
