@@ -187,7 +187,8 @@ class Applier:
         for name, ino in self.s._list_entries(directory.ino):
             child = self.s._inode(ino)
             self._move(child, (directory.ino, name), lost,
-                       self._free_name(lost, name, child.file_id), child.name_version)
+                       self._free_name(lost, original_name(name), child.file_id),
+                       child.name_version)
 
     def _claim(self, directory: Inode, name: str, ver: str) -> str:
         """The name a change of version ``ver`` binds in ``directory``: ``name`` if it is free
