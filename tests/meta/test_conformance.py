@@ -297,3 +297,23 @@ def test_listeners_hear_committed_entries_only(store: MetaStore) -> None:
         store.create(ROOT_INO, "f", FILE, 0, 0)  # rolled back: nothing heard
     store.set_content(f.ino, H1, 3)
     assert heard == [["create"], ["content"]]
+
+
+def test_objectives_keep_their_order_and_ids(store: MetaStore) -> None:
+    from meridian.errors import NotFound
+
+    first = store.add_objectives(["{SLO('keep-online')}"])
+    more = store.add_objectives(["rule b", "rule c"])
+    assert len(set(first + more)) == 3
+    assert [r.text for r in store.objectives()] == ["{SLO('keep-online')}", "rule b", "rule c"]
+    store.move_objective(more[1], before=first[0])
+    assert [r.id for r in store.objectives()] == [more[1], first[0], more[0]]
+    store.move_objective(more[1], before=None)
+    assert [r.id for r in store.objectives()] == [first[0], more[0], more[1]]
+    removed = store.remove_objective(more[0])
+    assert removed.text == "rule b" and [r.id for r in store.objectives()] == [first[0], more[1]]
+    with pytest.raises(NotFound):
+        store.remove_objective(more[0])
+    with pytest.raises(NotFound):
+        store.move_objective(first[0], before="o999")
+    assert store.add_objectives(["again"])[0] not in first + more  # ids are never reused

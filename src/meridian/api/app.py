@@ -100,6 +100,8 @@ def build_app(site: Site, token: str) -> FastAPI:
         hub.close()
 
     app.state.shutdown = shutdown
+    from meridian.api.admin import add_admin_routes
+    add_admin_routes(app, site)
     expected = token.encode()
 
     @app.middleware("http")

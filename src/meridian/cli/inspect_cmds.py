@@ -109,6 +109,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         if running:
             info["mount"] = running["mount"]
             info["api"] = running.get("api")
+            info["objectives"] = _objectives_of_running_site(config)
     finally:
         meta.close()
     if args.json:
@@ -137,6 +138,13 @@ def cmd_status(args: argparse.Namespace) -> int:
             if peer.get("link") and not peer["link"]["connected"]:
                 lag += f"; link down: {peer['link']['error']}"
             print(f"peer       {peer['name']} {peer['url']}: {said}{lag}")
+        if info.get("objectives"):
+            o = info["objectives"]
+            a = o["alignment"]
+            print(f"objectives {len(o['objectives'])} rules; {a['aligned']} files aligned, "
+                  f"{a['partial']} partial, {a['unaligned']} unaligned"
+                  + (f" ({a['waiting_for_space']} waiting for space)"
+                     if a["waiting_for_space"] else ""))
         if bucket_state["reachable"]:
             print(f"bucket     {config.bucket.url}: reachable ({bucket_state['ms']} ms), "
                   f"format {bucket_state['format']}")
@@ -189,17 +197,55 @@ def cmd_ls(args: argparse.Namespace) -> int:
         rows = list(placements(meta, volume, top))
     finally:
         meta.close()
+    objectives = _alignment_of_running_site(config, path) if args.placement else {}
     if args.json:
-        print(json.dumps([vars(r) for r in rows], indent=2))
+        print(json.dumps([{**vars(r), "objective": objectives.get("." + r.path)} for r in rows],
+                         indent=2))
         return 0
     for row in rows:
         if args.placement:
             local = "" if row.state in ("both", "local", "in flight", "empty") or not row.size \
                 else f" ({row.local_bytes * 100 // row.size}% local)"
-            print(f"{row.state:<10} {_size(row.size):>9}  {row.path}{local}")
+            print(f"{row.state:<10} {_size(row.size):>9}  {row.path}{local}"
+                  + _objective_note(objectives.get("." + row.path)))
         else:
             print(row.path)
     return 0
+
+
+def _objectives_of_running_site(config: SiteConfig) -> dict[str, Any] | None:
+    from meridian.cli.site_api import SiteApi
+
+    try:
+        answer: dict[str, Any] = SiteApi(config).call("GET", "/objectives", timeout=5.0)
+    except MeridianError:
+        return None
+    return answer
+
+
+def _alignment_of_running_site(config: SiteConfig, path: str) -> dict[str, Any]:
+    """Per file: how it stands against the site's objectives (pins and the rules that set
+    them); {} when the site is not running (objectives act only in a running site)."""
+    from meridian.cli.site_api import SiteApi
+
+    try:
+        answer = SiteApi(config).call("GET", "/alignment", query={"path": "." + path})
+    except MeridianError:
+        return {}
+    files: dict[str, Any] = answer.get("files", {})
+    return files
+
+
+def _objective_note(found: dict[str, Any] | None) -> str:
+    if not found:
+        return ""
+    pinned = [slo for slo in found["slos"] if slo in ("place-on-local-volumes", "keep-online",
+                                                        "do-not-move", "confine-to-local-volumes")]
+    rules = sorted(set(found["rules"].values()))
+    note = f"  [{found['state']}"
+    note += f"; pinned by {', '.join(rules)}" if pinned else f"; {', '.join(found['slos'])}"
+    note += f": {found['reason']}" if found["reason"] else ""
+    return note + "]"
 
 
 def cmd_fsck(args: argparse.Namespace) -> int:

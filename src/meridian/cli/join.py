@@ -9,7 +9,6 @@ peer) on first access, like at any site.
 from __future__ import annotations
 
 import json
-import secrets
 import time
 import urllib.error
 import urllib.request
@@ -20,7 +19,7 @@ from meridian.cli.progress import Progress
 from meridian.errors import BadInput, PeerUnreachable
 from meridian.meta.sqlite import SqliteMetaStore
 from meridian.site import Site
-from meridian.site.config import SiteConfig, parse_config, write_config
+from meridian.site.config import SiteConfig, new_token, parse_config, write_config
 
 CHUNK = 1 << 20
 
@@ -57,7 +56,7 @@ def cmd_join(args: Any, data: Path, config_path: Path) -> int:
         "site": {"name": args.site, "data": str(data)},
         "bucket": {"url": args.bucket or peer["bucket"]},
         "volumes": [{"name": "local", "path": str(data / "volumes" / "local")}],
-        "api": {"listen": args.api_listen, "token": secrets.token_urlsafe(32)},
+        "api": {"listen": args.api_listen, "token": new_token()},
         "peers": [{"name": peer["site"], "url": base, "token": args.token}],
     }
     endpoint = args.endpoint_url or peer.get("endpoint_url")

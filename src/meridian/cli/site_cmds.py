@@ -8,13 +8,13 @@ import dataclasses
 import json
 import logging
 import os
-import secrets
 import time
 from pathlib import Path
 from typing import Any
 
 from meridian.cli.locate import add_config_option, locate_config
 from meridian.errors import BadInput
+from meridian.site.config import new_token
 from meridian.site import Site, SiteConfig, parse_config, write_config
 
 log = logging.getLogger("meridian.cli")
@@ -81,7 +81,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         "site": {"name": args.site, "data": str(data)},
         "bucket": {"url": bucket},
         "volumes": [{"name": "local", "path": str(data / "volumes" / "local")}],
-        "api": {"listen": args.api_listen, "token": secrets.token_urlsafe(32)},
+        "api": {"listen": args.api_listen, "token": new_token()},
     }
     if args.mount:
         doc["site"]["mount"] = str(Path(args.mount).absolute())

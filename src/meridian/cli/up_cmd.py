@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import re
-import secrets
 import signal
 import socket
 import subprocess
@@ -27,7 +26,7 @@ from typing import Any
 
 from meridian.errors import BadInput, MeridianError
 from meridian.site import Site, load_config, parse_config, write_config
-from meridian.site.config import PeerConfig, SiteConfig
+from meridian.site.config import PeerConfig, SiteConfig, new_token
 
 MERIDIAN = [sys.executable, "-m", "meridian.cli.main"]
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -103,7 +102,7 @@ def prepare(args: argparse.Namespace) -> list[LocalSite]:
             "site": {"name": name, "data": str(root / name), "mount": str(root / name / "mnt")},
             "bucket": {"url": bucket},
             "volumes": [{"name": "local", "path": str(root / name / "volumes" / "local")}],
-            "api": {"listen": f"127.0.0.1:{_free_port()}", "token": secrets.token_urlsafe(32)},
+            "api": {"listen": f"127.0.0.1:{_free_port()}", "token": new_token()},
         }
         if args.endpoint_url:
             doc["bucket"]["endpoint_url"] = args.endpoint_url

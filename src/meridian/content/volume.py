@@ -288,6 +288,15 @@ class LocalVolume:
         self._guard.hold_room(nbytes)
         self._guard.release(nbytes)
 
+    def is_open(self, content_hash: str) -> bool:
+        """Whether a reader or writer holds this content open (``open_ref``)."""
+        with self._lock:
+            return self._index.open_count(check_hash(content_hash)) > 0
+
+    def is_pinned(self, content_hash: str) -> bool:
+        with self._lock:
+            return check_hash(content_hash) in self._index.pinned
+
     def pin(self, content_hash: str) -> None:
         """Never evict this content (also before it arrives). In memory only. Idempotent."""
         with self._lock:

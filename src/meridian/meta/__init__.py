@@ -17,6 +17,7 @@ from meridian.meta.interface import (
     JournalEntry,
     MetaStore,
     PendingUpload,
+    StoredObjective,
 )
 
 
@@ -37,4 +38,4 @@ def open_meta_store(url: str, site_name: str, *, read_only: bool = False) -> Met
 
 
 __all__ = ["ROOT_FILE_ID", "ROOT_INO", "AttrChanges", "ContentRecord", "Inode", "JournalEntry",
-           "MetaStore", "PendingUpload", "open_meta_store"]
+           "MetaStore", "PendingUpload", "StoredObjective", "open_meta_store"]

@@ -41,6 +41,7 @@ from meridian.meta.interface import (
     JournalEntry,
     MetaStore,
     PendingUpload,
+    StoredObjective,
     version,
 )
 
@@ -700,6 +701,44 @@ class EngineStore(MetaStore):
                 position = entry.seq
             self._put_kv(f"peer:{peer}", str(position))
         return result
+
+    def objectives(self) -> list[StoredObjective]:
+        raw = self._get_kv("objectives")
+        return [StoredObjective(**row) for row in json.loads(raw)] if raw else []
+
+    def _put_objectives(self, rules: list[StoredObjective]) -> None:
+        self._put_kv("objectives", json.dumps([vars(r) for r in rules]))
+
+    def add_objectives(self, texts: list[str]) -> list[str]:
+        with self._transaction(durable=True):
+            rules = self.objectives()
+            ids = [f"o{self._bump('next_objective')}" for _ in texts]
+            now = time.time()
+            rules += [StoredObjective(i, t, now) for i, t in zip(ids, texts)]
+            self._put_objectives(rules)
+        return ids
+
+    def remove_objective(self, objective_id: str) -> StoredObjective:
+        with self._transaction(durable=True):
+            rules = self.objectives()
+            found = next((r for r in rules if r.id == objective_id), None)
+            if found is None:
+                raise NotFound(f"no objective {objective_id!r} at site {self.site_name}")
+            self._put_objectives([r for r in rules if r.id != objective_id])
+        return found
+
+    def move_objective(self, objective_id: str, before: str | None) -> None:
+        with self._transaction(durable=True):
+            rules = self.objectives()
+            ids = [r.id for r in rules]
+            for wanted in (objective_id, before):
+                if wanted is not None and wanted not in ids:
+                    raise NotFound(f"no objective {wanted!r} at site {self.site_name}")
+            moving = rules[ids.index(objective_id)]
+            rest = [r for r in rules if r.id != objective_id]
+            at = len(rest) if before is None else [r.id for r in rest].index(before)
+            rest.insert(at, moving)
+            self._put_objectives(rest)
 
     def get_setting(self, key: str) -> str | None:
         return self._get_kv(f"setting:{key}")

@@ -91,6 +91,15 @@ class ContentRecord:
 
 
 @dataclass(frozen=True)
+class StoredObjective:
+    """One rule of this site, as stored: its stable id, its text, when it was added."""
+
+    id: str
+    text: str
+    added: float
+
+
+@dataclass(frozen=True)
 class PendingUpload:
     """One content waiting to be uploaded; higher ``priority`` goes first."""
 
@@ -307,6 +316,24 @@ class MetaStore(ABC):
     @abstractmethod
     def peer_position(self, peer: str) -> int:
         """The ``seq`` in ``peer``'s journal up to which this site has taken entries (0)."""
+
+    # -- objectives (this site's rules; never journaled) -------------------------------------
+    @abstractmethod
+    def objectives(self) -> list[StoredObjective]:
+        """This site's objectives, in order (the first listed wins a contradiction)."""
+
+    @abstractmethod
+    def add_objectives(self, texts: list[str]) -> list[str]:
+        """Append rules (already validated by the caller) at the end, in one durable
+        transaction; returns their new ids (stable, never reused)."""
+
+    @abstractmethod
+    def remove_objective(self, objective_id: str) -> StoredObjective:
+        """Remove one rule, durably. Raises NotFound."""
+
+    @abstractmethod
+    def move_objective(self, objective_id: str, before: str | None) -> None:
+        """Put a rule just before another (``None``: at the end), durably. Raises NotFound."""
 
     # -- site-local settings ----------------------------------------------------------------
     @abstractmethod

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import itertools
 import json
 import logging
 import os
@@ -39,7 +40,7 @@ from meridian.meta import ROOT_INO, AttrChanges, Inode
 from meridian.meta.base import META_DIR_FILE_ID
 from meridian.meta.replica import ApplyResult
 from meridian.mount.openfiles import OpenFile
-from meridian.mount.sequence import next_frames
+from meridian.mount.sequence import following_frames
 
 if TYPE_CHECKING:
     from meridian.site import Site
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ATTR_TIMEOUT = 1.0
+WHOLE_SEQUENCE = 100_000  # frames looked for ahead under prefetch-sequence (stops at a gap)
 SITE_JSON_INO = (1 << 62) + 1  # the virtual /.meridian/site.json: which site this mount is
 _UNKNOWN = object()  # the page cache may hold anything: do not keep it
 _WRITTEN = object()  # the page cache holds bytes written since the last commit
@@ -109,6 +111,7 @@ class MeridianFS(pyfuse3.Operations):
         self.volume = site.volume
         self._open: dict[int, OpenFile] = {}
         self._handles: dict[int, tuple[int, int]] = {}  # fh -> (ino, open flags)
+        self._refs: dict[int, str] = {}  # fh -> content held open on the volume (never evicted)
         self._next_fh = 1
         self._lookups: dict[int, int] = defaultdict(int)
         self._dirs: dict[int, list[tuple[bytes, Inode]]] = {}
@@ -390,6 +393,9 @@ class MeridianFS(pyfuse3.Operations):
             if current.is_dir:
                 raise pyfuse3.FUSEError(errno.EISDIR)
             fh = self._attach(inode, flags)
+            if current.content is not None:  # an open file's instance is never evicted
+                self.volume.open_ref(current.content)
+                self._refs[fh] = current.content
             open_file = self._open[inode]
             if flags & os.O_TRUNC and (flags & os.O_ACCMODE) != os.O_RDONLY:
                 async with open_file.lock:
@@ -405,9 +411,13 @@ class MeridianFS(pyfuse3.Operations):
             return pyfuse3.FileInfo(fh=fh, keep_cache=keep)
 
     async def _sequence_readahead(self, inode: Inode) -> None:
-        """Opening a frame that is not local starts fetching the next frames of its sequence."""
+        """Opening a frame that is not local starts fetching the next frames of its sequence:
+        a few (``mover.sequence_readahead``), or all the rest where an objective says
+        ``prefetch-sequence``."""
         parent, name = self._names.get(inode.ino, (0, ""))
-        for frame in next_frames(name, self.sequence_readahead):
+        whole = self.site.orchestrator.prefetch_sequence(inode.file_id)
+        count = WHOLE_SEQUENCE if whole else self.sequence_readahead
+        for frame in itertools.islice(following_frames(name), count):
             try:
                 following = self.meta.lookup(parent, frame)
             except MeridianError:
@@ -498,6 +508,9 @@ class MeridianFS(pyfuse3.Operations):
         entry = self._handles.pop(fh, None)
         if entry is None:
             return
+        held = self._refs.pop(fh, None)
+        if held is not None:
+            self.volume.close_ref(held)
         ino = entry[0]
         open_file = self._open[ino]
         open_file.handles -= 1

@@ -8,8 +8,21 @@ so playback at a far site runs at disk speed rather than at round-trip speed.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 _FRAME = re.compile(r"^(?P<head>.*?)(?P<number>\d+)(?P<tail>\.[A-Za-z0-9]+)$")
+
+
+def following_frames(name: str) -> Iterator[str]:
+    """The names of the frames after ``name``, one by one, without end ("" never)."""
+    match = _FRAME.match(name)
+    if match is None:
+        return
+    digits = match.group("number")
+    number = int(digits)
+    while True:
+        number += 1
+        yield f"{match.group('head')}{number:0{len(digits)}d}{match.group('tail')}"
 
 
 def next_frames(name: str, count: int) -> list[str]:

@@ -64,7 +64,8 @@ class Mover:
                  retry_base: float = 0.5, retry_max: float = 60.0, readahead_blocks: int = 4,
                  space_wait: float = 30.0,
                  on_in_bucket: Callable[[str], None] | None = None,
-                 from_peers: PeerFetch | None = None) -> None:
+                 from_peers: PeerFetch | None = None,
+                 may_upload: Callable[[str], bool] | None = None) -> None:
         self.meta = meta
         self.volume = volume
         self.bucket = bucket
@@ -77,6 +78,8 @@ class Mover:
         self._on_in_bucket = on_in_bucket  # told of every content known complete in the bucket
         # bytes of content not in the bucket yet, from the site that wrote it (or None)
         self.from_peers = from_peers
+        # asked before each upload: content an objective confines to this site stays here
+        self.may_upload = may_upload
         self._pool = ThreadPoolExecutor(max_workers=upload_workers * 2 + fetch_workers,
                                         thread_name_prefix="mover")
         self._fetch_slots = asyncio.Semaphore(fetch_workers)
@@ -161,6 +164,10 @@ class Mover:
 
     async def _upload(self, upload: PendingUpload) -> None:
         started = time.monotonic()
+        if self.may_upload is not None and not self.may_upload(upload.hash):
+            self.meta.upload_failed(upload.hash, time.time() + 3600,
+                                    "held: an objective confines this content to this site")
+            return
         try:
             if not self.volume.has(upload.hash):
                 raise ContentError(f"content {upload.hash[:12]} is queued for upload "

@@ -39,6 +39,7 @@ Example::
 from __future__ import annotations
 
 import re
+import secrets
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -96,6 +97,16 @@ class MoverConfig:
     space_wait: float = 30.0  # seconds a write on a full volume waits for uploads to make room
     gc_grace: float = 86400.0  # seconds content stays in the bucket after its last reference
     gc_interval: float = 600.0  # seconds between garbage collection rounds (0: never)
+    objectives_sweep: float = 60.0  # seconds between sweeps for rules that depend on time
+
+
+def new_token() -> str:
+    """A made-up API token: 43 URL-safe characters, never starting with '-' (so it can be
+    given on a command line: ``--token T``)."""
+    while True:
+        token = secrets.token_urlsafe(32)
+        if not token.startswith("-"):
+            return token
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,13 @@ class Site:
                            retry_base=config.mover.retry_base, retry_max=config.mover.retry_max,
                            space_wait=config.mover.space_wait,
                            on_in_bucket=self._known_in_bucket,
-                           from_peers=self._from_peers if config.peers else None)
+                           from_peers=self._from_peers if config.peers else None,
+                           may_upload=self._may_upload)
+        from meridian.objectives.orchestrator import Orchestrator
+        self.orchestrator = Orchestrator(meta, volume, self.mover,
+                                         sweep_interval=config.mover.objectives_sweep)
+        from meridian.objectives.jobs import JobRunner
+        self.jobs = JobRunner(meta, volume, self.mover)
         for info in volume.instances():
             record = meta.content(info.hash)
             if record is None or record.in_bucket:
@@ -133,8 +139,13 @@ class Site:
     async def _from_peers(self, hash: str, start: int, length: int) -> bytes | None:
         return await self.replication.fetch_range(hash, start, length, self._origins.get(hash))
 
+    def _may_upload(self, hash: str) -> bool:
+        return self.orchestrator.may_upload(hash)
+
     def content_committed(self, inode: Inode) -> None:
-        """The mount committed new content: wake the uploaders."""
+        """The mount committed new content: objectives decide on it at once (before any
+        upload can start), then the uploaders wake."""
+        self.orchestrator.file_committed(inode)
         self.mover.wake()
 
     def describe(self) -> dict[str, Any]:
@@ -150,11 +161,14 @@ class Site:
                  self.meta.last_seq(), self.volume.name, usage.used / 2**30, capacity,
                  usage.count, self.meta.upload_count())
         self.mover.start()
+        self.orchestrator.start()
         self.replication.start()
         self.collector.start()
 
     async def stop(self) -> None:
+        await self.jobs.stop()
         await self.collector.stop()
+        await self.orchestrator.stop()
         await self.replication.stop()
         await self.mover.stop()
 

@@ -1,0 +1,32 @@
+"""Objectives: the placement language of OBJECTIVES.md — parse rules, evaluate them against a
+file's facts, and combine a site's rules into the SLOs that apply. Pure: no I/O.
+
+``parse``/``parse_named`` turn text into an :class:`Objective` or raise :class:`ObjectiveError`
+(a ``BadInput``: line, column, what was expected). ``Objective.evaluate(FileFacts)`` gives an
+:class:`Evaluation`; ``resolve`` combines a site's ordered rules into a :class:`Placement`.
+"""
+
+from __future__ import annotations
+
+from meridian.objectives.language import (DEFAULT_GROUPS, Evaluation, FileFacts, Objective,
+                                         ObjectiveError, Placement, RuleResult, Slo,
+                                         canonical_slo, contradicts, known_slos, parse,
+                                         parse_named, resolve, split_rules)
+
+__all__ = [
+    "DEFAULT_GROUPS",
+    "Evaluation",
+    "FileFacts",
+    "Objective",
+    "ObjectiveError",
+    "Placement",
+    "RuleResult",
+    "Slo",
+    "canonical_slo",
+    "contradicts",
+    "known_slos",
+    "parse",
+    "parse_named",
+    "resolve",
+    "split_rules",
+]
