@@ -38,6 +38,8 @@ bench: setup
 	$(VENV)/bin/python bench/metadata.py
 	$(VENV)/bin/python bench/visibility.py
 	$(VENV)/bin/python bench/join.py
+	$(VENV)/bin/python bench/prepositioning.py
+	$(VENV)/bin/python bench/readahead.py
 
 clean:
 	rm -rf $(STAMPS) $(VENV) build src/*.egg-info
