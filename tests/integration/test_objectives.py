@@ -99,6 +99,17 @@ def test_cache_and_evict_follow_the_rules(tmp_path: Path, stopper: list[RunningS
     assert placement(site, "./shots/f1.exr")["state"] == "bucket"
     assert placement(site, "./shots/keep.exr")["state"] == "both"
 
+    # content an objective keeps out of the bucket is never uploaded: the only instance
+    meridian("objective", "add", "--config", str(site.config),
+             "IF FNMATCH('./private/*', PATH) THEN {SLO('exclude-from-shared-object-volumes')}")
+    (site.mount / "private").mkdir()
+    (site.mount / "private" / "secret.exr").write_bytes(os.urandom(5000))
+    wait_for(lambda: "held: an objective confines" in meridian(
+        "status", "--config", str(site.config)).stdout, what="the upload held")
+    only = meridian("evict", "--config", str(site.config), "./private")
+    assert "skipped ./private/secret.exr: only copy" in only.stdout
+    assert placement(site, "./private/secret.exr")["state"] in ("local", "in flight")
+
     bad = meridian("cache", "--config", str(site.config), "./shots/../etc", check=False)
     assert bad.returncode == 2 and ".." in bad.stderr
     cached = meridian("cache", "--config", str(site.config), "./shots/f*.exr")

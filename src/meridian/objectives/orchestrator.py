@@ -11,6 +11,8 @@ depends on time. What each SLO does here:
 | keep-online, do-not-move | pin what is here (never evicted); fetch nothing |
 | confine-to-local-volumes | pin; content written here is not uploaded (peers read it from here) |
 | exclude-from-local-volumes | evict the local instance once nobody has it open |
+| confine-to-shared-object-volumes | evict the local instance once it is in the bucket |
+| exclude-from-shared-object-volumes | like confine-to-local-volumes: never uploaded |
 | prefetch-sequence | the first read of a frame fetches the whole sequence (the mount asks) |
 | place-on-shared-object-volumes | nothing: every content is uploaded by default |
 
@@ -222,7 +224,7 @@ class Orchestrator:
             return None
         hash = inode.content
         self._pin(file_id, hash if wanted & PINNING else None)
-        if hash and "confine-to-local-volumes" in wanted:
+        if hash and wanted & {"confine-to-local-volumes", "exclude-from-shared-object-volumes"}:
             self.confined.add(hash)
         if "prefetch-sequence" in wanted:
             self.sequences.add(file_id)
@@ -234,7 +236,9 @@ class Orchestrator:
             if "place-on-local-volumes" in wanted and not local:
                 alignment = Alignment("unaligned", alignment.slos, rules, "fetching")
                 self._fetch(file_id, hash, inode.size)
-            elif "exclude-from-local-volumes" in wanted and (local or self.volume.present_bytes(hash)):
+            elif (("exclude-from-local-volumes" in wanted
+                   or ("confine-to-shared-object-volumes" in wanted and self._in_bucket(hash)))
+                  and (local or self.volume.present_bytes(hash))):
                 evicted = self.volume.evict(hash)
                 if not evicted.evicted:
                     alignment = Alignment("partial", alignment.slos, rules,
@@ -243,6 +247,10 @@ class Orchestrator:
         if self.on_aligned is not None:
             self.on_aligned(file_id, alignment)
         return alignment
+
+    def _in_bucket(self, hash: str) -> bool:
+        record = self.meta.content(hash)
+        return record is not None and record.in_bucket
 
     def _pin(self, file_id: str, hash: str | None) -> None:
         previous = self._pins.get(file_id)
