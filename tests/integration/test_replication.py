@@ -121,8 +121,10 @@ def test_three_sites_read_content_whose_upload_is_not_done_from_its_origin(
         (sites["north"].mount / "render.exr").write_bytes(data)
         for site_name in ("east", "west"):
             target = sites[site_name].mount / "render.exr"
-            wait_for(lambda: target.exists(), what=f"{site_name} sees render.exr")
-            assert target.read_bytes() == data
+            # the name comes first (created empty), then its content: wait for the size
+            wait_for(lambda: target.stat().st_size == len(data),
+                     what=f"{site_name} sees render.exr written")
+            assert target.read_bytes() == data  # bytes that are in no bucket yet: from north
         wait_for(lambda: same_everywhere(*sites.values()), what="identical trees")
         north_s3.refuse(False)
 
