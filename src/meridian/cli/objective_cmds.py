@@ -203,7 +203,13 @@ def cmd_job(args: argparse.Namespace) -> int:
     for raw in args.paths:
         paths.append("." + namespace_path(config, raw) if not raw.startswith("./") else raw)
     job = api.call("POST", "/jobs", {"kind": args.kind, "paths": paths})
-    progress = Progress(f"{args.kind}", int(job["total"]) or None, "files")
+    return follow_job(api, job, args.kind, as_json=args.json)
+
+
+def follow_job(api: SiteApi, job: dict[str, Any], label: str, as_json: bool = False) -> int:
+    """Show a cache/evict job's progress until it ends, then its summary; exit code 1 if some
+    files failed (each listed)."""
+    progress = Progress(label, int(job["total"]) or None, "files")
     while job["running"]:
         progress.done = int(job["done"])
         progress.advance(0)
@@ -211,11 +217,11 @@ def cmd_job(args: argparse.Namespace) -> int:
         job = api.call("GET", f"/jobs/{job['id']}")
     progress.done = int(job["done"])
     progress.close()
-    if args.json:
+    if as_json:
         print(json.dumps(job, indent=2))
     else:
-        verb = "fetched" if args.kind == "cache" else "freed"
-        print(f"{args.kind}: {job['total']} files, {verb} {job['bytes'] / 1e6:.1f} MB, "
+        verb = "fetched" if job["kind"] == "cache" else "freed"
+        print(f"{label}: {job['total']} files, {verb} {job['bytes'] / 1e6:.1f} MB, "
               f"{len(job['failed'])} failed, {len(job['skipped'])} skipped")
         for item in job["skipped"]:
             print(f"  skipped {item['path']}: {item['reason']}")
