@@ -19,10 +19,10 @@ $(STAMPS)/system:
 	@touch $@
 
 $(STAMPS)/venv: $(STAMPS)/system pyproject.toml
-	@echo ">> preparing $(VENV) with meridian and its test dependencies"
+	@echo ">> preparing $(VENV) with meridian and its test and demo dependencies"
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	@$(VENV)/bin/pip install -q --upgrade pip
-	@$(VENV)/bin/pip install -q -e '.[test]'
+	@$(VENV)/bin/pip install -q -e '.[test,demo]'
 	@touch $@
 
 setup: $(STAMPS)/venv

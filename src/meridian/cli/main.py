@@ -43,7 +43,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from meridian.cli import inspect_cmds, objective_cmds, site_cmds, up_cmd
+    from meridian.cli import flame_cmds, inspect_cmds, objective_cmds, site_cmds, up_cmd
 
     parser = Parser(prog="meridian", description=DESCRIPTION,
                     formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -56,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     up_cmd.register(commands)
     up_cmd.register_exec(commands)
     objective_cmds.register(commands)
+    flame_cmds.register(commands)
     return parser
 
 

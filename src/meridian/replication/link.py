@@ -95,6 +95,7 @@ class PeerLink:
         self.state = LinkState(peer.name, peer.url, position=meta.peer_position(peer.name))
         self._resume = asyncio.Event()
         self._resume.set()
+        self._ever_connected = False
 
     def pause(self) -> None:
         """Stop pulling after the current request (tests cut links with it)."""
@@ -111,19 +112,23 @@ class PeerLink:
         while True:
             await self._resume.wait()
             try:
-                gap = await self.pull_once(wait=POLL_WAIT)
+                # the first pull answers at once: the link is known to be up without waiting
+                gap = await self.pull_once(wait=POLL_WAIT if self._ever_connected else 0.0)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # any failure of one pull: retry, never die
                 failures += 1
                 self._failed(exc)
                 delay = min(self.retry_max, 0.25 * 2 ** min(failures, 8))
+                if not self._ever_connected:  # a peer starting up: look again soon
+                    delay = min(delay, 1.0)
                 await asyncio.sleep(delay * random.uniform(0.8, 1.2))
                 continue
             if not self.state.connected or self.state.error:
                 log.info("link to %s (%s): connected, at %d of %d", self.peer.name,
                          self.peer.url, self.state.position, self.state.peer_last_seq)
             failures = 0
+            self._ever_connected = True
             self.state.connected, self.state.error = True, ""
             if gap:  # entries of a third site we lack: they come through another link
                 await asyncio.sleep(0.5)
