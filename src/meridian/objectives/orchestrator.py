@@ -86,6 +86,7 @@ class Orchestrator:
         self._queued: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self.sweep = Sweep()
+        self._sweep_task: asyncio.Task[None] | None = None
         self.on_aligned: Callable[[str, Alignment], None] | None = None
         meta.add_listener(self._committed)
 
@@ -110,6 +111,8 @@ class Orchestrator:
                 self.start_sweep()
 
     async def stop(self) -> None:
+        if self._sweep_task is not None:
+            self._tasks.append(self._sweep_task)
         for task in [*self._tasks, *self._fetches.values()]:
             task.cancel()
         for task in [*self._tasks, *self._fetches.values()]:
@@ -151,16 +154,31 @@ class Orchestrator:
             self.evaluate(inode.file_id)
 
     def start_sweep(self) -> None:
-        """Re-evaluate every file (a rule was added or removed, or time passed)."""
+        """Re-evaluate every file (a rule was added or removed, or time passed), in the
+        background: a sweep already running starts over. ``sweep`` shows the progress."""
+        if self._sweep_task is not None and not self._sweep_task.done():
+            self._sweep_task.cancel()
         self.sweep = Sweep(total=self.meta.count_inodes(), running=True, started=time.time())
-        for _, inode in self.meta.walk(ROOT_INO):
-            self.sweep.done += 1
-            if inode.is_file:
-                self.enqueue(inode.file_id)
-        self.sweep.done = 0
-        self.sweep.total = len(self._queued)
-        if self.sweep.total == 0:
-            self.sweep.running = False
+        self._sweep_task = asyncio.create_task(self._sweep(self.sweep), name="objectives-sweep")
+
+    async def _sweep(self, sweep: Sweep) -> None:
+        """Walk the tree, evaluating each file, and let the loop breathe every few hundred
+        entries (the mount shares the loop: a million files must not freeze it)."""
+        try:
+            for _, inode in self.meta.walk(ROOT_INO):
+                sweep.done += 1
+                if inode.is_file:
+                    try:
+                        self.evaluate(inode.file_id)
+                    except Exception:
+                        log.exception("objectives: evaluating %s failed", inode.file_id)
+                if sweep.done % 200 == 0:
+                    await asyncio.sleep(0)
+            sweep.total = sweep.done
+            log.info("objectives: sweep of %d entries done in %.1fs", sweep.done,
+                     time.time() - sweep.started)
+        finally:
+            sweep.running = False
 
     async def _work(self) -> None:
         while True:
@@ -170,12 +188,6 @@ class Orchestrator:
                 self.evaluate(file_id)
             except Exception:
                 log.exception("objectives: evaluating %s failed", file_id)
-            if self.sweep.running:
-                self.sweep.done += 1
-                if self.sweep.done >= self.sweep.total or not self._queued:
-                    self.sweep.running = False
-                    log.info("objectives: sweep of %d files done in %.1fs", self.sweep.done,
-                             time.time() - self.sweep.started)
             if self._queue.qsize() % 500 == 0:
                 await asyncio.sleep(0)
 
