@@ -53,3 +53,12 @@ def site(request: pytest.FixtureRequest) -> RunningSite:
     fixture = "file_site" if request.param == "file" else "s3_site"
     running: RunningSite = request.getfixturevalue(fixture)
     return running
+
+
+@pytest.fixture
+def stopper() -> Iterator[list[RunningSite]]:
+    """Sites appended here are stopped (and unmounted) whatever happens."""
+    started: list[RunningSite] = []
+    yield started
+    for site in started:
+        site.stop()

@@ -4,22 +4,12 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import tomli_w
 
 from tests.faultproxy import FaultProxy
 from tests.sitehelpers import RunningSite, init_linked, meridian, snapshot, wait_for
-
-
-@pytest.fixture
-def stopper() -> Iterator[list[RunningSite]]:
-    started: list[RunningSite] = []
-    yield started
-    for site in started:
-        site.stop()
 
 
 def _edit(site: RunningSite, change: dict[str, dict[str, object]]) -> None:

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 
 from meridian.flame.openclip import OpenClip, new_clip
 from tests.faultproxy import FaultProxy
@@ -16,14 +14,6 @@ from tests.integration.test_replication import _route_peers_through
 from tests.sitehelpers import RunningSite, api_url, init_linked, meridian, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def stopper() -> Iterator[list[RunningSite]]:
-    started: list[RunningSite] = []
-    yield started
-    for site in started:
-        site.stop()
 
 
 def test_the_demo_runs_the_whole_workflow() -> None:

@@ -6,24 +6,14 @@ from __future__ import annotations
 import os
 import time
 import tomllib
-from collections.abc import Iterator
 from pathlib import Path
 
 import blake3
-import pytest
 import tomli_w
 
 from meridian.objects import open_object_store
 from meridian.objects.layout import ContentBucket
 from tests.sitehelpers import RunningSite, init_linked, wait_for
-
-
-@pytest.fixture
-def stopper() -> Iterator[list[RunningSite]]:
-    started: list[RunningSite] = []
-    yield started
-    for site in started:
-        site.stop()
 
 
 def test_unreferenced_content_leaves_the_bucket_only_when_every_site_agrees(

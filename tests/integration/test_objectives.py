@@ -4,23 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 
 from tests.sitehelpers import RunningSite, init_linked, init_site, meridian, wait_for
 
 GUIDE_RULE = """IF FNMATCH("./hs-mount/project/*/flame/*.clip",PATH)
 THEN {SLO('place-on-local-volumes')}"""
-
-
-@pytest.fixture
-def stopper() -> Iterator[list[RunningSite]]:
-    started: list[RunningSite] = []
-    yield started
-    for site in started:
-        site.stop()
 
 
 def placement(site: RunningSite, path: str) -> dict[str, object]:

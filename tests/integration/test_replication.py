@@ -9,10 +9,8 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 
 from tests.faultproxy import FaultProxy
 from tests.sitehelpers import (
@@ -23,15 +21,6 @@ from tests.sitehelpers import (
     snapshot,
     wait_for,
 )
-
-
-@pytest.fixture
-def stopper() -> Iterator[list[RunningSite]]:
-    """Sites appended here are stopped (and unmounted) whatever happens."""
-    started: list[RunningSite] = []
-    yield started
-    for site in started:
-        site.stop()
 
 
 def start_all(sites: dict[str, RunningSite], stopper: list[RunningSite]) -> None:

@@ -13,6 +13,7 @@ from fastapi import FastAPI, HTTPException
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
 
+from meridian.api.paths import resolve_path
 from meridian.errors import BadInput, MeridianError, NotFound
 from meridian.objectives.language import parse, parse_named, split_rules
 
@@ -96,12 +97,7 @@ def add_admin_routes(app: FastAPI, site: Site) -> None:
 
     @app.get("/api/v1/objectives/explain", summary="Every rule against one path, and why")
     async def explain(path: str) -> dict[str, Any]:
-        try:
-            inode = site.meta.resolve(path)
-        except BadInput as exc:
-            raise HTTPException(400, f"path {path!r}: {exc}") from None
-        except NotFound:
-            raise HTTPException(404, f"path {path!r}: no such file or directory") from None
+        inode = resolve_path(site, path)
         facts = orchestrator.facts(inode, site.meta.path_of(inode.ino))
         from meridian.objectives.language import resolve
         placement = resolve(orchestrator.rules, facts)
@@ -124,12 +120,7 @@ def add_admin_routes(app: FastAPI, site: Site) -> None:
     @app.get("/api/v1/alignment", summary="How the files stand against the objectives")
     async def alignment(path: str = "./") -> dict[str, Any]:
         """Per file under ``path`` (only files some rule applies to), and the totals."""
-        try:
-            top = site.meta.resolve(path)
-        except BadInput as exc:
-            raise HTTPException(400, f"path {path!r}: {exc}") from None
-        except NotFound:
-            raise HTTPException(404, f"path {path!r}: no such file or directory") from None
+        top = resolve_path(site, path)
         files = {}
         for file_path, inode in site.meta.walk(top.ino):
             found = orchestrator.alignment.get(inode.file_id)

@@ -25,6 +25,7 @@ from starlette.background import BackgroundTask
 
 from meridian.api.events import EventHub, matches, normalise_glob, sse
 from meridian.content.hashing import check_hash
+from meridian.api.paths import resolve_path
 from meridian.errors import BadPath, ContentError, NotFound
 from meridian.meta import JournalEntry
 from meridian.site.inspect import placements
@@ -215,12 +216,7 @@ def build_app(site: Site, token: str) -> FastAPI:
     @app.get("/api/v1/placement", summary="Where each file's content is, under a path")
     async def placement(path: str = "./") -> list[dict[str, Any]]:
         """``path`` is a namespace path (``./a/b``); ``..`` is refused (400)."""
-        try:
-            top = site.meta.resolve(path)
-        except BadPath as exc:
-            raise HTTPException(400, f"path {path!r}: {exc}") from None
-        except NotFound:
-            raise HTTPException(404, f"path {path!r}: no such file or directory") from None
+        top = resolve_path(site, path)
         return [vars(p) for p in placements(site.meta, site.volume, top)]
 
     @app.get("/api/v1/events", summary="Server-sent events of every change, filterable by glob",
