@@ -72,11 +72,26 @@ def test_unreachable_bucket_is_an_error_at_start_not_a_hang(tmp_path: Path) -> N
     assert "testing" not in result.stderr  # no credentials in messages
 
 
-def test_site_refuses_to_start_on_an_unreachable_bucket(tmp_path: Path, s3_bucket: tuple[str, str]) -> None:
+def test_a_site_that_knows_its_bucket_starts_without_it(tmp_path: Path,
+                                                         s3_bucket: tuple[str, str]) -> None:
+    """DESIGN.md rule 1: a site works while cut off. A site that has used its bucket starts
+    during a bucket outage (and says so); one that never saw it work refuses (exit 3)."""
     endpoint, bucket = s3_bucket
     with FaultProxy(endpoint) as proxy:
         site = init_site(tmp_path, "east", f"s3://{bucket}", "--endpoint-url", proxy.url)
         proxy.refuse(True)
+        site.start()
+        try:
+            (site.mount / "during-the-outage.exr").write_bytes(b"frame")
+            assert (site.mount / "during-the-outage.exr").read_bytes() == b"frame"
+            assert "unreachable at start" in site.log()
+        finally:
+            site.stop()
+        import sqlite3
+        db = sqlite3.connect(site.data / "meta.db")
+        db.execute("DELETE FROM kv WHERE key = 'setting:bucket_format'")
+        db.commit()
+        db.close()
         result = meridian("site", "run", "--config", str(site.config), "--mount",
                           str(tmp_path / "mnt"), check=False, timeout=60)
     assert result.returncode == 3 and "unreachable" in result.stderr

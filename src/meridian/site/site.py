@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from meridian.content import LocalVolume
-from meridian.errors import MeridianError
+from meridian.errors import BucketUnreachable, MeridianError
 from meridian.meta import Inode, MetaStore
 from meridian.meta.sqlite import SqliteMetaStore
 from meridian.mover import Mover
@@ -74,12 +74,29 @@ class Site:
     @classmethod
     def open(cls, config: SiteConfig, *, check_bucket: bool = True) -> Site:
         """Open the site's stores. With ``check_bucket``, the bucket is asked for its format
-        marker first: BucketUnreachable / BucketAccessDenied / BucketFormatError if it cannot
-        be used (an error at start, not a hang)."""
+        marker first: BucketAccessDenied / BucketFormatError if it cannot be used (an error at
+        start, not a hang). An unreachable bucket is BucketUnreachable too, unless this site
+        has used it before: then the site starts without it (DESIGN.md rule 1: a site works
+        while cut off), logs so, and its uploads wait for the bucket to answer."""
         objects, bucket = open_bucket(config)
+        meta = SqliteMetaStore(config.meta_path, config.name) if check_bucket else None
         if check_bucket:
-            bucket.check_format()
-        meta = SqliteMetaStore(config.meta_path, config.name)
+            assert meta is not None
+            try:
+                fmt = bucket.check_format()
+                meta.put_setting("bucket_format", str(fmt.version))
+            except BucketUnreachable as exc:
+                if meta.get_setting("bucket_format") is None:  # never seen it work: refuse
+                    meta.close()
+                    raise
+                log.warning("bucket %s is unreachable at start (%s): running without it; "
+                            "uploads wait for it, and content that is not on this site's "
+                            "volume cannot be read until it answers", config.bucket.url, exc)
+            except MeridianError:
+                meta.close()
+                raise
+        if meta is None:
+            meta = SqliteMetaStore(config.meta_path, config.name)
         volume_config = config.volumes[0]
         site: Site | None = None
 
@@ -96,13 +113,17 @@ class Site:
         """Prepare a new site's folders and store, and the bucket's format marker. Idempotent."""
         objects, bucket = open_bucket(config)
         try:
-            bucket.initialize()  # first: a bucket we cannot use leaves nothing behind
+            fmt = bucket.initialize()  # first: a bucket we cannot use leaves nothing behind
         finally:
             objects.close()
         config.data.mkdir(parents=True, exist_ok=True)
         for volume in config.volumes:
             volume.path.mkdir(parents=True, exist_ok=True)
-        SqliteMetaStore(config.meta_path, config.name).close()
+        meta = SqliteMetaStore(config.meta_path, config.name)
+        try:
+            meta.put_setting("bucket_format", str(fmt.version))
+        finally:
+            meta.close()
 
     # -- what adapters call -----------------------------------------------------------------
     def in_bucket(self, hash: str) -> bool:
