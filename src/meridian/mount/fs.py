@@ -229,12 +229,17 @@ class MeridianFS(pyfuse3.Operations):
             current = self.meta.getattr(inode)
             if fields.update_size:
                 await self._truncate(current, attr.st_size)
+            # Only what differs: with writeback caching the kernel writes its cached times back
+            # after renames and unlinks, mostly unchanged; those must not cost a transaction
+            # and a journal entry that every peer then applies.
+            def differs(wanted: bool, new: int, old: int) -> int | None:
+                return new if wanted and new != old else None
             changes = AttrChanges(
-                mode=attr.st_mode if fields.update_mode else None,
-                uid=attr.st_uid if fields.update_uid else None,
-                gid=attr.st_gid if fields.update_gid else None,
-                atime_ns=attr.st_atime_ns if fields.update_atime else None,
-                mtime_ns=attr.st_mtime_ns if fields.update_mtime else None,
+                mode=differs(fields.update_mode, attr.st_mode, current.mode),
+                uid=differs(fields.update_uid, attr.st_uid, current.uid),
+                gid=differs(fields.update_gid, attr.st_gid, current.gid),
+                atime_ns=differs(fields.update_atime, attr.st_atime_ns, current.atime_ns),
+                mtime_ns=differs(fields.update_mtime, attr.st_mtime_ns, current.mtime_ns),
             )
             open_file = self._open.get(inode)
             if changes.mtime_ns is not None and open_file is not None and open_file.dirty:
