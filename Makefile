@@ -33,13 +33,20 @@ test: setup
 demo: setup
 	$(VENV)/bin/python scripts/demo.py
 
-bench: setup
-	$(VENV)/bin/python bench/seqio.py
-	$(VENV)/bin/python bench/metadata.py
-	$(VENV)/bin/python bench/visibility.py
+$(STAMPS)/bench-tools: $(STAMPS)/system
+	@if ! command -v rclone >/dev/null || ! command -v s3fs >/dev/null; then \
+	  echo ">> installing the contenders: rclone s3fs"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q rclone s3fs; \
+	fi
+	@touch $@
+
+# Meridian beside rclone mount, s3fs and a local directory (one moto S3 server), then the
+# figures only Meridian has: joining, pre-positioning under an Objective, sequence read-ahead.
+bench: setup $(STAMPS)/bench-tools
+	$(VENV)/bin/python bench/compare_all.py
 	$(VENV)/bin/python bench/join.py
 	$(VENV)/bin/python bench/prepositioning.py
-	$(VENV)/bin/python bench/readahead.py
+	$(VENV)/bin/python bench/readahead.py --runs 1
 
 clean:
 	rm -rf $(STAMPS) $(VENV) build src/*.egg-info
