@@ -10,7 +10,10 @@ everything it started) and reported as such. The summary, with every table, goes
 bench/results/compare_all.md (and .json).
 
     .venv/bin/python bench/compare_all.py [--budget 1200] [--contenders local,meridian,rclone,s3fs]
-                                          [--only metadata,seqio,...]
+                                          [--only metadata,seqio,...] [--summary-only]
+
+``--summary-only`` runs nothing and rebuilds compare_all.md from the results files present
+(after re-running one script, say).
 """
 
 from __future__ import annotations
@@ -37,17 +40,36 @@ ESTIMATES: list[tuple[str, int, list[str]]] = [
 ]
 
 
+def problems_of(doc: dict[str, Any]) -> list[str]:
+    """Contenders of a results JSON that could not start or failed."""
+    return [f"{k}: {v['status']}" for k, v in doc["contenders"].items() if v["status"] != "ok"]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--budget", type=float, default=1200, help="seconds for everything")
     parser.add_argument("--contenders", default="local,meridian,rclone,s3fs")
     parser.add_argument("--only", default=",".join(n for n, _, _ in ESTIMATES))
+    parser.add_argument("--summary-only", action="store_true",
+                        help="run nothing: rebuild compare_all.md from the results files there")
     args = parser.parse_args(argv)
     chosen = [e for e in ESTIMATES if e[0] in args.only.split(",")]
     started = time.monotonic()
     summary: list[dict[str, Any]] = []
     for index, (name, estimate, quick) in enumerate(chosen):
+        if args.summary_only:
+            path = RESULTS / f"compare_{name}.json"
+            if not path.exists():
+                summary.append({"script": name, "status": "no results", "seconds": 0,
+                                "mode": "-", "contender_problems": []})
+                continue
+            doc = json.loads(path.read_text())
+            summary.append({"script": name, "status": f"ok (run of {doc['date']})",
+                            "mode": f"`{doc['command']}`", "seconds": round(
+                                doc["seconds"] if isinstance(doc["seconds"], float) else 0),
+                            "contender_problems": problems_of(doc)})
+            continue
         left = args.budget - (time.monotonic() - started)
         still = sum(e for _, e, _ in chosen[index + 1:])  # what the others will need
         contenders = args.contenders
@@ -84,16 +106,18 @@ def main(argv: list[str] | None = None) -> int:
             raise
         problems = []
         if status == "ok":  # contenders that could not start or failed, from its fresh JSON
-            doc = json.loads((RESULTS / f"compare_{name}.json").read_text())
-            problems = [f"{k}: {v['status']}" for k, v in doc["contenders"].items()
-                        if v["status"] != "ok"]
+            problems = problems_of(json.loads((RESULTS / f"compare_{name}.json").read_text()))
         summary.append({"script": name, "status": status, "mode": mode,
                         "seconds": round(time.monotonic() - t0), "contender_problems": problems})
-    total = time.monotonic() - started
+    total = sum(r["seconds"] for r in summary) if args.summary_only else \
+        time.monotonic() - started
     lines = ["# Meridian against rclone mount, s3fs and a local directory", "",
-             f"All figures of bench/compare_*.py, one after another, {total:.0f} s in all "
-             f"(budget {args.budget:.0f} s). Each ran over its own moto S3 server (fresh bucket "
-             "per contender); each script's file has its details and samples.", "",
+             f"All figures of bench/compare_*.py, {total:.0f} s in all"
+             + (" (summary rebuilt from the results files; each script's run has its date)."
+                if args.summary_only else
+                f", one after another (budget {args.budget:.0f} s).")
+             + " Each ran over its own moto S3 server (fresh bucket per contender); each "
+             "script's file has its details and samples.", "",
              "| script | status | contenders that did not run | repetitions | seconds | results |",
              "| --- | --- | --- | --- | --- | --- |"]
     for row in summary:
@@ -102,10 +126,11 @@ def main(argv: list[str] | None = None) -> int:
                      f"{row['mode']} | {row['seconds']} | results/compare_{row['script']}.md |")
     for row in summary:
         md = RESULTS / f"compare_{row['script']}.md"
-        if row["status"] == "ok" and md.exists():
+        if row["status"].startswith("ok") and md.exists():
             body = md.read_text().split("\n", 1)[1]
             lines += ["", f"## {md.read_text().splitlines()[0].lstrip('# ')}", body]
-    command = "python bench/compare_all.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python bench/compare_all.py " + " ".join(
+        a for a in (argv if argv is not None else sys.argv[1:]) if a != "--summary-only")
     lines += ["", f"Reproduce (from the repository root): `.venv/bin/{command.strip()}`", ""]
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "compare_all.md").write_text("\n".join(lines))
@@ -113,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "budget": args.budget,
          "seconds": round(total), "scripts": summary}, indent=2) + "\n")
     print("\n".join(lines[:6 + len(summary)]), flush=True)
-    return 0 if all(r["status"] == "ok" for r in summary) else 1
+    return 0 if all(r["status"].startswith("ok") for r in summary) else 1
 
 
 if __name__ == "__main__":
