@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from meridian.errors import StoreError
+from meridian.errors import NotFound, StoreError
 from meridian.meta import ROOT_INO
 from meridian.meta.sqlite import SqliteMetaStore
 
@@ -86,3 +86,36 @@ def test_namespace_changes_become_durable_at_sync_or_content_commit(tmp_path: Pa
     store.set_content(f.ino, "a" * 64, 1)  # durable, and so is everything before it
     assert store.durable_seq() == store.last_seq()
     store.close()
+
+
+def test_cached_rows_never_outlive_a_rolled_back_transaction(tmp_path: Path) -> None:
+    store = SqliteMetaStore(tmp_path / "meta.db", "east")
+    f = store.create(ROOT_INO, "f", stat.S_IFREG | 0o644, 0, 0)
+    store.create(ROOT_INO, "g", stat.S_IFREG | 0o644, 0, 0)
+    with pytest.raises(RuntimeError), store._transaction():
+        store.rename(ROOT_INO, "f", ROOT_INO, "h")  # cached as done, then undone
+        raise RuntimeError("the caller fails after the rename")
+    assert store.lookup(ROOT_INO, "f").ino == f.ino
+    with pytest.raises(NotFound):
+        store.lookup(ROOT_INO, "h")
+    reopened_view = SqliteMetaStore(tmp_path / "meta.db", "east", read_only=True)
+    assert reopened_view.lookup(ROOT_INO, "f").ino == f.ino
+    assert store.getattr(f.ino) == reopened_view.getattr(f.ino)
+    assert store.getattr(ROOT_INO) == reopened_view.getattr(ROOT_INO)
+    assert store.last_seq() == reopened_view.last_seq()
+
+
+def test_bounded_caches_stay_consistent_with_the_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("meridian.meta.sqlite.CACHE_ROWS", 4)  # emptied over and over
+    store = SqliteMetaStore(tmp_path / "meta.db", "east")
+    for i in range(20):
+        store.create(ROOT_INO, f"f{i}", stat.S_IFREG | 0o644, 0, 0)
+    for i in range(0, 20, 2):
+        store.rename(ROOT_INO, f"f{i}", ROOT_INO, f"g{i}")
+    for i in range(1, 20, 4):
+        store.unlink(ROOT_INO, f"f{i}")
+    view = SqliteMetaStore(tmp_path / "meta.db", "east", read_only=True)
+    assert [name for name, _ in store.list_dir(ROOT_INO)] == [name for name, _ in view.list_dir(ROOT_INO)]
+    for name, inode in view.list_dir(ROOT_INO):
+        assert store.lookup(ROOT_INO, name) == inode
+    assert len(store._inodes) <= 4 and len(store._entries) <= 4 and len(store._kv) <= 4

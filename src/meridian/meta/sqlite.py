@@ -8,6 +8,13 @@ them. Namespace operations commit with ``synchronous=NORMAL``: atomic and in ord
 the next durable commit or ``sync()`` (an fsync of the WAL). A kill -9 of the process alone
 loses nothing either way: the WAL is in the OS's page cache. Names are stored as BLOBs (``os.fsencode``), so any
 byte string the kernel hands us round-trips.
+
+A writable store keeps write-through caches of inodes, entries and kv rows (every write of
+those tables goes through this class, and the site process is their only writer): a rename
+reads the same directory inode four times, and each SELECT was a fifth of its cost. They are
+bounded (emptied when full) and emptied when a transaction rolls back, so they never hold a
+row the database does not. A read-only store (``meridian status``) caches nothing: the site
+writes under it.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from meridian.errors import StoreError
 from meridian.meta.base import EngineStore
 from meridian.meta.interface import ContentRecord, Inode, JournalEntry, PendingUpload
 
+CACHE_ROWS = 65_536  # per cache (inodes, entries, kv): a few tens of MB at most
 SCHEMA_VERSION = 2  # 2: versions on inodes, origin_seq in the journal
 
 _SCHEMA = """
@@ -72,6 +80,10 @@ class SqliteMetaStore(EngineStore):
     def __init__(self, path: Path | str, site_name: str, *, site_id: str | None = None,
                  read_only: bool = False, busy_timeout: float = 5.0) -> None:
         self.path = Path(path)
+        self._caching = False  # on once the store is open and writable
+        self._inodes: dict[int, Inode] = {}
+        self._entries: dict[tuple[int, str], int] = {}
+        self._kv: dict[str, str | None] = {}
         uri = f"file:{self.path}?mode=ro" if read_only else f"file:{self.path}"
         try:
             self._db = sqlite3.connect(uri, uri=True, isolation_level=None,
@@ -92,6 +104,7 @@ class SqliteMetaStore(EngineStore):
             self.site_name = self._get_kv("site_name") or site_name
             self.site_id = self._get_kv("site_id") or ""
         else:
+            self._caching = True
             self._bootstrap(site_name, site_id)
 
     def _check_schema(self) -> None:
@@ -121,12 +134,14 @@ class SqliteMetaStore(EngineStore):
         except BaseException:
             self._db.execute("ROLLBACK")
             self._depth = 0
+            self._drop_caches()
             self._rolled_back()
             raise
         try:
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:  # e.g. disk full: SQLite has rolled back
             self._depth = 0
+            self._drop_caches()
             self._rolled_back()
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
@@ -135,6 +150,19 @@ class SqliteMetaStore(EngineStore):
         if durable:
             self._durable = int(self._get_kv("last_seq") or "0")
         self._committed()
+
+    def _drop_caches(self) -> None:
+        """Forget every cached row (after a rollback: they may hold what it undid)."""
+        self._inodes.clear()
+        self._entries.clear()
+        self._kv.clear()
+
+    def _remember(self, cache: dict[Any, Any], key: object, value: object) -> None:
+        if not self._caching:
+            return
+        if len(cache) >= CACHE_ROWS:
+            cache.clear()
+        cache[key] = value
 
     def sync(self) -> None:
         wal = Path(f"{self.path}-wal")
@@ -223,8 +251,15 @@ class SqliteMetaStore(EngineStore):
         return row
 
     def _get_inode(self, ino: int) -> Inode | None:
+        inode = self._inodes.get(ino)
+        if inode is not None:
+            return inode
         row = self._one(f"SELECT {_INODE_COLUMNS} FROM inodes WHERE ino = ?", ino)
-        return _to_inode(row) if row else None
+        if not row:
+            return None
+        inode = _to_inode(row)
+        self._remember(self._inodes, ino, inode)
+        return inode
 
     def _find_file_id(self, file_id: str) -> int | None:
         row = self._one("SELECT ino FROM inodes WHERE file_id = ?", file_id)
@@ -238,23 +273,34 @@ class SqliteMetaStore(EngineStore):
              inode.atime_ns, inode.mtime_ns, inode.ctime_ns, inode.content, target,
              inode.origin_site, inode.rdev, inode.content_version, inode.name_version,
              inode.attr_version))
+        self._remember(self._inodes, inode.ino, inode)
 
     def _del_inode(self, ino: int) -> None:
         self._db.execute("DELETE FROM xattrs WHERE ino = ?", (ino,))
         self._db.execute("DELETE FROM inodes WHERE ino = ?", (ino,))
+        self._inodes.pop(ino, None)
 
     def _get_entry(self, parent: int, name: str) -> int | None:
+        found = self._entries.get((parent, name))
+        if found is not None:
+            return found
         row = self._one("SELECT ino FROM entries WHERE parent = ? AND name = ?", parent,
                         os.fsencode(name))
-        return int(row[0]) if row else None  # type: ignore[call-overload]
+        if not row:
+            return None  # absent names are not cached: lookups of new names come once
+        ino = int(row[0])  # type: ignore[call-overload]
+        self._remember(self._entries, (parent, name), ino)
+        return ino
 
     def _put_entry(self, parent: int, name: str, ino: int) -> None:
         self._db.execute("INSERT OR REPLACE INTO entries VALUES (?, ?, ?)",
                          (parent, os.fsencode(name), ino))
+        self._remember(self._entries, (parent, name), ino)
 
     def _del_entry(self, parent: int, name: str) -> None:
         self._db.execute("DELETE FROM entries WHERE parent = ? AND name = ?",
                          (parent, os.fsencode(name)))
+        self._entries.pop((parent, name), None)
 
     def _list_entries(self, parent: int) -> list[tuple[str, int]]:
         rows = self._db.execute("SELECT name, ino FROM entries WHERE parent = ? ORDER BY name",
@@ -293,11 +339,16 @@ class SqliteMetaStore(EngineStore):
         return [name for (name,) in rows]
 
     def _get_kv(self, key: str) -> str | None:
+        if key in self._kv:
+            return self._kv[key]
         row = self._one("SELECT value FROM kv WHERE key = ?", key)
-        return str(row[0]) if row else None
+        value = str(row[0]) if row else None
+        self._remember(self._kv, key, value)
+        return value
 
     def _put_kv(self, key: str, value: str) -> None:
         self._db.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (key, value))
+        self._remember(self._kv, key, value)
 
     def _content_in_use(self, hash: str) -> bool:
         return self._one("SELECT 1 FROM inodes WHERE content = ? AND nlink > 0 LIMIT 1",
@@ -314,6 +365,7 @@ class SqliteMetaStore(EngineStore):
 
     def _del_kv(self, key: str) -> None:
         self._db.execute("DELETE FROM kv WHERE key = ?", (key,))
+        self._kv.pop(key, None)
 
     def _kv_prefixed(self, prefix: str) -> list[tuple[str, str]]:
         rows = self._db.execute("SELECT key, value FROM kv WHERE key >= ? AND key < ? ORDER BY key",
