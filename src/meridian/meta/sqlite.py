@@ -29,9 +29,11 @@ from typing import Any
 
 from meridian.errors import StoreError
 from meridian.meta.base import EngineStore
+from meridian.meta.checkpoint import Checkpointer
 from meridian.meta.interface import ContentRecord, Inode, JournalEntry, PendingUpload
 
 CACHE_ROWS = 65_536  # per cache (inodes, entries, kv): a few tens of MB at most
+WAL_BACKSTOP_PAGES = 4_000
 SCHEMA_VERSION = 2  # 2: versions on inodes, origin_seq in the journal
 
 _SCHEMA = """
@@ -106,6 +108,14 @@ class SqliteMetaStore(EngineStore):
         else:
             self._caching = True
             self._bootstrap(site_name, site_id)
+        # Checkpoints mostly off the writer's path (checkpoint.py). SQLite's own stays as the
+        # backstop, less often: only a checkpoint between two of the writer's transactions can
+        # let the WAL start over, so under a sustained stream of changes it is what bounds
+        # the WAL (~16 MB); by then the background has copied most of it.
+        self._checkpointer: Checkpointer | None = None
+        if not read_only:
+            self._db.execute(f"PRAGMA wal_autocheckpoint={WAL_BACKSTOP_PAGES}")
+            self._checkpointer = Checkpointer(self.path)
 
     def _check_schema(self) -> None:
         found = self._get_kv("schema_version")
@@ -241,6 +251,9 @@ class SqliteMetaStore(EngineStore):
         return cls(path, site_name)
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
         if self._db is not None:
             self._db.close()
             self._db = None  # type: ignore[assignment]
