@@ -112,6 +112,21 @@ def test_unlink_and_rmdir(store: MetaStore) -> None:
         store.unlink(ROOT_INO, "nothing")
 
 
+def test_forget_all_drops_only_the_nameless_in_one_go(store: MetaStore) -> None:
+    files = [store.create(ROOT_INO, f"f{i}", FILE, 0, 0) for i in range(4)]
+    for f in files[:3]:
+        store.unlink(ROOT_INO, f"f{files.index(f)}")
+    before = store.last_seq()
+    assert store.forget_all([f.ino for f in files] + [ROOT_INO, 10**9]) == 3
+    assert store.forget_all([f.ino for f in files]) == 0  # idempotent
+    assert store.last_seq() == before  # a local clean-up: nothing for the journal
+    for f in files[:3]:
+        with pytest.raises(NotFound):
+            store.getattr(f.ino)
+    assert store.lookup(ROOT_INO, "f3").ino == files[3].ino
+    assert store.getattr(ROOT_INO).ino == ROOT_INO
+
+
 def test_hard_links_share_the_inode(store: MetaStore) -> None:
     f = store.create(ROOT_INO, "f", FILE, 0, 0)
     d = store.create(ROOT_INO, "d", DIR, 0, 0)

@@ -14,7 +14,7 @@ import os
 import stat
 import time
 from abc import abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import replace as _replace
 from typing import Any
@@ -609,14 +609,20 @@ class EngineStore(MetaStore):
         return updated
 
     def forget(self, ino: int) -> bool:
+        return self.forget_all([ino]) == 1
+
+    def forget_all(self, inos: Iterable[int]) -> int:
+        dropped = 0
         with self._transaction():
-            inode = self._get_inode(ino)
-            if inode is None or inode.nlink > 0 or ino == ROOT_INO:
-                return False
-            for name in self._list_xattrs(ino):
-                self._del_xattr(ino, name)
-            self._del_inode(ino)
-        return True
+            for ino in inos:
+                inode = self._get_inode(ino)
+                if inode is None or inode.nlink > 0 or ino == ROOT_INO:
+                    continue
+                for name in self._list_xattrs(ino):
+                    self._del_xattr(ino, name)
+                self._del_inode(ino)
+                dropped += 1
+        return dropped
 
     # -- extended attributes ----------------------------------------------------------------
     def getxattr(self, ino: int, name: str) -> bytes:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import stat
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -257,6 +257,11 @@ class MetaStore(ABC):
     def forget(self, ino: int) -> bool:
         """Drop an inode that has no name left (nlink 0) and is no longer open. Idempotent;
         returns True if it was dropped, False if it still has a name or is already gone."""
+
+    @abstractmethod
+    def forget_all(self, inos: Iterable[int]) -> int:
+        """:meth:`forget` for each of ``inos``, in one transaction (one commit for a batch of
+        unlinked files); returns how many were dropped."""
 
     # -- extended attributes ----------------------------------------------------------------
     @abstractmethod
