@@ -20,6 +20,7 @@ import pyfuse3
 import pyfuse3.asyncio
 
 from meridian.errors import BadInput
+from meridian.mount import waiting
 from meridian.mount.fs import MeridianFS
 from meridian.site import Site
 
@@ -104,6 +105,7 @@ async def serve(site: Site, mountpoint: Path, *, ready: Callable[[], None] | Non
     On the way out it unmounts, stops the services and leaves the stores closed to the caller.
     """
     pyfuse3.asyncio.enable()
+    waiting.install(site.config.request_spin)
     prepare_mountpoint(mountpoint)
     mountpoint = Path(os.path.realpath(mountpoint))  # resolved before mounting, never after
     fs = MeridianFS(site)

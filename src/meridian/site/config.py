@@ -11,6 +11,8 @@ Example::
     name = "east"
     data = "/srv/meridian/east"      # metadata store and the default local volume
     mount = "/mnt/meridian"          # where `site run` mounts unless --mount is given
+    request_spin_us = 100            # µs the mount polls for the next request before it
+                                     # sleeps (0: sleep at once; see mount/waiting.py)
 
     [bucket]
     url = "s3://studio-bucket/meridian"   # or file:///srv/bucket
@@ -133,6 +135,12 @@ class SiteConfig:
     api: ApiConfig | None = None  # no [api] section: the site serves no API
     peers: tuple[PeerConfig, ...] = ()
     path: Path | None = None  # the file it was loaded from
+    request_spin_us: int = 100  # the mount's spin before it parks (mount/waiting.py)
+
+    @property
+    def request_spin(self) -> float:
+        """``request_spin_us`` in seconds."""
+        return self.request_spin_us / 1e6
 
     @property
     def meta_path(self) -> Path:
@@ -188,13 +196,17 @@ def parse_config(doc: dict[str, Any], path: Path | None = None) -> SiteConfig:
     """Validate a parsed TOML document. Raises ConfigError naming the first bad key."""
     _check_unknown(doc, "", {"site", "bucket", "volumes", "mover", "api", "peers"})
     site = _table(doc, "site")
-    _check_unknown(site, "site", {"name", "data", "mount"})
+    _check_unknown(site, "site", {"name", "data", "mount", "request_spin_us"})
     name = _string(site, "site", "name") or ""
     if not _SITE_NAME.match(name):
         raise ConfigError("site.name", f"{name!r}: use lower-case letters, digits, '-' or '_'")
     data = _absolute(_string(site, "site", "data") or "", "site.data")
     mount_text = _string(site, "site", "mount", required=False)
     mount = _absolute(mount_text, "site.mount") if mount_text else None
+    spin = site.get("request_spin_us", SiteConfig.request_spin_us)
+    if isinstance(spin, bool) or not isinstance(spin, int) or not 0 <= spin <= 10_000:
+        raise ConfigError("site.request_spin_us", f"must be a whole number of microseconds "
+                          f"from 0 to 10000, got {spin!r}")
 
     bucket_doc = _table(doc, "bucket")
     _check_unknown(bucket_doc, "bucket", {f.name for f in fields(BucketConfig)})
@@ -263,7 +275,8 @@ def parse_config(doc: dict[str, Any], path: Path | None = None) -> SiteConfig:
     if len({p.name for p in peers}) != len(peers):
         raise ConfigError("peers", "a peer is listed twice")
     return SiteConfig(name=name, data=data, bucket=bucket, volumes=tuple(volumes), mount=mount,
-                      mover=MoverConfig(**mover_values), api=api, peers=tuple(peers), path=path)
+                      mover=MoverConfig(**mover_values), api=api, peers=tuple(peers), path=path,
+                      request_spin_us=spin)
 
 
 def load_config(path: Path | str) -> SiteConfig:
@@ -284,6 +297,8 @@ def write_config(config: SiteConfig, path: Path) -> None:
     site: dict[str, Any] = {"name": config.name, "data": str(config.data)}
     if config.mount:
         site["mount"] = str(config.mount)
+    if config.request_spin_us != SiteConfig.request_spin_us:
+        site["request_spin_us"] = config.request_spin_us
     doc: dict[str, Any] = {
         "site": site,
         "bucket": bucket,
