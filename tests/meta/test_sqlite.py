@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 import stat
 from pathlib import Path
 
@@ -119,3 +120,18 @@ def test_bounded_caches_stay_consistent_with_the_database(tmp_path: Path, monkey
     for name, inode in view.list_dir(ROOT_INO):
         assert store.lookup(ROOT_INO, name) == inode
     assert len(store._inodes) <= 4 and len(store._entries) <= 4 and len(store._kv) <= 4
+
+
+def test_the_wal_is_copied_into_the_database_in_the_background(tmp_path: Path) -> None:
+    store = SqliteMetaStore(tmp_path / "meta.db", "east")
+    try:
+        before = (tmp_path / "meta.db").stat().st_size
+        for i in range(300):  # a few hundred pages: far below SQLite's own checkpoint
+            store.create(ROOT_INO, f"f{i:04d}-{'x' * 100}", FILE, 0, 0)
+        deadline = time.monotonic() + 10
+        while (tmp_path / "meta.db").stat().st_size <= before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert (tmp_path / "meta.db").stat().st_size > before  # the checkpointer's work
+    finally:
+        store.close()
+    assert not (tmp_path / "meta.db-wal").exists() or (tmp_path / "meta.db-wal").stat().st_size == 0
