@@ -87,6 +87,31 @@ def test_journal_pull_and_long_poll(tmp_path: Path) -> None:
     with_api(tmp_path, scenario)
 
 
+def test_journal_leaves_out_the_callers_own_changes_but_counts_them(tmp_path: Path) -> None:
+    async def scenario(site: Site, client: httpx.AsyncClient, url: str) -> None:
+        site.meta.create(ROOT_INO, "a", stat.S_IFREG | 0o644, 0, 0)
+        mine = (await client.get("/journal", params={"after": 0, "skip_origin": "east"},
+                                 headers=AUTH)).json()
+        assert mine["entries"] == [] and mine["through"] == 1 and mine["last_seq"] == 1
+        other = (await client.get("/journal", params={"after": 0, "skip_origin": "west"},
+                                  headers=AUTH)).json()
+        assert [e["op"]["name"] for e in other["entries"]] == ["a"] and other["through"] == 1
+
+        async def later() -> None:
+            await asyncio.sleep(0.3)
+            site.meta.create(ROOT_INO, "b", stat.S_IFREG | 0o644, 0, 0)
+
+        started = time.monotonic()
+        writer = asyncio.create_task(later())
+        held = (await client.get("/journal", params={"after": 1, "wait": 1, "skip_origin": "east"},
+                                 headers=AUTH)).json()
+        await writer
+        assert held["entries"] == [] and held["through"] == 2  # its own echo did not answer
+        assert time.monotonic() - started >= 0.9  # it waited out the poll
+
+    with_api(tmp_path, scenario)
+
+
 def test_content_by_hash_with_ranges(tmp_path: Path) -> None:
     async def scenario(site: Site, client: httpx.AsyncClient, url: str) -> None:
         data = bytes(range(256)) * 100

@@ -125,6 +125,20 @@ def test_a_gap_stops_the_batch_before_it(make_site: Factory) -> None:
     assert pull(west, east) == len(entries)
 
 
+def test_through_moves_the_position_past_left_out_entries_but_never_past_a_gap(
+        make_site: Factory) -> None:
+    east, west = make_site("east"), make_site("west")
+    write(east, "/f", "h1")
+    entries = east.journal()
+    result = west.apply_entries("east", [], through=len(entries) + 5)
+    assert result.applied == 0 and west.peer_position("east") == len(entries) + 5
+    other = make_site("other")
+    write(east, "/g", "h2")
+    later = east.journal(after=len(entries))
+    stopped = other.apply_entries("east", later, through=100)  # /f's entries are missing
+    assert stopped.gap and other.peer_position("east") == 0
+
+
 def test_entries_are_relayed_along_a_chain(make_site: Factory) -> None:
     east, mid, west = make_site("east"), make_site("mid"), make_site("west")
     write(east, "/f", "h1")

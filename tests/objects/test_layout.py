@@ -45,24 +45,24 @@ def h(data: bytes) -> str:
 
 
 def upload(bucket: ContentBucket, data: bytes) -> str:
-    """What the mover does: every block, then the manifest."""
+    """What the mover does: every block, then the manifest (none for small content)."""
     digest = h(data)
     for i in range(bucket.block_count(len(data))):
         bucket.put_block(digest, i, data[i * B:(i + 1) * B])
-    bucket.put_manifest(digest, len(data))
+    bucket.finish(digest, len(data))
     return digest
 
 
 def test_constants() -> None:
-    assert FORMAT_VERSION == 1
+    assert FORMAT_VERSION == 2
     assert DEFAULT_BLOCK_SIZE == 4 * 1024 * 1024
 
 
 def test_initialize_writes_the_marker_and_is_idempotent(store: ObjectStore) -> None:
     first = ContentBucket(store).initialize()
-    assert first == BucketFormat(version=1, block_size=DEFAULT_BLOCK_SIZE, hash="blake3")
+    assert first == BucketFormat(version=2, block_size=DEFAULT_BLOCK_SIZE, hash="blake3")
     marker = json.loads(store.get(FORMAT_KEY))
-    assert marker == {"format": "meridian-bucket", "version": 1, "block_size": 4194304,
+    assert marker == {"format": "meridian-bucket", "version": 2, "block_size": 4194304,
                       "hash": "blake3"}
     raw = store.get(FORMAT_KEY)
     again = ContentBucket(store).initialize(block_size=B)  # the existing block size wins
@@ -81,7 +81,7 @@ def test_initialize_refuses_a_silly_block_size(store: ObjectStore) -> None:
 
 def test_missing_marker_is_refused(store: ObjectStore) -> None:
     content = ContentBucket(store)
-    with pytest.raises(BucketFormatError, match="no format marker.*version 1"):
+    with pytest.raises(BucketFormatError, match="no format marker.*version 1, 2"):
         content.check_format()
     with pytest.raises(BucketFormatError):
         _ = content.block_size
@@ -97,8 +97,8 @@ def test_missing_marker_is_refused(store: ObjectStore) -> None:
         (b"[1, 2]", "not a JSON object"),
         (b'{"format": "juicefs", "version": 1, "block_size": 16, "hash": "blake3"}',
          "format 'juicefs'"),
-        (b'{"format": "meridian-bucket", "version": 2, "block_size": 16, "hash": "blake3"}',
-         "version 2"),
+        (b'{"format": "meridian-bucket", "version": 3, "block_size": 16, "hash": "blake3"}',
+         "version 3"),
         (b'{"format": "meridian-bucket", "version": "1", "block_size": 16, "hash": "blake3"}',
          "version '1'"),
         (b'{"format": "meridian-bucket", "block_size": 16, "hash": "blake3"}', "version None"),
@@ -117,7 +117,7 @@ def test_unknown_or_garbage_marker_is_refused(
             attempt()
         message = str(raised.value)
         assert found in message  # what was found
-        assert "understands format 'meridian-bucket' version 1" in message  # what we know
+        assert "understands format 'meridian-bucket' version 1, 2" in message  # what we know
     assert store.get(FORMAT_KEY) == marker  # initialize never overwrites a marker
 
 
@@ -150,8 +150,11 @@ def test_blocks_and_manifest_round_trip(bucket: ContentBucket, size: int) -> Non
     digest = upload(bucket, data)
     manifest = bucket.manifest(digest)
     assert manifest == ContentManifest(digest, size, B, bucket.block_count(size))
-    assert json.loads(bucket.store.get(bucket.manifest_key(digest))) == {
-        "hash": digest, "size": size, "block_size": B, "blocks": manifest.blocks}
+    if 0 < size < B:  # small: its one block, no manifest (format version 2)
+        assert bucket.store.head(bucket.manifest_key(digest)) is None
+    else:
+        assert json.loads(bucket.store.get(bucket.manifest_key(digest))) == {
+            "hash": digest, "size": size, "block_size": B, "blocks": manifest.blocks}
     assert b"".join(bucket.get_block(digest, i) for i in range(manifest.blocks)) == data
     blocks = [info for info in bucket.store.list(bucket.content_prefix(digest) + "blocks/")]
     assert [info.size for info in blocks] == [
@@ -186,8 +189,8 @@ def test_complete_only_after_the_manifest(bucket: ContentBucket) -> None:
 
 def test_iter_contents_lists_complete_contents_sorted(bucket: ContentBucket) -> None:
     complete = [upload(bucket, f"file {n}".encode() * n) for n in range(12)]
-    partial = h(b"partial")
-    bucket.put_block(partial, 0, b"partial")
+    partial = h(b"partial" * B)  # its first block only: full-size, so not small content
+    bucket.put_block(partial, 0, (b"partial" * B)[:B])
     bucket.store.put("content/zz/not-a-hash/manifest.json", b"{}")  # foreign: ignored
     assert list(bucket.iter_contents()) == sorted(complete)
 
@@ -253,3 +256,32 @@ def test_bad_hash_raises_bad_path(bucket: ContentBucket, bad: str) -> None:
     for call in calls:
         with pytest.raises(BadPath, match="content hash"):
             call()
+
+
+def test_small_content_is_its_block_and_a_lone_full_block_is_not_complete(
+        bucket: ContentBucket) -> None:
+    small = h(b"tiny")
+    bucket.put_block(small, 0, b"tiny")
+    assert bucket.is_complete(small)
+    assert bucket.manifest(small) == ContentManifest(small, 4, B, 1)
+    bucket.finish(small, 4)  # writes nothing more
+    assert [info.key for info in bucket.store.list("content/")] == [bucket.block_key(small, 0)]
+    large = h(b"L" * (2 * B))
+    bucket.put_block(large, 0, b"L" * B)  # an upload cut after its first block
+    assert not bucket.is_complete(large) and bucket.manifest(large) is None
+    assert list(bucket.iter_contents()) == [small]
+    bucket.delete_content(small)
+    assert not bucket.is_complete(small) and list(bucket.iter_contents()) == []
+
+
+def test_a_version_1_bucket_keeps_a_manifest_for_every_content(store: ObjectStore) -> None:
+    store.put(FORMAT_KEY, json.dumps({"format": "meridian-bucket", "version": 1,
+                                      "block_size": B, "hash": "blake3"}).encode())
+    old = ContentBucket(store)
+    assert old.check_format().version == 1
+    small = h(b"tiny")
+    old.put_block(small, 0, b"tiny")
+    assert not old.is_complete(small)  # version 1: no manifest, not complete
+    old.finish(small, 4)
+    assert store.head(old.manifest_key(small)) is not None
+    assert old.is_complete(small) and list(old.iter_contents()) == [small]

@@ -124,16 +124,29 @@ def build_app(site: Site, token: str) -> FastAPI:
     @app.get("/api/v1/journal", summary="Journal entries after a sequence number (long poll)")
     async def journal(after: Annotated[int, Query(ge=0)] = 0,
                       limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
-                      wait: Annotated[float, Query(ge=0, le=MAX_WAIT)] = 0.0) -> dict[str, Any]:
-        """Entries with ``seq > after``, in order. With ``wait``, an empty answer is held up to
-        that many seconds and returned as soon as a new entry commits."""
-        entries = site.meta.journal(after, limit)
-        if not entries and wait > 0:
-            await feed.wait(wait)
-            entries = site.meta.journal(after, limit)
+                      wait: Annotated[float, Query(ge=0, le=MAX_WAIT)] = 0.0,
+                      skip_origin: Annotated[str | None, Query(max_length=64)] = None,
+                      ) -> dict[str, Any]:
+        """Entries with ``seq > after``, in order, and ``through``: the last position read.
+        With ``wait``, an answer with no entries is held up to that many seconds and returned
+        as soon as a new entry commits. ``skip_origin`` (the caller's own name) leaves out the
+        caller's own changes relayed back to it: it holds them already, and without them a
+        busy site is not woken for its own echo; ``through`` still counts them."""
+        deadline = asyncio.get_running_loop().time() + wait
+        through, entries = after, []
+        while True:
+            scanned = site.meta.journal(through, limit)
+            if scanned:
+                through = scanned[-1].seq
+            entries = [e for e in scanned if e.origin != skip_origin]
+            left = deadline - asyncio.get_running_loop().time()
+            if entries or len(scanned) == limit or left <= 0 or feed.closed:
+                break
+            if not scanned:
+                await feed.wait(left)
         if entries and entries[-1].seq > site.meta.durable_seq():
             site.meta.sync()  # a peer never sees an entry a crash could take back (rule 2)
-        return {"site": site.config.name, "last_seq": site.meta.last_seq(),
+        return {"site": site.config.name, "last_seq": site.meta.last_seq(), "through": through,
                 "entries": [{"seq": e.seq, "origin": e.origin, "origin_seq": e.origin_seq,
                              "hlc": e.hlc, "op": e.op} for e in entries]}
 

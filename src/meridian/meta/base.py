@@ -675,18 +675,20 @@ class EngineStore(MetaStore):
                 self._put_upload(_replace(upload, attempts=upload.attempts + 1, next_try=next_try,
                                           last_error=error[:500]))
 
-    def mark_in_bucket(self, hash: str) -> None:
+    def mark_all_in_bucket(self, hashes: Iterable[str]) -> None:
         with self._transaction(durable=True):
-            record = self._get_content(hash)
-            self._del_upload(hash)
-            if record is None or record.in_bucket:
-                return
-            self._put_content(_replace(record, in_bucket=True))
-            self._journal(self._clock.now(), "instance", hash=hash, size=record.size,
-                          volume="bucket")
+            for hash in hashes:
+                record = self._get_content(hash)
+                self._del_upload(hash)
+                if record is None or record.in_bucket:
+                    continue
+                self._put_content(_replace(record, in_bucket=True))
+                self._journal(self._clock.now(), "instance", hash=hash, size=record.size,
+                              volume="bucket")
 
     # -- replication ------------------------------------------------------------------------
-    def apply_entries(self, peer: str, entries: list[JournalEntry]) -> ApplyResult:
+    def apply_entries(self, peer: str, entries: list[JournalEntry], *,
+                      through: int | None = None) -> ApplyResult:
         result = ApplyResult()
         with self._transaction():
             applier = Applier(self, result)
@@ -705,6 +707,8 @@ class EngineStore(MetaStore):
                     self._append(_replace(entry, seq=0))
                     result.applied += 1
                 position = entry.seq
+            if through is not None and not result.gap:
+                position = max(position, through)
             self._put_kv(f"peer:{peer}", str(position))
         return result
 

@@ -300,16 +300,24 @@ class MetaStore(ABC):
     def upload_failed(self, hash: str, next_try: float, error: str) -> None:
         """Count a failed attempt and set when to try again. Idempotent if not queued."""
 
-    @abstractmethod
     def mark_in_bucket(self, hash: str) -> None:
         """The content is complete in the bucket: dequeue its upload, record it, and journal an
         ``instance`` entry. Idempotent (a second call journals nothing)."""
+        self.mark_all_in_bucket([hash])
+
+    @abstractmethod
+    def mark_all_in_bucket(self, hashes: Iterable[str]) -> None:
+        """:meth:`mark_in_bucket` for each of ``hashes``, in one durable transaction (one fsync
+        for uploads that finish together)."""
 
     # -- replication ------------------------------------------------------------------------
     @abstractmethod
-    def apply_entries(self, peer: str, entries: list[JournalEntry]) -> ApplyResult:
+    def apply_entries(self, peer: str, entries: list[JournalEntry], *,
+                      through: int | None = None) -> ApplyResult:
         """Apply entries pulled from ``peer``'s journal (in its order), in one transaction with
-        ``peer``'s new position (the ``seq`` of the last entry taken).
+        ``peer``'s new position (the ``seq`` of the last entry taken). ``through``: the peer
+        read its journal up to there and left out only this site's own changes, so the
+        position moves there too (unless the batch stopped at a gap).
 
         Each origin's entries apply in order and once: an entry already held (or this site's
         own, relayed back) is skipped; one whose predecessor from its origin is missing stops

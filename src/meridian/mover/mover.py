@@ -86,6 +86,8 @@ class Mover:
         self._wake = asyncio.Event()
         self._in_flight: set[str] = set()
         self._finishing: set[str] = set()
+        self._marks: list[tuple[str, asyncio.Future[None]]] = []  # uploaded, to record
+        self._marking: asyncio.Task[None] | None = None
         self._block_fetches: dict[tuple[str, int], asyncio.Future[None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -176,7 +178,7 @@ class Mover:
             path = self.volume.path_of(upload.hash)
             await asyncio.gather(*(self._run(self._put_block, upload.hash, path, i)
                                    for i in range(blocks)))
-            await self._run(self.bucket.put_manifest, upload.hash, upload.size)
+            await self._run(self.bucket.finish, upload.hash, upload.size)
         except (MeridianError, OSError) as exc:
             self.uploads_failed += 1
             delay = min(self.retry_max, self.retry_base * 2 ** upload.attempts)
@@ -185,7 +187,7 @@ class Mover:
             log.warning("upload of %s failed (attempt %d), retrying in %.1fs: %s",
                         upload.hash[:12], upload.attempts + 1, delay, exc)
             return
-        self.meta.mark_in_bucket(upload.hash)
+        await self._mark_in_bucket(upload.hash)
         if upload.attempts:
             log.info("upload of %s succeeded after %d failed attempts", upload.hash[:12],
                      upload.attempts)
@@ -195,6 +197,31 @@ class Mover:
                  self.bucket.block_count(upload.size), time.monotonic() - started)
         if self._on_in_bucket is not None:
             self._on_in_bucket(upload.hash)
+
+    async def _mark_in_bucket(self, hash: str) -> None:
+        """Record ``hash`` as in the bucket; returns once that is durable. Uploads finishing
+        at the same moment share one durable commit (one fsync instead of one each). The
+        upload stays in flight until then, so no worker takes it up again."""
+        done = asyncio.get_running_loop().create_future()
+        self._marks.append((hash, done))
+        if self._marking is None or self._marking.done():
+            self._marking = asyncio.create_task(self._mark_batches(), name="mark-in-bucket")
+        await done
+
+    async def _mark_batches(self) -> None:
+        await asyncio.sleep(0)  # uploads completing in this same turn of the loop join in
+        while self._marks:
+            batch, self._marks = self._marks, []
+            try:
+                self.meta.mark_all_in_bucket([hash for hash, _ in batch])
+            except Exception as exc:  # each waiting upload sees the failure
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+            else:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_result(None)
 
     def _put_block(self, hash: str, path: os.PathLike[str] | str, index: int) -> None:
         size = self.bucket.block_size

@@ -138,7 +138,8 @@ class PeerLink:
         network or protocol failure (nothing applied then)."""
         position = self.meta.peer_position(self.peer.name)
         response = await self.client.get(
-            f"{self.peer.url}/journal", params={"after": position, "limit": BATCH, "wait": wait},
+            f"{self.peer.url}/journal", params={"after": position, "limit": BATCH, "wait": wait,
+                                                "skip_origin": self.meta.site_name},
             headers={"Authorization": f"Bearer {self.peer.token}"}, timeout=wait + 15.0)
         if response.status_code == 401:
             raise PermissionError(f"{self.peer.name} refused this site's token for it "
@@ -147,8 +148,9 @@ class PeerLink:
         body = response.json()
         entries = [entry_of(raw) for raw in body["entries"]]
         self.state.peer_last_seq = int(body["last_seq"])
-        if entries:
-            result = self.meta.apply_entries(self.peer.name, entries)
+        through = int(body.get("through", entries[-1].seq if entries else position))
+        if entries or through > position:
+            result = self.meta.apply_entries(self.peer.name, entries, through=through)
             self.state.applied += result.applied
             if result.applied or result.names or result.inodes:
                 self.on_applied(result)
