@@ -2,7 +2,8 @@
 
 Two sites from `meridian up` over moto's S3 server (HTTP on 127.0.0.1). East writes a fresh
 sequence for each mode and waits until it is in the bucket; west then reads the frames in order,
-cold (never read at west before), and the rate is frames per second. Modes:
+cold (never read at west before; after ``sync`` and ``drop_caches``), and the rate is frames
+per second. moto runs in its own process (``contenders.MotoServer``). Modes:
 
 - `off`: `mover.sequence_readahead = 0` at west (each frame fetched when it is opened);
 - `default`: the default read-ahead (the next 8 frames when a frame is opened);
@@ -34,8 +35,9 @@ from pathlib import Path
 
 import tomli_w
 
-from seqio import default_root, machine_info
+from seqio import default_root, drop_caches, machine_info
 from visibility import MERIDIAN, Up
+from contenders import MotoServer
 
 RULE = "IF FNMATCH(\"./seq-*/*\", PATH) THEN {SLO('prefetch-sequence')}"
 
@@ -64,6 +66,15 @@ def write_sequence(root: Path, name: str, frames: int, size: int) -> None:
         time.sleep(0.2)
 
 
+def settle() -> None:
+    """Before a cold read: the writes just made flushed to disk (the kernel's write-back of
+    ~1 GiB ran during the reads and cut them to a third) and the page cache dropped, so the
+    far site and the S3 server (moto keeps large objects in files) both read cold, as in
+    compare_playback.py."""
+    os.sync()
+    drop_caches()
+
+
 def play(root: Path, name: str, frames: int, size: int) -> float:
     folder = root / "west" / "mnt" / name
     deadline = time.monotonic() + 60
@@ -71,6 +82,7 @@ def play(root: Path, name: str, frames: int, size: int) -> float:
         if time.monotonic() > deadline:
             raise RuntimeError("west never saw the sequence")
         time.sleep(0.05)
+    settle()
     started = time.perf_counter()
     for n in range(frames):
         with open(folder / f"plate.{1001 + n:04d}.exr", "rb") as handle:
@@ -87,6 +99,7 @@ def s3_rate(endpoint: str, bucket: str, frames: int, size: int) -> float:
     client = boto3.client("s3", endpoint_url=endpoint)
     for n in range(frames):
         client.put_object(Bucket=bucket, Key=f"baseline/{n}", Body=os.urandom(size))
+    settle()
     started = time.perf_counter()
     for n in range(frames):
         body = client.get_object(Bucket=bucket, Key=f"baseline/{n}")["Body"].read()
@@ -106,23 +119,16 @@ def main(argv: list[str] | None = None) -> int:
     scratch = Path(tempfile.mkdtemp(prefix="meridian-readahead-", dir=default_root()))
     samples: dict[str, list[float]] = {"s3-get": [], "off": [], "default": [],
                                        "prefetch-sequence": []}
-    from moto.server import ThreadedMotoServer
-    import boto3
-
-    for key, value in (("AWS_ACCESS_KEY_ID", "bench"), ("AWS_SECRET_ACCESS_KEY", "bench"),
-                       ("AWS_DEFAULT_REGION", "us-east-1")):
-        os.environ.setdefault(key, value)
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    moto.start()
-    host, port = moto.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="readahead")
+    # moto in its own process, as in compare_*.py: in this process it shared our interpreter
+    # lock with the player and halved every figure
+    moto = MotoServer(scratch)
+    endpoint, bucket = moto.endpoint, moto.bucket("readahead")
     root = scratch / "studio"
-    extra = ["--bucket", "s3://readahead", "--endpoint-url", endpoint]
+    extra = ["--bucket", f"s3://{bucket}", "--endpoint-url", endpoint]
     try:
         Up(root, *extra).stop()  # create the sites once
         for run in range(args.runs):
-            samples["s3-get"].append(s3_rate(endpoint, "readahead", args.frames, size))
+            samples["s3-get"].append(s3_rate(endpoint, bucket, args.frames, size))
             for mode in ("off", "default", "prefetch-sequence"):
                 set_readahead(root, 0 if mode == "off" else 8)
                 up = Up(root, *extra)

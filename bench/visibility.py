@@ -125,18 +125,10 @@ def main(argv: list[str] | None = None) -> int:
             root = scratch / kind
             extra: list[str] = []
             if kind == "s3":
-                from moto.server import ThreadedMotoServer
-                import boto3
-
-                for key, value in (("AWS_ACCESS_KEY_ID", "bench"), ("AWS_SECRET_ACCESS_KEY", "bench"),
-                                   ("AWS_DEFAULT_REGION", "us-east-1")):
-                    os.environ.setdefault(key, value)
-                moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-                moto.start()
-                host, port = moto.get_host_and_port()
-                endpoint = f"http://{host}:{port}"
-                boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="visibility")
-                extra = ["--bucket", "s3://visibility", "--endpoint-url", endpoint]
+                from contenders import MotoServer  # here: contenders imports this module
+                moto = MotoServer(scratch)  # its own process, as in compare_*.py
+                extra = ["--bucket", f"s3://{moto.bucket('visibility')}",
+                         "--endpoint-url", moto.endpoint]
             up = Up(root, *extra)
             try:
                 result = measure(root, args.files, args.size)
