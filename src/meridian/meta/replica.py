@@ -403,8 +403,8 @@ class Applier:
             mtime_ns=int(op.get("mtime") or inode.mtime_ns), ctime_ns=physical_ms(e.hlc) * 1_000_000,
             origin_site=e.origin, content_version=e.version))
         self.result.inodes.add(inode.ino)
-        # With writeback caching the kernel keeps its own idea of a cached file's size: the
-        # names are dropped too, so the kernel lets go of the inode and asks again.
+        # The names are dropped too, so the kernel lets go of the inode and asks again
+        # (needed whenever the kernel keeps its own idea of a cached file's size).
         self.result.names += self.s._names_of(inode.ino)
         self.s._put_kv(f"wrote:{inode.file_id}", json.dumps([op.get("parent"), op.get("name"), op.get("mode")]))
 

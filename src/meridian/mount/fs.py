@@ -148,8 +148,9 @@ class MeridianFS(pyfuse3.Operations):
         touched names and inodes, so the next ``ls``/``stat``/``open`` asks us (DESIGN.md step 4).
 
         Called on the loop, outside any request handler. Entry invalidations are queued
-        (``invalidate_entry_async``); inode invalidations may block on dirty pages under
-        writeback caching, so they run in a worker thread."""
+        (``invalidate_entry_async``); inode invalidations may block on the kernel's page
+        cache (and would on dirty pages under writeback caching), so they run in a worker
+        thread."""
         touched: set[int] = set()
         for parent, name in result.names:
             touched.add(parent)
@@ -261,9 +262,9 @@ class MeridianFS(pyfuse3.Operations):
             current = self.meta.getattr(inode)
             if fields.update_size:
                 await self._truncate(current, attr.st_size)
-            # Only what differs: with writeback caching the kernel writes its cached times back
-            # after renames and unlinks, mostly unchanged; those must not cost a transaction
-            # and a journal entry that every peer then applies.
+            # Only what differs: tools (and the kernel, were writeback caching on) set times
+            # that are already there; those must not cost a transaction and a journal entry
+            # that every peer then applies.
             def differs(wanted: bool, new: int, old: int) -> int | None:
                 return new if wanted and new != old else None
             changes = AttrChanges(
