@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,6 +33,7 @@ from meridian.meta.base import EngineStore
 from meridian.meta.checkpoint import Checkpointer
 from meridian.meta.interface import ContentRecord, Inode, JournalEntry, PendingUpload
 
+_FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
 CACHE_ROWS = 65_536  # per cache (inodes, entries, kv): a few tens of MB at most
 WAL_BACKSTOP_PAGES = 4_000
 SCHEMA_VERSION = 2  # 2: versions on inodes, origin_seq in the journal
@@ -328,11 +330,12 @@ class SqliteMetaStore(EngineStore):
         rows = self._db.execute("SELECT name, ino FROM entries WHERE parent = ? ORDER BY name",
                                 (parent,)).fetchall()
         listing = []
+        cached = self._inodes
         for name, ino in rows:
-            inode = self._inodes.get(ino)
+            inode = cached.get(ino)
             if inode is None:
                 return self._list_dir_joined(parent)
-            listing.append((os.fsdecode(name), inode))
+            listing.append((name.decode(_FS_ENCODING, _FS_ERRORS), inode))  # = os.fsdecode
         return listing
 
     def _list_dir_joined(self, parent: int) -> list[tuple[str, Inode]]:

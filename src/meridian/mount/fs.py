@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import stat
+import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
@@ -54,6 +55,7 @@ log = logging.getLogger(__name__)
 ATTR_TIMEOUT = 10.0
 WHOLE_SEQUENCE = 100_000  # frames looked for ahead under prefetch-sequence (stops at a gap)
 FORGET_BATCH, FORGET_DELAY = 256, 0.1  # nameless inodes are dropped in batches
+ATTR_CACHE_SIZE = 100_000  # answers kept for reuse (emptied when full)
 SITE_JSON_INO = (1 << 62) + 1  # the virtual /.meridian/site.json: which site this mount is
 _UNKNOWN = object()  # the page cache may hold anything: do not keep it
 _WRITTEN = object()  # the page cache holds bytes written since the last commit
@@ -135,6 +137,7 @@ class MeridianFS(pyfuse3.Operations):
         self._cached_content: dict[int, str | None | object] = {}
         self._names: dict[int, tuple[int, str]] = {}  # a name the kernel knows each file by
         self._unused: set[int] = set()  # nameless, unreferenced inodes to forget soon
+        self._attr_cache: dict[int, tuple[Inode, pyfuse3.EntryAttributes]] = {}  # _attrs()
         self._forget_timer: asyncio.TimerHandle | None = None
         self.sequence_readahead = site.config.mover.sequence_readahead
         site.replication.add_listener(self.invalidate)
@@ -165,6 +168,24 @@ class MeridianFS(pyfuse3.Operations):
 
     # -- attributes -------------------------------------------------------------------------
     def _attrs(self, inode: Inode) -> pyfuse3.EntryAttributes:
+        """The kernel's view of ``inode``. Built once per inode *version*: the store hands out
+        a new Inode object for every change, so an answer built for this very object is
+        still right (listing 2,000 entries built 2,000 of these, a third of its time). Never
+        cached while the file has staged writes (size and mtime come from the staging)."""
+        open_file = self._open.get(inode.ino)
+        staged = open_file is not None and open_file.staging is not None
+        if not staged:
+            cached = self._attr_cache.get(inode.ino)
+            if cached is not None and cached[0] is inode:
+                return cached[1]
+        entry = self._build_attrs(inode, open_file if staged else None)
+        if not staged:
+            if len(self._attr_cache) >= ATTR_CACHE_SIZE:
+                self._attr_cache.clear()
+            self._attr_cache[inode.ino] = (inode, entry)
+        return entry
+
+    def _build_attrs(self, inode: Inode, open_file: OpenFile | None) -> pyfuse3.EntryAttributes:
         entry = pyfuse3.EntryAttributes()
         entry.st_ino = inode.ino
         entry.generation = 0
@@ -176,7 +197,6 @@ class MeridianFS(pyfuse3.Operations):
         entry.st_gid = inode.gid
         entry.st_rdev = inode.rdev
         size = inode.size
-        open_file = self._open.get(inode.ino)
         mtime_ns = inode.mtime_ns
         if open_file is not None and open_file.staging is not None:
             size = open_file.staging.size
@@ -229,6 +249,7 @@ class MeridianFS(pyfuse3.Operations):
             self._lookups.pop(ino, None)
             self._cached_content.pop(ino, None)
             self._names.pop(ino, None)
+            self._attr_cache.pop(ino, None)
             self._drop_if_unused(ino)
 
     def _drop_if_unused(self, ino: int) -> None:
@@ -321,7 +342,9 @@ class MeridianFS(pyfuse3.Operations):
         with fuse_errors("opendir"):
             listing = [(b".", self.meta.getattr(inode)),
                        (b"..", self.meta.getattr(self.meta.parent_of(inode)))]
-            listing += [(os.fsencode(name), child) for name, child in self.meta.list_dir(inode)
+            encoding, errors = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
+            listing += [(name.encode(encoding, errors), child)  # = os.fsencode, cheaper
+                        for name, child in self.meta.list_dir(inode)
                         if child.ino != self._meta_dir]  # /.meridian: found by name, not listed
             if inode == self._meta_dir:
                 listing.append((SITE_JSON_NAME, self._site_json_inode()))
