@@ -294,3 +294,34 @@ def test_set_group_id_directories_pass_their_group_on(site: RunningSite) -> None
     finally:
         os.umask(old)
     assert stat.S_IMODE(os.stat(site.mount / "masked").st_mode) == 0o644
+
+
+def test_the_kernels_writeback_cache_when_a_site_asks_for_it(tmp_path: Path) -> None:
+    from tests.sitehelpers import init_site
+
+    site = init_site(tmp_path, "wb", f"file://{tmp_path}/bucket")
+    config = site.config.read_text()
+    site.config.write_text(config.replace("[site]\n", "[site]\nwriteback_cache = true\n", 1))
+    site.start()
+    try:
+        assert "kernel writeback cache on" in site.log()
+        data = os.urandom(3 * 1024 * 1024 + 7)
+        (site.mount / "a").write_bytes(data)
+        assert (site.mount / "a").read_bytes() == data and (site.mount / "a").stat().st_size == len(data)
+        (site.mount / "b").write_bytes(b"old")
+        os.rename(site.mount / "a", site.mount / "b")  # over an existing name
+        assert (site.mount / "b").read_bytes() == data and not (site.mount / "a").exists()
+        with open(site.mount / "b", "r+b") as f:
+            f.seek(10)
+            f.write(b"XY")
+        assert (site.mount / "b").read_bytes() == data[:10] + b"XY" + data[12:]
+        os.unlink(site.mount / "b")
+        assert os.listdir(site.mount) == []
+    finally:
+        site.stop()
+    site.config.write_text(config)  # the default: write-through
+    site.start()
+    try:
+        assert "kernel writeback cache off" in site.log()
+    finally:
+        site.stop()

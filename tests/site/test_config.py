@@ -42,6 +42,7 @@ def test_minimal_config_gets_a_default_volume() -> None:
     ({"site__request_spin_us": -1}, "site.request_spin_us", "microseconds"),
     ({"site__request_spin_us": 0.5}, "site.request_spin_us", "whole number"),
     ({"site__request_spin_us": True}, "site.request_spin_us", "whole number"),
+    ({"site__writeback_cache": "yes"}, "site.writeback_cache", "true or false"),
     ({"bucket__url": None}, "bucket.url", "missing"),
     ({"bucket__url": "ftp://x"}, "bucket.url", "s3://"),
     ({"bucket__endpoint_url": "localhost:9000"}, "bucket.endpoint_url", "http(s)"),
@@ -91,7 +92,7 @@ def test_bad_sizes(text: str) -> None:
 
 def test_write_then_load_round_trips_and_secrets_stay_out_of_describe(tmp_path: Path) -> None:
     config = parse_config(doc(bucket__secret_access_key="s3cr3t", bucket__access_key_id="AKIA1",
-                              site__request_spin_us=0,
+                              site__request_spin_us=0, site__writeback_cache=True,
                               volumes=[{"name": "local", "path": "/fast", "capacity": "1GiB"}],
                               api={"listen": "127.0.0.1:7411", "token": "tok" * 8},
                               peers=[{"name": "west", "url": "http://127.0.0.1:7412/api/v1",
@@ -99,7 +100,7 @@ def test_write_then_load_round_trips_and_secrets_stay_out_of_describe(tmp_path: 
                           tmp_path / "meridian.toml")
     write_config(config, tmp_path / "meridian.toml")
     again = load_config(tmp_path / "meridian.toml")
-    assert again == config and again.request_spin == 0.0
+    assert again == config and again.request_spin == 0.0 and again.writeback_cache
     assert "s3cr3t" not in repr(again) and "s3cr3t" not in str(again.describe())
     assert again.peers[0].url == "http://127.0.0.1:7412/api/v1"
 

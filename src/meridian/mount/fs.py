@@ -118,11 +118,14 @@ class MeridianFS(pyfuse3.Operations):
     # ops/s, rename 2,770 -> 3,176, unlink 2,913 -> 3,593; 512 MiB write 642 -> 764 MB/s;
     # the first read after writing goes to the site instead of the page cache (10.6 -> 3.9
     # GB/s; later reads come from the page cache again).
+    # (``[site] writeback_cache = true`` turns it on for a site that mostly re-reads what it
+    # has just written; read once per mount, when the kernel answers INIT.)
     enable_writeback_cache = False
 
     def __init__(self, site: Site) -> None:
         super().__init__()
         self.site = site
+        self.enable_writeback_cache = site.config.writeback_cache
         self.meta = site.meta
         self.volume = site.volume
         self._open: dict[int, OpenFile] = {}

@@ -122,8 +122,9 @@ async def serve(site: Site, mountpoint: Path, *, ready: Callable[[], None] | Non
         await site.start()
         fuse_task = asyncio.create_task(pyfuse3.main(), name="fuse")
         await asyncio.to_thread(tune_read_ahead, mountpoint)
-        log.info("site %s mounted at %s (bucket %s)", site.config.name, mountpoint,
-                 site.config.bucket.url)
+        log.info("site %s mounted at %s (bucket %s; kernel writeback cache %s)",
+                 site.config.name, mountpoint, site.config.bucket.url,
+                 "on" if site.config.writeback_cache else "off")
         if ready is not None:
             ready()
         stop_task = asyncio.create_task(stop.wait())

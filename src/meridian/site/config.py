@@ -13,6 +13,7 @@ Example::
     mount = "/mnt/meridian"          # where `site run` mounts unless --mount is given
     request_spin_us = 100            # µs the mount polls for the next request before it
                                      # sleeps (0: sleep at once; see mount/waiting.py)
+    writeback_cache = false          # the kernel's writeback cache (docs/design-notes.md)
 
     [bucket]
     url = "s3://studio-bucket/meridian"   # or file:///srv/bucket
@@ -136,6 +137,7 @@ class SiteConfig:
     peers: tuple[PeerConfig, ...] = ()
     path: Path | None = None  # the file it was loaded from
     request_spin_us: int = 100  # the mount's spin before it parks (mount/waiting.py)
+    writeback_cache: bool = False  # the kernel's writeback cache on the mount
 
     @property
     def request_spin(self) -> float:
@@ -196,7 +198,7 @@ def parse_config(doc: dict[str, Any], path: Path | None = None) -> SiteConfig:
     """Validate a parsed TOML document. Raises ConfigError naming the first bad key."""
     _check_unknown(doc, "", {"site", "bucket", "volumes", "mover", "api", "peers"})
     site = _table(doc, "site")
-    _check_unknown(site, "site", {"name", "data", "mount", "request_spin_us"})
+    _check_unknown(site, "site", {"name", "data", "mount", "request_spin_us", "writeback_cache"})
     name = _string(site, "site", "name") or ""
     if not _SITE_NAME.match(name):
         raise ConfigError("site.name", f"{name!r}: use lower-case letters, digits, '-' or '_'")
@@ -207,6 +209,9 @@ def parse_config(doc: dict[str, Any], path: Path | None = None) -> SiteConfig:
     if isinstance(spin, bool) or not isinstance(spin, int) or not 0 <= spin <= 10_000:
         raise ConfigError("site.request_spin_us", f"must be a whole number of microseconds "
                           f"from 0 to 10000, got {spin!r}")
+    writeback = site.get("writeback_cache", False)
+    if not isinstance(writeback, bool):
+        raise ConfigError("site.writeback_cache", f"must be true or false, got {writeback!r}")
 
     bucket_doc = _table(doc, "bucket")
     _check_unknown(bucket_doc, "bucket", {f.name for f in fields(BucketConfig)})
@@ -276,7 +281,7 @@ def parse_config(doc: dict[str, Any], path: Path | None = None) -> SiteConfig:
         raise ConfigError("peers", "a peer is listed twice")
     return SiteConfig(name=name, data=data, bucket=bucket, volumes=tuple(volumes), mount=mount,
                       mover=MoverConfig(**mover_values), api=api, peers=tuple(peers), path=path,
-                      request_spin_us=spin)
+                      request_spin_us=spin, writeback_cache=writeback)
 
 
 def load_config(path: Path | str) -> SiteConfig:
@@ -299,6 +304,8 @@ def write_config(config: SiteConfig, path: Path) -> None:
         site["mount"] = str(config.mount)
     if config.request_spin_us != SiteConfig.request_spin_us:
         site["request_spin_us"] = config.request_spin_us
+    if config.writeback_cache:
+        site["writeback_cache"] = True
     doc: dict[str, Any] = {
         "site": site,
         "bucket": bucket,
