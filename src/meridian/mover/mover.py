@@ -37,6 +37,7 @@ from meridian.errors import (
     ObjectStoreError,
 )
 from meridian.meta import MetaStore, PendingUpload
+from meridian.mover.slots import FetchSlots
 from meridian.objects.layout import ContentBucket
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,7 @@ class Mover:
         self.may_upload = may_upload
         self._pool = ThreadPoolExecutor(max_workers=upload_workers * 2 + fetch_workers,
                                         thread_name_prefix="mover")
-        self._fetch_slots = asyncio.Semaphore(fetch_workers)
+        self._fetch_slots = FetchSlots(fetch_workers)  # a reader's blocks before read-ahead
         self._wake = asyncio.Event()
         self._in_flight: set[str] = set()
         self._finishing: set[str] = set()
@@ -272,12 +273,17 @@ class Mover:
         self._read_ahead(hash, size, wanted.stop, self.readahead_blocks)
         try:
             await asyncio.wait_for(
-                asyncio.gather(*(self._block(hash, size, i) for i in wanted)),
+                asyncio.gather(*(self._demanded(hash, size, i) for i in wanted)),
                 timeout if timeout is not None else self.read_timeout)
         except TimeoutError:
             log.error("read of %s [%d, %d) timed out after %.0fs waiting for the bucket",
                       hash[:12], start, end, timeout or self.read_timeout)
             raise ContentUnavailable(f"content {hash[:12]} not fetched in time") from None
+
+    async def _demanded(self, hash: str, size: int, index: int) -> None:
+        """A block a reader waits for: urgent, so it is fetched before read-ahead."""
+        async with self._fetch_slots.urgent((hash, index)):
+            await self._block(hash, size, index)
 
     def _read_ahead(self, hash: str, size: int, first: int, count: int) -> None:
         """Start fetching blocks ``first .. first+count-1`` without waiting for them, so a
@@ -365,7 +371,7 @@ class Mover:
         length = min(block, size - start)
         if self.volume.has(hash) or not self.volume.missing(hash, start, start + length):
             return
-        async with self._fetch_slots:
+        async with self._fetch_slots.slot((hash, index)):
             data, from_bucket = await self._get_block(hash, index, start, length)
         if len(data) != length:
             raise ContentError(f"content {hash[:12]} block {index}: bucket returned "
