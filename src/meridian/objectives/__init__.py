@@ -8,25 +8,5 @@ file's facts, and combine a site's rules into the SLOs that apply. Pure: no I/O.
 
 from __future__ import annotations
 
-from meridian.objectives.language import (DEFAULT_GROUPS, Evaluation, FileFacts, Objective,
-                                         ObjectiveError, Placement, RuleResult, Slo,
-                                         canonical_slo, contradicts, known_slos, parse,
-                                         parse_named, resolve, split_rules)
-
-__all__ = [
-    "DEFAULT_GROUPS",
-    "Evaluation",
-    "FileFacts",
-    "Objective",
-    "ObjectiveError",
-    "Placement",
-    "RuleResult",
-    "Slo",
-    "canonical_slo",
-    "contradicts",
-    "known_slos",
-    "parse",
-    "parse_named",
-    "resolve",
-    "split_rules",
-]
+from meridian.objectives.language import *  # noqa: F403 - the package's face is language's
+from meridian.objectives.language import __all__ as __all__
