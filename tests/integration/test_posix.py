@@ -303,8 +303,8 @@ def test_the_kernels_writeback_cache_when_a_site_asks_for_it(tmp_path: Path) -> 
     config = site.config.read_text()
     site.config.write_text(config.replace("[site]\n", "[site]\nwriteback_cache = true\n", 1))
     site.start()
-    try:
-        assert "kernel writeback cache on" in site.log()
+    try:  # logged once the mount answers, a moment after it appears
+        assert wait_for(lambda: "kernel writeback cache on" in site.log()), site.log()
         data = os.urandom(3 * 1024 * 1024 + 7)
         (site.mount / "a").write_bytes(data)
         assert (site.mount / "a").read_bytes() == data and (site.mount / "a").stat().st_size == len(data)
@@ -322,6 +322,6 @@ def test_the_kernels_writeback_cache_when_a_site_asks_for_it(tmp_path: Path) -> 
     site.config.write_text(config)  # the default: write-through
     site.start()
     try:
-        assert "kernel writeback cache off" in site.log()
+        assert wait_for(lambda: "kernel writeback cache off" in site.log()), site.log()
     finally:
         site.stop()
