@@ -608,9 +608,6 @@ class EngineStore(MetaStore):
                           gid=inode.gid)
         return updated
 
-    def forget(self, ino: int) -> bool:
-        return self.forget_all([ino]) == 1
-
     def forget_all(self, inos: Iterable[int]) -> int:
         dropped = 0
         with self._transaction():

@@ -253,10 +253,10 @@ class MetaStore(ABC):
         the new content is durable at this site. Raises NotFound, IsADirectory.
         """
 
-    @abstractmethod
     def forget(self, ino: int) -> bool:
         """Drop an inode that has no name left (nlink 0) and is no longer open. Idempotent;
         returns True if it was dropped, False if it still has a name or is already gone."""
+        return self.forget_all([ino]) == 1
 
     @abstractmethod
     def forget_all(self, inos: Iterable[int]) -> int:

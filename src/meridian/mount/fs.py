@@ -56,6 +56,7 @@ ATTR_TIMEOUT = 10.0
 WHOLE_SEQUENCE = 100_000  # frames looked for ahead under prefetch-sequence (stops at a gap)
 FORGET_BATCH, FORGET_DELAY = 256, 0.1  # nameless inodes are dropped in batches
 ATTR_CACHE_SIZE = 100_000  # answers kept for reuse (emptied when full)
+_FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
 SITE_JSON_INO = (1 << 62) + 1  # the virtual /.meridian/site.json: which site this mount is
 _UNKNOWN = object()  # the page cache may hold anything: do not keep it
 _WRITTEN = object()  # the page cache holds bytes written since the last commit
@@ -181,7 +182,7 @@ class MeridianFS(pyfuse3.Operations):
             cached = self._attr_cache.get(inode.ino)
             if cached is not None and cached[0] is inode:
                 return cached[1]
-        entry = self._build_attrs(inode, open_file if staged else None)
+        entry = self._build_attrs(inode, open_file)
         if not staged:
             if len(self._attr_cache) >= ATTR_CACHE_SIZE:
                 self._attr_cache.clear()
@@ -259,7 +260,7 @@ class MeridianFS(pyfuse3.Operations):
         """Forget an inode with no name, no handle and no kernel reference left: soon, in a
         batch (one commit for many unlinks rather than a second commit per unlink). Safe to
         lose on a crash: nameless inodes are dropped when the store opens."""
-        if ino in self._open or self._lookups.get(ino):
+        if self._in_use(ino):
             return
         self._unused.add(ino)
         if len(self._unused) >= FORGET_BATCH:
@@ -268,12 +269,16 @@ class MeridianFS(pyfuse3.Operations):
             self._forget_timer = asyncio.get_running_loop().call_later(FORGET_DELAY,
                                                                        self._forget_unused)
 
+    def _in_use(self, ino: int) -> bool:
+        """Open here, or still referenced by the kernel."""
+        return ino in self._open or bool(self._lookups.get(ino))
+
     def _forget_unused(self) -> None:
         if self._forget_timer is not None:
             self._forget_timer.cancel()
             self._forget_timer = None
         # checked again: a file may have been opened (by inode) or looked up since
-        unused = [ino for ino in self._unused if ino not in self._open and not self._lookups.get(ino)]
+        unused = [ino for ino in self._unused if not self._in_use(ino)]
         self._unused.clear()
         try:
             self.meta.forget_all(unused)  # each still nameless, or left alone
@@ -345,8 +350,7 @@ class MeridianFS(pyfuse3.Operations):
         with fuse_errors("opendir"):
             listing = [(b".", self.meta.getattr(inode)),
                        (b"..", self.meta.getattr(self.meta.parent_of(inode)))]
-            encoding, errors = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
-            listing += [(name.encode(encoding, errors), child)  # = os.fsencode, cheaper
+            listing += [(name.encode(_FS_ENCODING, _FS_ERRORS), child)  # = os.fsencode
                         for name, child in self.meta.list_dir(inode)
                         if child.ino != self._meta_dir]  # /.meridian: found by name, not listed
             if inode == self._meta_dir:
