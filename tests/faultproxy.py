@@ -6,6 +6,8 @@
         proxy.delay(0.5)                 # every request waits 0.5 s before it is handled
         proxy.refuse(True)               # connection refused (listening socket closed)
         proxy.refuse(False)              # listening again, on the same port
+        proxy.hang(True)                 # requests are read but never answered (a hung peer)
+        proxy.hang(False)                # the held connections are dropped, unanswered
         proxy.requests                   # how many requests arrived so far
 
 Requests are forwarded faithfully — method, path and query, headers (``Host`` as the client
@@ -49,6 +51,8 @@ class FaultProxy:
         self._delay = 0.0
         self._refusing = False
         self._requests = 0
+        self._hang_gate: threading.Event | None = None  # set when the hang that holds ends
+        self._held = 0
         self._server: _ProxyServer | None = None
         self._thread: threading.Thread | None = None
         self._connections: set[socket.socket] = set()
@@ -67,6 +71,7 @@ class FaultProxy:
         with self._lock:
             self._close_listener()
             self._drop_connections()
+            self._end_hang()
 
     def __enter__(self) -> FaultProxy:
         return self.start()
@@ -108,6 +113,22 @@ class FaultProxy:
             elif self._server is None:
                 self._listen()
 
+    def hang(self, hanging: bool) -> None:
+        """True: keep accepting connections and reading requests, but answer none (neither
+        forwarded nor failed), and hold back answers still on their way. False: the held
+        connections are dropped without an answer; later requests are handled again."""
+        with self._lock:
+            if hanging and self._hang_gate is None:
+                self._hang_gate = threading.Event()
+            elif not hanging:
+                self._end_hang()
+
+    @property
+    def held(self) -> int:
+        """How many requests a hang holds unanswered right now."""
+        with self._lock:
+            return self._held
+
     @property
     def requests(self) -> int:
         """How many requests have arrived (failed, delayed and forwarded ones alike)."""
@@ -140,6 +161,23 @@ class FaultProxy:
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
         self._connections.clear()
+
+    def _end_hang(self) -> None:
+        if self._hang_gate is not None:
+            self._hang_gate.set()
+            self._hang_gate = None
+
+    def _hold_if_hung(self) -> bool:
+        """Block while a hang is on; True if this request was held (drop it unanswered)."""
+        with self._lock:
+            gate = self._hang_gate
+            if gate is None:
+                return False
+            self._held += 1
+        gate.wait()
+        with self._lock:
+            self._held -= 1
+        return True
 
     def _track(self, conn: socket.socket, add: bool) -> None:
         with self._lock:
@@ -195,6 +233,9 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             if refusing:
                 self.close_connection = True
                 return
+            if self.server.proxy._hold_if_hung():
+                self._drop()
+                return
             if delay:
                 time.sleep(delay)
             if status is not None:
@@ -203,6 +244,12 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 self._forward(body)
         except OSError:
             self.close_connection = True  # the client went away (timeout) or we were refused
+
+    def _drop(self) -> None:
+        """Close the connection without a word (the client sees it end, no answer)."""
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
 
     def _read_body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
@@ -249,6 +296,9 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             upstream.endheaders(body or None)
             response = upstream.getresponse()
             payload = response.read()
+            if self.server.proxy._hold_if_hung():  # a hang began while upstream answered
+                self._drop()
+                return
             self.send_response_only(response.status, response.reason)
             has_length = False
             for name, value in response.getheaders():

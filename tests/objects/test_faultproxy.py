@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import http.client
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 import pytest
@@ -132,3 +135,74 @@ def test_list_page_size_is_honoured(proxy: FaultProxy, bucket: str) -> None:
         before = proxy.requests
         assert [info.key for info in store.list("p/")] == [f"p/{i:02d}" for i in range(25)]
         assert proxy.requests - before == 3
+
+
+def _request_in_thread(proxy: FaultProxy, method: str, path: str,
+                       body: bytes | None = None) -> tuple[threading.Thread, list[object]]:
+    """Send one request through ``proxy`` from a thread; the outcome (the status, or the
+    exception) lands in the returned list."""
+    outcome: list[object] = []
+
+    def send() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", urlsplit(proxy.url).port, timeout=30)
+        try:
+            conn.request(method, path, body=body)
+            outcome.append(conn.getresponse().status)
+        except (OSError, http.client.HTTPException) as exc:
+            outcome.append(exc)
+        finally:
+            conn.close()
+
+    thread = threading.Thread(target=send, daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+def _wait_held(proxy: FaultProxy, count: int) -> None:
+    deadline = time.monotonic() + 10
+    while proxy.held != count:
+        assert time.monotonic() < deadline, f"held {proxy.held}, expected {count}"
+        time.sleep(0.01)
+
+
+def test_hang_reads_requests_but_never_answers_until_dropped(
+        proxy: FaultProxy, bucket: str, moto_server: str) -> None:
+    direct = boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1")
+    try:
+        proxy.hang(True)
+        thread, outcome = _request_in_thread(proxy, "PUT", f"/{bucket}/held", b"x")
+        _wait_held(proxy, 1)  # connection accepted, request read ...
+        thread.join(0.5)
+        assert thread.is_alive() and outcome == []  # ... and no answer
+        proxy.hang(False)
+        thread.join(5)
+        assert not thread.is_alive()
+        assert isinstance(outcome[0], (http.client.RemoteDisconnected, ConnectionError))
+        assert proxy.held == 0
+        with pytest.raises(direct.exceptions.NoSuchKey):  # it never went upstream
+            direct.get_object(Bucket=bucket, Key="held")
+        with store_via(proxy, bucket) as store:  # requests after the hang are handled again
+            store.put("after", b"v")
+            assert store.get("after") == b"v"
+    finally:
+        direct.close()
+
+
+def test_hang_holds_back_an_answer_already_on_its_way(
+        proxy: FaultProxy, bucket: str, moto_server: str) -> None:
+    direct = boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1")
+    try:
+        proxy.delay(0.5)
+        thread, outcome = _request_in_thread(proxy, "PUT", f"/{bucket}/sent", b"y")
+        while proxy.requests == 0:
+            time.sleep(0.01)
+        time.sleep(0.1)  # past the check before forwarding, into the delay
+        proxy.hang(True)  # while the request waits out its delay, before it is forwarded
+        _wait_held(proxy, 1)  # upstream answered; the answer is held
+        assert direct.get_object(Bucket=bucket, Key="sent")["Body"].read() == b"y"
+        assert thread.is_alive() and outcome == []
+        proxy.hang(False)
+        thread.join(5)
+        assert isinstance(outcome[0], (http.client.RemoteDisconnected, ConnectionError))
+    finally:
+        direct.close()
