@@ -8,8 +8,9 @@ the one module that talks to the vendor, so callers never catch a vendor type.
     MeridianError
     ├── BadInput                 input refused before anything changed   (CLI exit 2)
     │   ├── ConfigError          a config key missing or wrong (names the key)
-    │   └── BadPath              a path that is absolute where it must not be, has '..', ...
-    │       └── NameTooLong      a name longer than 255 bytes                 (ENAMETOOLONG)
+    │   ├── BadPath              a path that is absolute where it must not be, has '..', ...
+    │   │   └── NameTooLong      a name longer than 255 bytes                 (ENAMETOOLONG)
+    │   └── InvalidJournalEntry  a journal entry no site could have written (names the field)
     ├── NamespaceError           a namespace operation refused; carries an errno
     │   ├── NotFound             ENOENT
     │   ├── AlreadyExists        EEXIST
@@ -57,6 +58,16 @@ class BadPath(BadInput):
 
 class NameTooLong(BadPath):
     """A name longer than the 255 bytes a path component may have."""
+
+
+class InvalidJournalEntry(BadInput):
+    """A journal entry (from a peer, or read back) that breaks the wire format's contract.
+    ``field`` names what is wrong (``op.name``, ``hlc``, ...)."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
 
 
 class NamespaceError(MeridianError):

@@ -18,7 +18,7 @@ from meridian.errors import (
     NotADirectory,
     NotFound,
 )
-from meridian.meta import ROOT_INO, AttrChanges, MetaStore, open_meta_store
+from meridian.meta import ROOT_INO, AttrChanges, CreateOp, MetaStore, open_meta_store
 
 FILE = stat.S_IFREG | 0o644
 DIR = stat.S_IFDIR | 0o755
@@ -258,10 +258,12 @@ def test_journal_records_every_change_in_order(store: MetaStore) -> None:
     store.unlink(ROOT_INO, "g")
     entries = store.journal()
     assert [e.seq for e in entries] == [1, 2, 3, 4, 5]
-    assert [e.op["op"] for e in entries] == ["create", "create", "content", "rename", "unlink"]
+    assert [e.op.KIND for e in entries] == ["create", "create", "content", "rename", "unlink"]
     assert all(e.origin == "east" for e in entries)
     assert all(a.hlc < b.hlc for a, b in zip(entries, entries[1:]))
-    assert entries[1].op["parent"] == d.file_id and entries[1].op["fid"] == f.file_id
+    created = entries[1].op
+    assert isinstance(created, CreateOp)
+    assert created.parent == d.file_id and created.fid == f.file_id
     assert [e.seq for e in store.journal(after=3)] == [4, 5]
     assert [e.seq for e in store.journal(after=0, limit=2)] == [1, 2]
     assert store.last_seq() == 5
@@ -306,7 +308,7 @@ def test_special_files_keep_type_and_device(store: MetaStore) -> None:
 
 def test_listeners_hear_committed_entries_only(store: MetaStore) -> None:
     heard: list[list[str]] = []
-    store.add_listener(lambda entries: heard.append([e.op["op"] for e in entries]))
+    store.add_listener(lambda entries: heard.append([e.op.KIND for e in entries]))
     f = store.create(ROOT_INO, "f", FILE, 0, 0)
     with pytest.raises(AlreadyExists):
         store.create(ROOT_INO, "f", FILE, 0, 0)  # rolled back: nothing heard

@@ -291,7 +291,7 @@ def test_meridian_own_directories_cannot_be_removed(make_site: Factory) -> None:
 
 
 def test_conflict_name_format() -> None:
-    from meridian.meta.interface import version
+    from meridian.meta.journal import version
     ver = version((1_764_590_400_000 << 16) | 3, "west")  # 2025-12-01 12:00:00 UTC
     assert conflict_name("sh010.clip", ver) == "sh010.conflict-20251201-120000-west.clip"
     assert conflict_name("README", ver) == "README.conflict-20251201-120000-west"

@@ -12,7 +12,7 @@ import pytest
 
 from meridian.content import LocalVolume
 from meridian.errors import BucketUnreachable, ContentUnavailable
-from meridian.meta import ROOT_INO, MetaStore
+from meridian.meta import ROOT_INO, InstanceOp, MetaStore
 from meridian.meta.memory import MemoryMetaStore
 from meridian.meta.sqlite import SqliteMetaStore
 from meridian.mover import Mover
@@ -101,8 +101,7 @@ def test_uploads_blocks_then_manifest_and_marks_in_bucket(tmp_path: Path, bucket
         assert b"".join(bucket.get_block(h, i) for i in range(4)) == data
         record = meta.content(h)
         assert record is not None and record.in_bucket
-        assert meta.journal()[-1].op == {"op": "instance", "hash": h, "size": len(data),
-                                        "volume": "bucket"}
+        assert meta.journal()[-1].op == InstanceOp(h, len(data))
 
     asyncio.run(scenario())
 

@@ -27,7 +27,7 @@ from meridian.api.events import EventHub, matches, normalise_glob, sse
 from meridian.content.hashing import check_hash
 from meridian.api.paths import resolve_path
 from meridian.errors import BadPath, ContentError, NotFound
-from meridian.meta import JournalEntry
+from meridian.meta import JOURNAL_FORMAT, JournalEntry
 from meridian.site.inspect import placements
 
 if TYPE_CHECKING:
@@ -146,9 +146,9 @@ def build_app(site: Site, token: str) -> FastAPI:
                 await feed.wait(left)
         if entries and entries[-1].seq > site.meta.durable_seq():
             site.meta.sync()  # a peer never sees an entry a crash could take back (rule 2)
-        return {"site": site.config.name, "last_seq": site.meta.last_seq(), "through": through,
-                "entries": [{"seq": e.seq, "origin": e.origin, "origin_seq": e.origin_seq,
-                             "hlc": e.hlc, "op": e.op} for e in entries]}
+        return {"site": site.config.name, "format": JOURNAL_FORMAT,
+                "last_seq": site.meta.last_seq(), "through": through,
+                "entries": [e.to_wire() for e in entries]}
 
     @app.get("/api/v1/snapshot", summary="The whole namespace, for a joining site",
              response_class=FileResponse,

@@ -16,7 +16,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from meridian.errors import MeridianError
-from meridian.meta import JournalEntry, MetaStore
+from meridian.meta import ContentOp, InstanceOp, JournalEntry, MetaStore, RenameOp
 
 log = logging.getLogger(__name__)
 
@@ -59,16 +59,12 @@ class EventHub:
     def event_of(self, entry: JournalEntry) -> dict[str, Any]:
         op = entry.op
         event: dict[str, Any] = {"seq": entry.seq, "origin": entry.origin, "hlc": entry.hlc,
-                                 "op": op["op"], "fid": op.get("fid")}
-        if op["op"] == "rename":
-            event["path"] = self._path(op.get("fid"), op.get("new_parent"), op.get("new_name"))
-            event["old_path"] = self._path(None, op.get("parent"), op.get("name"))
-        else:
-            event["path"] = self._path(op.get("fid"), op.get("parent"), op.get("name"))
-        if op["op"] == "content":
-            event["hash"], event["size"] = op.get("hash"), op.get("size")
-        if op["op"] == "instance":
-            event["hash"] = op.get("hash")
+                                 "op": op.KIND, "fid": op.file_id}
+        event["path"] = self._path(op.file_id, *op.place)
+        if isinstance(op, RenameOp):
+            event["old_path"] = self._path(None, op.parent, op.name)
+        if isinstance(op, (ContentOp, InstanceOp)):
+            event["hash"], event["size"] = op.hash, op.size
         return event
 
     def publish(self, entries: list[JournalEntry]) -> None:

@@ -91,7 +91,8 @@ def cmd_status(args: argparse.Namespace) -> int:
                 state["entries_behind"] = max(0, int(state["journal_last_seq"]) - state["position"])
             link = links.get(configured.name)
             if link is not None:
-                state["link"] = {"connected": link["connected"], "error": link["error"]}
+                state["link"] = {"connected": link["connected"], "error": link["error"],
+                                 "refused": bool(link.get("refused"))}
                 state["seconds_behind"] = link["seconds_behind"]
             peers.append(state)
         info = {
@@ -135,7 +136,9 @@ def cmd_status(args: argparse.Namespace) -> int:
                 lag += f", {peer['entries_behind']} entries behind"
             if peer.get("seconds_behind") is not None:
                 lag += f", {peer['seconds_behind']:.1f} s behind"
-            if peer.get("link") and not peer["link"]["connected"]:
+            if peer.get("link") and peer["link"].get("refused"):
+                lag += f"; LINK STOPPED: {peer['link']['error']}"
+            elif peer.get("link") and not peer["link"]["connected"]:
                 lag += f"; link down: {peer['link']['error']}"
             print(f"peer       {peer['name']} {peer['url']}: {said}{lag}")
         if info.get("objectives"):

@@ -19,6 +19,23 @@ from meridian.meta.interface import (
     PendingUpload,
     StoredObjective,
 )
+from meridian.meta.journal import (
+    JOURNAL_FORMAT,
+    ContentOp,
+    CreateOp,
+    InstanceOp,
+    LinkOp,
+    Op,
+    RemovexattrOp,
+    RenameOp,
+    RetireOp,
+    RmdirOp,
+    SetattrOp,
+    SetxattrOp,
+    UnlinkOp,
+    check_entry,
+    entry_from_wire,
+)
 
 
 def open_meta_store(url: str, site_name: str, *, read_only: bool = False) -> MetaStore:
@@ -37,5 +54,8 @@ def open_meta_store(url: str, site_name: str, *, read_only: bool = False) -> Met
     raise ConfigError("meta.url", f"unknown store {url!r}: use sqlite:///path or memory://")
 
 
-__all__ = ["ROOT_FILE_ID", "ROOT_INO", "AttrChanges", "ContentRecord", "Inode", "JournalEntry",
-           "MetaStore", "PendingUpload", "StoredObjective", "open_meta_store"]
+__all__ = ["JOURNAL_FORMAT", "ROOT_FILE_ID", "ROOT_INO", "AttrChanges", "ContentOp", "ContentRecord",
+           "CreateOp", "Inode", "InstanceOp", "JournalEntry", "LinkOp", "MetaStore", "Op",
+           "PendingUpload", "RemovexattrOp", "RenameOp", "RetireOp", "RmdirOp", "SetattrOp",
+           "SetxattrOp", "StoredObjective", "UnlinkOp", "check_entry", "entry_from_wire",
+           "open_meta_store"]

@@ -17,7 +17,6 @@ from abc import abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import replace as _replace
-from typing import Any
 
 from meridian.errors import (
     AlreadyExists,
@@ -38,10 +37,24 @@ from meridian.meta.interface import (
     AttrChanges,
     ContentRecord,
     Inode,
-    JournalEntry,
     MetaStore,
     PendingUpload,
     StoredObjective,
+)
+from meridian.meta.journal import (
+    ContentOp,
+    CreateOp,
+    InstanceOp,
+    JournalEntry,
+    LinkOp,
+    Op,
+    RemovexattrOp,
+    RenameOp,
+    RetireOp,
+    RmdirOp,
+    SetattrOp,
+    SetxattrOp,
+    UnlinkOp,
     version,
 )
 
@@ -241,10 +254,10 @@ class EngineStore(MetaStore):
         hlc = self._clock.now()
         return hlc, version(hlc, self.site_name)
 
-    def _journal(self, hlc: int, op: str, **fields: Any) -> None:
+    def _journal(self, hlc: int, op: Op) -> None:
         """Append a local change to the journal (in the caller's transaction)."""
         origin_seq = self._bump_applied(self.site_name)
-        self._append(JournalEntry(0, self.site_name, hlc, {"op": op, **fields}, origin_seq))
+        self._append(JournalEntry(0, self.site_name, hlc, op, origin_seq))
 
     def _append(self, entry: JournalEntry) -> None:
         """Append ``entry`` (local, or relayed from another origin) at the next position."""
@@ -435,8 +448,8 @@ class EngineStore(MetaStore):
             self._put_inode(inode)
             self._put_entry(parent, name, inode.ino)
             self._touch_dir(parent_inode, 1 if is_dir else 0)
-            self._journal(hlc, "create", parent=parent_inode.file_id, name=name, fid=inode.file_id,
-                          mode=mode, uid=uid, gid=gid, target=target, rdev=inode.rdev)
+            self._journal(hlc, CreateOp(parent_inode.file_id, name, inode.file_id, mode, uid, gid,
+                                        target, inode.rdev))
         return inode
 
     def link(self, ino: int, new_parent: int, new_name: str) -> Inode:
@@ -453,7 +466,7 @@ class EngineStore(MetaStore):
             self._put_inode(linked)
             self._put_entry(new_parent, new_name, ino)
             self._touch_dir(parent_inode)
-            self._journal(hlc, "link", fid=inode.file_id, parent=parent_inode.file_id, name=new_name)
+            self._journal(hlc, LinkOp(inode.file_id, parent_inode.file_id, new_name))
         return linked
 
     def unlink(self, parent: int, name: str) -> Inode:
@@ -465,8 +478,8 @@ class EngineStore(MetaStore):
             self._check_removable(inode)
             left = self._drop_name(parent_inode, name, inode)
             hlc, _ = self._stamp()
-            self._journal(hlc, "unlink", parent=parent_inode.file_id, name=name, fid=inode.file_id,
-                          seen=inode.content_version)
+            self._journal(hlc, UnlinkOp(parent_inode.file_id, name, inode.file_id,
+                                        seen=inode.content_version))
         return left
 
     def rmdir(self, parent: int, name: str) -> None:
@@ -480,7 +493,7 @@ class EngineStore(MetaStore):
             parent_inode = self._inode(parent)
             self._drop_name(parent_inode, name, inode)
             hlc, _ = self._stamp()
-            self._journal(hlc, "rmdir", parent=parent_inode.file_id, name=name, fid=inode.file_id)
+            self._journal(hlc, RmdirOp(parent_inode.file_id, name, inode.file_id))
 
     def _is_ancestor(self, ancestor: int, ino: int) -> bool:
         current = ino
@@ -523,11 +536,11 @@ class EngineStore(MetaStore):
             replaced = (self._drop_name(new_dir, new_name, target, refill=False)
                         if target is not None else None)
             self._move(inode, parent, name, new_parent, new_name, ver)
-            self._journal(hlc, "rename", parent=old_dir.file_id, name=name,
-                          new_parent=new_dir.file_id, new_name=new_name, fid=inode.file_id,
-                          name_seen=inode.name_version,
-                          replaced=target.file_id if target is not None else None,
-                          replaced_seen=target.content_version if target is not None else None)
+            self._journal(hlc, RenameOp(
+                old_dir.file_id, name, new_dir.file_id, new_name, inode.file_id,
+                name_seen=inode.name_version,
+                replaced=target.file_id if target is not None else None,
+                replaced_seen=target.content_version if target is not None else None))
         return replaced
 
     def _move(self, inode: Inode, parent: int, name: str, new_parent: int, new_name: str,
@@ -566,8 +579,8 @@ class EngineStore(MetaStore):
                 attr_version=ver if owner_change else inode.attr_version,
             )
             self._put_inode(updated)
-            fields = {k: v for k, v in vars(changes).items() if v is not None}
-            self._journal(hlc, "setattr", fid=inode.file_id, **fields)
+            self._journal(hlc, SetattrOp(inode.file_id, changes.mode, changes.uid, changes.gid,
+                                         changes.atime_ns, changes.mtime_ns))
         return updated
 
     def set_content(
@@ -602,10 +615,9 @@ class EngineStore(MetaStore):
             self._put_kv(f"wrote:{inode.file_id}", json.dumps([parent_fid, name, inode.mode]))
             # Enough to bring the file back where it was at a site that deleted it meanwhile
             # (modify beats delete), and the version it replaced (to tell a conflict).
-            self._journal(hlc, "content", fid=inode.file_id, hash=content, size=size, mtime=mtime,
-                          base=base, parent=parent_fid, name=name,
-                          name_version=inode.name_version, mode=inode.mode, uid=inode.uid,
-                          gid=inode.gid)
+            self._journal(hlc, ContentOp(inode.file_id, content, size, mtime, base, parent_fid,
+                                         name, inode.name_version, inode.mode, inode.uid,
+                                         inode.gid))
         return updated
 
     def forget_all(self, inos: Iterable[int]) -> int:
@@ -644,7 +656,7 @@ class EngineStore(MetaStore):
                 raise NoAttribute(f"no attribute {name!r}")
             self._put_xattr(ino, name, value)
             self._put_inode(_replace(inode, ctime_ns=time.time_ns()))
-            self._journal(self._clock.now(), "setxattr", fid=inode.file_id, name=name, value=value.hex())
+            self._journal(self._clock.now(), SetxattrOp(inode.file_id, name, bytes(value)))
 
     def removexattr(self, ino: int, name: str) -> None:
         with self._transaction():
@@ -653,7 +665,7 @@ class EngineStore(MetaStore):
                 raise NoAttribute(f"no attribute {name!r}")
             self._del_xattr(ino, name)
             self._put_inode(_replace(inode, ctime_ns=time.time_ns()))
-            self._journal(self._clock.now(), "removexattr", fid=inode.file_id, name=name)
+            self._journal(self._clock.now(), RemovexattrOp(inode.file_id, name))
 
     # -- content and uploads ----------------------------------------------------------------
     def content(self, hash: str) -> ContentRecord | None:
@@ -680,8 +692,7 @@ class EngineStore(MetaStore):
                 if record is None or record.in_bucket:
                     continue
                 self._put_content(_replace(record, in_bucket=True))
-                self._journal(self._clock.now(), "instance", hash=hash, size=record.size,
-                              volume="bucket")
+                self._journal(self._clock.now(), InstanceOp(hash, record.size))
 
     # -- replication ------------------------------------------------------------------------
     def apply_entries(self, peer: str, entries: list[JournalEntry], *,
@@ -765,7 +776,7 @@ class EngineStore(MetaStore):
             record = self._get_content(hash)
             if record is not None:
                 self._put_content(_replace(record, in_bucket=False))
-            self._journal(self._clock.now(), "retire", hash=hash)
+            self._journal(self._clock.now(), RetireOp(hash))
         return self.applied_seq(self.site_name)
 
     def forget_content(self, hash: str) -> None:

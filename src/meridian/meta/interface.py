@@ -22,9 +22,11 @@ from __future__ import annotations
 import stat
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from meridian.meta.journal import JournalEntry as JournalEntry
 
 if TYPE_CHECKING:
     from meridian.meta.replica import ApplyResult
@@ -113,36 +115,6 @@ class PendingUpload:
     attempts: int
     next_try: float  # unix time before which it is not tried again
     last_error: str = ""
-
-
-@dataclass(frozen=True)
-class JournalEntry:
-    """One namespace operation as peers will replay it."""
-
-    seq: int  # position in this site's journal (what a peer pulling it counts)
-    origin: str  # the site where the change was made
-    hlc: int  # hybrid logical clock: (physical ms << 16) | logical counter
-    op: dict[str, Any] = field(hash=False)
-    origin_seq: int = 0  # position in the origin's own sequence (1, 2, ... per origin)
-
-    @property
-    def version(self) -> str:
-        return version(self.hlc, self.origin)
-
-
-def version(hlc: int, origin: str) -> str:
-    """A change's version: strings that compare as DESIGN.md rule 5 orders changes (the
-    later HLC wins; equal clocks are ordered by site name)."""
-    return f"{hlc:016x}.{origin}"
-
-
-def version_hlc(version: str) -> int:
-    """The clock value inside a version ("" gives 0)."""
-    return int(version.split(".", 1)[0], 16) if version else 0
-
-
-def version_origin(version: str) -> str:
-    return version.split(".", 1)[1] if version else ""
 
 
 class MetaStore(ABC):

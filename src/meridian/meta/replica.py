@@ -38,14 +38,23 @@ import re
 import stat
 from dataclasses import dataclass, field
 from dataclasses import replace as _replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from meridian.meta.clock import physical_ms
-from meridian.meta.interface import (
-    ROOT_INO,
-    ContentRecord,
-    Inode,
+from meridian.meta.interface import ROOT_INO, ContentRecord, Inode
+from meridian.meta.journal import (
+    ContentOp,
+    CreateOp,
+    InstanceOp,
     JournalEntry,
+    LinkOp,
+    RemovexattrOp,
+    RenameOp,
+    RetireOp,
+    RmdirOp,
+    SetattrOp,
+    SetxattrOp,
+    UnlinkOp,
     version_hlc,
     version_origin,
 )
@@ -113,12 +122,32 @@ class Applier:
         self.result = result
 
     def apply(self, entry: JournalEntry) -> None:
-        handler = getattr(self, f"_op_{entry.op.get('op')}", None)
-        if handler is None:
-            log.warning("entry %s/%d has an unknown operation %r; skipped",
-                        entry.origin, entry.origin_seq, entry.op.get("op"))
-            return
-        handler(entry, entry.op)
+        op = entry.op
+        match op:
+            case CreateOp():
+                self._op_create(entry, op)
+            case LinkOp():
+                self._op_link(entry, op)
+            case UnlinkOp():
+                self._op_unlink(entry, op)
+            case RmdirOp():
+                self._op_rmdir(entry, op)
+            case RenameOp():
+                self._op_rename(entry, op)
+            case ContentOp():
+                self._op_content(entry, op)
+            case SetattrOp():
+                self._op_setattr(entry, op)
+            case SetxattrOp():
+                self._op_setxattr(entry, op)
+            case RemovexattrOp():
+                self._op_removexattr(entry, op)
+            case InstanceOp():
+                self._op_instance(entry, op)
+            case RetireOp():
+                self._op_retire(entry, op)
+            case _:
+                raise TypeError(f"no rule applies {type(op).__name__}")
 
     # -- finding things ---------------------------------------------------------------------
     def _live(self, file_id: str | None) -> Inode | None:
@@ -220,83 +249,83 @@ class Applier:
             self.s._put_content(ContentRecord(hash, size, in_bucket=False))
 
     # -- operations -------------------------------------------------------------------------
-    def _op_create(self, e: JournalEntry, op: dict[str, Any]) -> None:
-        if self.s.by_file_id(op["fid"]) is not None:
+    def _op_create(self, e: JournalEntry, op: CreateOp) -> None:
+        if self.s.by_file_id(op.fid) is not None:
             return
-        directory, name, lost = self._place(op["parent"], op["name"], op["fid"])
+        directory, name, lost = self._place(op.parent, op.name, op.fid)
         wanted = name
         if not lost:
             name = self._claim(directory, name, e.version)
-        mode = int(op["mode"])
-        target = op.get("target")
+        mode = op.mode
+        target = op.target
         t = physical_ms(e.hlc) * 1_000_000
         inode = Inode(
-            ino=self.s._bump("next_ino"), file_id=op["fid"], mode=mode, uid=op["uid"],
-            gid=op["gid"], size=len(os.fsencode(target)) if target is not None else 0,
+            ino=self.s._bump("next_ino"), file_id=op.fid, mode=mode, uid=op.uid,
+            gid=op.gid, size=len(os.fsencode(target)) if target is not None else 0,
             nlink=2 if stat.S_ISDIR(mode) else 1, atime_ns=t, mtime_ns=t, ctime_ns=t,
-            target=target, origin_site=e.origin, rdev=int(op.get("rdev") or 0),
+            target=target, origin_site=e.origin, rdev=op.rdev,
             content_version=e.version, name_version=e.version, attr_version=e.version)
         self.s._put_inode(inode)
         self._bind(directory, name, inode)
         if name != wanted:
             self.s._want(directory.ino, wanted, inode, name)
 
-    def _op_link(self, e: JournalEntry, op: dict[str, Any]) -> None:
-        inode = self._live(op["fid"])
+    def _op_link(self, e: JournalEntry, op: LinkOp) -> None:
+        inode = self._live(op.fid)
         if inode is None or inode.is_dir:
             return
-        directory, name, lost = self._place(op["parent"], op["name"], op["fid"])
+        directory, name, lost = self._place(op.parent, op.name, op.fid)
         if not lost:
             name = self._claim(directory, name, e.version)
         self.s._put_inode(_replace(inode, nlink=inode.nlink + 1))
         self._bind(directory, name, self.s._inode(inode.ino))
 
-    def _op_unlink(self, e: JournalEntry, op: dict[str, Any]) -> None:
-        inode = self._live(op["fid"])
+    def _op_unlink(self, e: JournalEntry, op: UnlinkOp) -> None:
+        inode = self._live(op.fid)
         if inode is None:  # deleted here too; what the deleting site saw may be a copy here
-            self._drop_superseded_copy(op["fid"], op.get("seen"))
+            self._drop_superseded_copy(op.fid, op.seen)
             return
         if inode.is_dir:
             return
-        if op.get("seen") is not None and inode.content_version != op["seen"]:
+        if op.seen is not None and inode.content_version != op.seen:
             # written here meanwhile: the modified file survives; what the deleting site saw
             # may live on here as a conflict copy, which goes as it went there
-            self._drop_superseded_copy(inode.file_id, op["seen"])
+            self._drop_superseded_copy(inode.file_id, op.seen)
             return
-        where = self._where(inode, op["parent"], op["name"])
+        where = self._where(inode, op.parent, op.name)
         if where is not None:
             self._drop(where, inode)
 
-    def _op_rmdir(self, e: JournalEntry, op: dict[str, Any]) -> None:
-        inode = self._live(op["fid"])
+    def _op_rmdir(self, e: JournalEntry, op: RmdirOp) -> None:
+        inode = self._live(op.fid)
         if inode is None or not inode.is_dir or self._reserved(inode):
             return
         self._evacuate(inode)
-        where = self._where(inode, op["parent"], op["name"])
+        where = self._where(inode, op.parent, op.name)
         if where is not None:
             self._drop(where, self.s._inode(inode.ino))
 
-    def _op_rename(self, e: JournalEntry, op: dict[str, Any]) -> None:
-        inode = self._live(op["fid"])
+    def _op_rename(self, e: JournalEntry, op: RenameOp) -> None:
+        inode = self._live(op.fid)
         moving = inode is not None and not self._reserved(inode)
         self._remove_replaced(op, inode if moving else None)
         if inode is None or not moving:
             # deleted meanwhile: a delete wins over a rename; but should a write bring the
             # file back, it comes back where the later rename put it
-            tomb = self.s._tombstone(op["fid"])
+            tomb = self.s._tombstone(op.fid)
             if tomb is not None and e.version > tomb[3]:
-                self.s._put_tombstone(op["fid"], op["new_parent"], op["new_name"], tomb[2],
+                self.s._put_tombstone(op.fid, op.new_parent, op.new_name, tomb[2],
                                       e.version)
             return
         inode = self.s._inode(inode.ino)
-        where = self._where(inode, op["parent"], op["name"])
+        where = self._where(inode, op.parent, op.name)
         if where is None:
             return
-        concurrent = (inode.name_version != op["name_seen"] if "name_seen" in op
+        concurrent = (inode.name_version != op.name_seen if op.name_seen is not None
                       else where != self._where_given(op))
         if concurrent and e.version < inode.name_version:
             return  # renamed here by a later change the origin had not seen: that one wins
-        directory, name, lost = self._place(op["new_parent"], op["new_name"], op["fid"])
+        directory, name, lost = self._place(op.new_parent, op.new_name, op.fid)
         if inode.is_dir and self.s._is_ancestor(inode.ino, directory.ino):
             directory, name = self._break_cycle(inode, directory, name, e.version)
         holder_ino = self.s._get_entry(directory.ino, name)
@@ -306,7 +335,7 @@ class Applier:
             return
         if holder_ino is not None:
             holder = self.s._inode(holder_ino)
-            if holder.file_id == op.get("replaced") and not self._reserved(holder):
+            if holder.file_id == op.replaced and not self._reserved(holder):
                 # replaced at the origin, written here meanwhile: it survives as a conflict copy
                 placed_as = self._conflict_place(directory, name, holder.name_version)
                 self._move(holder, (directory.ino, name), directory, placed_as,
@@ -321,32 +350,32 @@ class Applier:
                     return
         self._move(self.s._inode(inode.ino), where, directory, name, e.version)
 
-    def _remove_replaced(self, op: dict[str, Any], moving: Inode | None) -> None:
+    def _remove_replaced(self, op: RenameOp, moving: Inode | None) -> None:
         """The file a rename replaced at its origin goes here too, wherever it is by now (a
         delete wins over a rename), unless it was written here meanwhile."""
-        if op.get("replaced"):
-            self._drop_superseded_copy(op["replaced"], op.get("replaced_seen"))
-        replaced = self._live(op.get("replaced"))
+        if op.replaced:
+            self._drop_superseded_copy(op.replaced, op.replaced_seen)
+        replaced = self._live(op.replaced)
         if replaced is None or self._reserved(replaced):
             return
         if moving is not None and replaced.ino == moving.ino:
             return
-        if replaced.content_version != op.get("replaced_seen"):
+        if replaced.content_version != op.replaced_seen:
             return
         if replaced.is_dir:
             self._evacuate(replaced)
-        destination = self._live(op["new_parent"])
+        destination = self._live(op.new_parent)
         names = self.s._names_of(replaced.ino)
         if not names:
             return
         at_destination = (destination is not None and
-                          self.s._get_entry(destination.ino, op["new_name"]) == replaced.ino)
-        where = (destination.ino, op["new_name"]) if destination is not None and at_destination else names[0]
+                          self.s._get_entry(destination.ino, op.new_name) == replaced.ino)
+        where = (destination.ino, op.new_name) if destination is not None and at_destination else names[0]
         self._drop(where, self.s._inode(replaced.ino), refill=not (at_destination and moving))
 
-    def _where_given(self, op: dict[str, Any]) -> tuple[int, str] | None:
-        parent = self._live(op["parent"])
-        return (parent.ino, op["name"]) if parent is not None else None
+    def _where_given(self, op: RenameOp) -> tuple[int, str] | None:
+        parent = self._live(op.parent)
+        return (parent.ino, op.name) if parent is not None else None
 
     def _break_cycle(self, moving: Inode, directory: Inode, name: str,
                      ver: str) -> tuple[Inode, str]:
@@ -366,28 +395,28 @@ class Applier:
                    self._free_name(lost, latest_where[1], latest.file_id), latest.name_version)
         return directory, name
 
-    def _op_content(self, e: JournalEntry, op: dict[str, Any]) -> None:
-        self._record_content(op.get("hash"), int(op.get("size") or 0))
-        if op.get("hash"):
-            self.result.contents[op["hash"]] = e.origin
-        inode = self.s.by_file_id(op["fid"])
+    def _op_content(self, e: JournalEntry, op: ContentOp) -> None:
+        self._record_content(op.hash, op.size)
+        if op.hash:
+            self.result.contents[op.hash] = e.origin
+        inode = self.s.by_file_id(op.fid)
         if inode is None or (inode.nlink == 0 and inode.ino != ROOT_INO):
-            self._drop_superseded_copy(op["fid"], op.get("base"))
+            self._drop_superseded_copy(op.fid, op.base)
             self._write_to_deleted(e, op, inode)
             return
         if not inode.is_file:
             return
-        if inode.content_version == op.get("base"):
+        if inode.content_version == op.base:
             self._set_content(inode, e, op)
             return
-        self._drop_superseded_copy(inode.file_id, op.get("base"))
+        self._drop_superseded_copy(inode.file_id, op.base)
         if e.version > inode.content_version:
             self.keep_current_as_copy(inode)
             self._set_content(self.s._inode(inode.ino), e, op)
         else:
-            directory, name = self._copy_place(inode, op.get("parent"), op.get("name"))
-            self._make_copy(directory, name, inode, op.get("hash"), int(op.get("size") or 0),
-                            e.version, op.get("mode"))
+            directory, name = self._copy_place(inode, op.parent, op.name)
+            self._make_copy(directory, name, inode, op.hash, op.size,
+                            e.version, op.mode)
 
     def keep_current_as_copy(self, inode: Inode) -> None:
         """The file's current version lost to a later one: keep it as a conflict copy, where
@@ -397,16 +426,16 @@ class Applier:
         self._make_copy(directory, name, inode, inode.content, inode.size,
                         inode.content_version, written[2])
 
-    def _set_content(self, inode: Inode, e: JournalEntry, op: dict[str, Any]) -> None:
+    def _set_content(self, inode: Inode, e: JournalEntry, op: ContentOp) -> None:
         self.s._put_inode(_replace(
-            inode, content=op.get("hash"), size=int(op.get("size") or 0),
-            mtime_ns=int(op.get("mtime") or inode.mtime_ns), ctime_ns=physical_ms(e.hlc) * 1_000_000,
+            inode, content=op.hash, size=op.size,
+            mtime_ns=op.mtime or inode.mtime_ns, ctime_ns=physical_ms(e.hlc) * 1_000_000,
             origin_site=e.origin, content_version=e.version))
         self.result.inodes.add(inode.ino)
         # The names are dropped too, so the kernel lets go of the inode and asks again
         # (needed whenever the kernel keeps its own idea of a cached file's size).
         self.result.names += self.s._names_of(inode.ino)
-        self.s._put_kv(f"wrote:{inode.file_id}", json.dumps([op.get("parent"), op.get("name"), op.get("mode")]))
+        self.s._put_kv(f"wrote:{inode.file_id}", json.dumps([op.parent, op.name, op.mode]))
 
     def _copy_place(self, inode: Inode, parent_fid: str | None, name: str | None) -> tuple[Inode, str]:
         """Where a conflict copy of a version written as ``name`` in ``parent_fid`` goes:
@@ -443,95 +472,95 @@ class Applier:
         for where in self.s._names_of(copy.ino):
             self._drop(where, self.s._inode(copy.ino))
 
-    def _write_to_deleted(self, e: JournalEntry, op: dict[str, Any], inode: Inode | None) -> None:
+    def _write_to_deleted(self, e: JournalEntry, op: ContentOp, inode: Inode | None) -> None:
         """A write to a file deleted here. Concurrent with a later version that was then
         deleted, it loses to that version: it stays as that version's conflict copy would
         have. Otherwise the modified file survives the delete: it comes back where it was
         (under its conflict name if the name was taken meanwhile, in lost+found if its
         directory went)."""
-        tomb = self.s._tombstone(op["fid"])
-        parent_fid, name = (tomb[0], tomb[1]) if tomb else (op.get("parent"), op.get("name") or op["fid"])
+        tomb = self.s._tombstone(op.fid)
+        parent_fid, name = (tomb[0], tomb[1]) if tomb else (op.parent, op.name or op.fid)
         deleted_version = tomb[2] if tomb else (inode.content_version if inode else "")
         if deleted_version and e.version < deleted_version:
-            author_dir = self._live(op.get("parent"))
-            if author_dir is not None and author_dir.is_dir and op.get("name"):
-                directory, name = author_dir, op["name"]
+            author_dir = self._live(op.parent)
+            if author_dir is not None and author_dir.is_dir and op.name:
+                directory, name = author_dir, op.name
             else:
-                directory, name, _ = self._place(parent_fid, name, op["fid"])
-            template = inode or Inode(0, op["fid"], int(op.get("mode") or stat.S_IFREG | 0o644),
-                                      int(op.get("uid") or 0), int(op.get("gid") or 0), 0, 0,
+                directory, name, _ = self._place(parent_fid, name, op.fid)
+            template = inode or Inode(0, op.fid, op.mode or stat.S_IFREG | 0o644,
+                                      op.uid or 0, op.gid or 0, 0, 0,
                                       0, 0, 0)
-            self._make_copy(directory, name, template, op.get("hash"), int(op.get("size") or 0),
-                            e.version, op.get("mode"))
+            self._make_copy(directory, name, template, op.hash, op.size,
+                            e.version, op.mode)
             return
         self._resurrect(e, op, inode, parent_fid, name)
 
-    def _resurrect(self, e: JournalEntry, op: dict[str, Any], inode: Inode | None,
+    def _resurrect(self, e: JournalEntry, op: ContentOp, inode: Inode | None,
                    parent_fid: str | None, name: str) -> None:
-        tomb = self.s._tombstone(op["fid"])
+        tomb = self.s._tombstone(op.fid)
         name_ver = (tomb[3] if tomb else inode.name_version if inode is not None
-                    else op.get("name_version") or e.version)
-        directory, name, lost = self._place(parent_fid, original_name(name), op["fid"])
+                    else op.name_version or e.version)
+        directory, name, lost = self._place(parent_fid, original_name(name), op.fid)
         wanted = name
         if not lost:
             name = self._claim(directory, name, name_ver)
         t = physical_ms(e.hlc) * 1_000_000
         if inode is None:
-            inode = Inode(ino=self.s._bump("next_ino"), file_id=op["fid"],
-                          mode=int(op.get("mode") or stat.S_IFREG | 0o644),
-                          uid=int(op.get("uid") or 0), gid=int(op.get("gid") or 0), size=0,
+            inode = Inode(ino=self.s._bump("next_ino"), file_id=op.fid,
+                          mode=op.mode or stat.S_IFREG | 0o644,
+                          uid=op.uid or 0, gid=op.gid or 0, size=0,
                           nlink=0, atime_ns=t, mtime_ns=t, ctime_ns=t,
                           attr_version=e.version)
-        revived = _replace(inode, nlink=1, content=op.get("hash"), size=int(op.get("size") or 0),
-                           mtime_ns=int(op.get("mtime") or t), origin_site=e.origin,
+        revived = _replace(inode, nlink=1, content=op.hash, size=op.size,
+                           mtime_ns=op.mtime or t, origin_site=e.origin,
                            content_version=e.version, name_version=name_ver)
         self.s._put_inode(revived)
         self._bind(directory, name, revived)
         self.result.inodes.add(revived.ino)
-        self.s._put_kv(f"wrote:{revived.file_id}", json.dumps([op.get("parent"), op.get("name"), op.get("mode")]))
+        self.s._put_kv(f"wrote:{revived.file_id}", json.dumps([op.parent, op.name, op.mode]))
         if name != wanted:
             self.s._want(directory.ino, wanted, revived, name)
 
-    def _op_setattr(self, e: JournalEntry, op: dict[str, Any]) -> None:
-        inode = self.s.by_file_id(op["fid"])
+    def _op_setattr(self, e: JournalEntry, op: SetattrOp) -> None:
+        inode = self.s.by_file_id(op.fid)
         if inode is None:
             return
-        owner = {k: op[k] for k in ("mode", "uid", "gid") if op.get(k) is not None}
-        changes: dict[str, Any] = {}
-        if owner and e.version > inode.attr_version:
-            if "mode" in owner:
-                changes["mode"] = stat.S_IFMT(inode.mode) | (int(owner["mode"]) & 0o7777)
-            for key in ("uid", "gid"):
-                if key in owner:
-                    changes[key] = int(owner[key])
-            changes["attr_version"] = e.version
-        for key in ("atime_ns", "mtime_ns"):
-            if op.get(key) is not None:
-                changes[key] = int(op[key])
-        if changes:
-            self.s._put_inode(_replace(inode, ctime_ns=physical_ms(e.hlc) * 1_000_000, **changes))
+        changed = inode
+        if op.changes_owner and e.version > inode.attr_version:
+            changed = _replace(
+                changed, attr_version=e.version,
+                mode=(stat.S_IFMT(inode.mode) | (op.mode & 0o7777) if op.mode is not None
+                      else inode.mode),
+                uid=op.uid if op.uid is not None else inode.uid,
+                gid=op.gid if op.gid is not None else inode.gid)
+        if op.atime_ns is not None:
+            changed = _replace(changed, atime_ns=op.atime_ns)
+        if op.mtime_ns is not None:
+            changed = _replace(changed, mtime_ns=op.mtime_ns)
+        if changed is not inode:
+            self.s._put_inode(_replace(changed, ctime_ns=physical_ms(e.hlc) * 1_000_000))
             self.result.inodes.add(inode.ino)
 
-    def _op_setxattr(self, e: JournalEntry, op: dict[str, Any]) -> None:
-        inode = self.s.by_file_id(op["fid"])
+    def _op_setxattr(self, e: JournalEntry, op: SetxattrOp) -> None:
+        inode = self.s.by_file_id(op.fid)
         if inode is not None:
-            self.s._put_xattr(inode.ino, op["name"], bytes.fromhex(op["value"]))
+            self.s._put_xattr(inode.ino, op.name, op.value)
 
-    def _op_removexattr(self, e: JournalEntry, op: dict[str, Any]) -> None:
-        inode = self.s.by_file_id(op["fid"])
+    def _op_removexattr(self, e: JournalEntry, op: RemovexattrOp) -> None:
+        inode = self.s.by_file_id(op.fid)
         if inode is not None:
-            self.s._del_xattr(inode.ino, op["name"])
+            self.s._del_xattr(inode.ino, op.name)
 
-    def _op_retire(self, e: JournalEntry, op: dict[str, Any]) -> None:
+    def _op_retire(self, e: JournalEntry, op: RetireOp) -> None:
         """The content is about to be deleted from the bucket: not "in the bucket" any more
         here, so a write of the same bytes here uploads them again."""
-        record = self.s._get_content(op["hash"])
+        record = self.s._get_content(op.hash)
         if record is not None and record.in_bucket:
             self.s._put_content(ContentRecord(record.hash, record.size, in_bucket=False))
-        self.result.retired.append(op["hash"])
+        self.result.retired.append(op.hash)
 
-    def _op_instance(self, e: JournalEntry, op: dict[str, Any]) -> None:
-        record = self.s._get_content(op["hash"])
-        size = record.size if record is not None else int(op.get("size") or 0)
-        self.s._put_content(ContentRecord(op["hash"], size, in_bucket=True))
-        self.result.in_bucket.append(op["hash"])
+    def _op_instance(self, e: JournalEntry, op: InstanceOp) -> None:
+        record = self.s._get_content(op.hash)
+        size = record.size if record is not None else op.size
+        self.s._put_content(ContentRecord(op.hash, size, in_bucket=True))
+        self.result.in_bucket.append(op.hash)

@@ -32,6 +32,7 @@ from meridian.errors import StoreError
 from meridian.meta.base import EngineStore
 from meridian.meta.checkpoint import Checkpointer
 from meridian.meta.interface import ContentRecord, Inode, JournalEntry, PendingUpload
+from meridian.meta.journal import op_from_wire
 
 _FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
 CACHE_ROWS = 65_536  # per cache (inodes, entries, kv): a few tens of MB at most
@@ -406,14 +407,14 @@ class SqliteMetaStore(EngineStore):
 
     def _append_journal(self, entry: JournalEntry) -> None:
         self._db.execute("INSERT INTO journal VALUES (?, ?, ?, ?, ?)",
-                         (entry.seq, entry.origin, entry.hlc, json.dumps(entry.op),
+                         (entry.seq, entry.origin, entry.hlc, json.dumps(entry.op.to_wire()),
                           entry.origin_seq))
 
     def _read_journal(self, after: int, limit: int) -> list[JournalEntry]:
         rows = self._db.execute(
             "SELECT seq, origin, hlc, op, origin_seq FROM journal WHERE seq > ? ORDER BY seq "
             "LIMIT ?", (after, limit))
-        return [JournalEntry(seq, origin, hlc, json.loads(op), origin_seq)
+        return [JournalEntry(seq, origin, hlc, op_from_wire(json.loads(op)), origin_seq)
                 for seq, origin, hlc, op, origin_seq in rows]
 
     def _get_content(self, hash: str) -> ContentRecord | None:

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 from meridian.content import LocalVolume
 from meridian.errors import MeridianError, NoSpace
-from meridian.meta import Inode, JournalEntry, MetaStore
+from meridian.meta import ContentOp, CreateOp, Inode, JournalEntry, LinkOp, MetaStore, RenameOp, SetattrOp
 from meridian.meta.interface import ROOT_INO
 from meridian.mover import Mover
 from meridian.objectives.language import DEFAULT_GROUPS, FileFacts, Objective, Placement, parse, resolve
@@ -42,7 +42,7 @@ from meridian.objectives.language import DEFAULT_GROUPS, FileFacts, Objective, P
 log = logging.getLogger(__name__)
 
 PINNING = {"place-on-local-volumes", "keep-online", "do-not-move", "confine-to-local-volumes"}
-_FILE_OPS = {"create", "content", "rename", "link", "setattr"}
+_FILE_OPS = (CreateOp, ContentOp, RenameOp, LinkOp, SetattrOp)
 
 
 @dataclass
@@ -130,10 +130,10 @@ class Orchestrator:
             return
         for entry in entries:
             op = entry.op
-            if op.get("op") in _FILE_OPS and op.get("fid"):
-                self.enqueue(str(op["fid"]))
-                if op["op"] == "rename":
-                    self._enqueue_subtree(str(op["fid"]))
+            if isinstance(op, _FILE_OPS) and op.file_id:
+                self.enqueue(op.file_id)
+                if isinstance(op, RenameOp):
+                    self._enqueue_subtree(op.file_id)
 
     def enqueue(self, file_id: str) -> None:
         if file_id not in self._queued:

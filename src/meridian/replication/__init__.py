@@ -7,7 +7,7 @@ state for ``status``, and the hooks through which the mount and the event stream
 was applied.
 """
 
-from meridian.replication.link import LinkState, Peer, PeerLink, entry_of
+from meridian.replication.link import EntryRefused, LinkState, Peer, PeerLink, entries_of
 from meridian.replication.service import Replication
 
-__all__ = ["LinkState", "Peer", "PeerLink", "Replication", "entry_of"]
+__all__ = ["EntryRefused", "LinkState", "Peer", "PeerLink", "Replication", "entries_of"]

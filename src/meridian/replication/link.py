@@ -21,13 +21,16 @@ from typing import Any
 
 import httpx
 
-from meridian.meta import JournalEntry, MetaStore
+from meridian.errors import InvalidJournalEntry
+from meridian.meta import JOURNAL_FORMAT, JournalEntry, MetaStore, check_entry, entry_from_wire
 from meridian.meta.replica import ApplyResult
 
 log = logging.getLogger(__name__)
 
 POLL_WAIT = 20.0  # seconds a long poll is held by the peer when it has nothing new
 BATCH = 2000  # entries per pull
+DEFAULT_MAX_CLOCK_SKEW = 60.0  # seconds a peer's clock may be ahead ([replication])
+REFUSED_RETRY = 60.0  # seconds between looks at a peer whose entry was refused
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,7 @@ class LinkState:
     applied: int = 0  # entries applied through this link since start
     caught_up_at: float = 0.0  # when the position last reached the peer's newest entry
     paused: bool = False
+    refused: bool = False  # stopped: the peer sent an entry this site will not apply
 
     @property
     def entries_behind(self) -> int:
@@ -70,24 +74,54 @@ class LinkState:
                 "error": self.error, "position": self.position,
                 "peer_last_seq": self.peer_last_seq, "entries_behind": self.entries_behind,
                 "seconds_behind": None if behind == float("inf") else round(behind, 3),
-                "applied": self.applied, "paused": self.paused}
+                "applied": self.applied, "paused": self.paused, "refused": self.refused}
 
 
-def entry_of(raw: dict[str, Any]) -> JournalEntry:
-    """A journal entry from its JSON form. Raises ValueError on a malformed one."""
-    try:
-        return JournalEntry(int(raw["seq"]), str(raw["origin"]), int(raw["hlc"]),
-                            dict(raw["op"]), int(raw["origin_seq"]))
-    except (KeyError, TypeError) as exc:
-        raise ValueError(f"malformed journal entry {raw!r:.200}: {exc}") from None
+class EntryRefused(Exception):
+    """A peer sent an entry this site will not apply (nothing of its batch is applied)."""
+
+
+def entries_of(body: dict[str, Any], peer: str, after: int, *,
+               max_ahead_ms: int | None) -> list[JournalEntry]:
+    """The entries of one journal answer, each checked as strictly as a local change
+    (``meta.journal.check_entry``), in strictly increasing ``seq`` after ``after``. Raises
+    EntryRefused naming the peer, the entry's origin, origin sequence and seq, and the field."""
+    fmt = body.get("format", 1)
+    if not isinstance(fmt, int) or isinstance(fmt, bool) or fmt > JOURNAL_FORMAT:
+        raise EntryRefused(f"{peer} speaks journal format {fmt!r}; this site reads formats up "
+                           f"to {JOURNAL_FORMAT}: upgrade this site")
+    raw_entries = body.get("entries")
+    if not isinstance(raw_entries, list):
+        raise EntryRefused(f"{peer} answered without a list of entries")
+    entries = []
+    previous = after
+    for raw in raw_entries:
+        try:
+            entry = entry_from_wire(raw)
+            check_entry(entry, max_ahead_ms=max_ahead_ms)
+            if entry.seq <= previous:
+                raise InvalidJournalEntry("seq", f"{entry.seq} does not follow {previous}")
+        except InvalidJournalEntry as exc:
+            where = raw if isinstance(raw, dict) else {}
+            raise EntryRefused(
+                f"{peer} sent an invalid entry {where.get('origin', '?')!s:.64}/"
+                f"{where.get('origin_seq', '?')!s:.20} (seq {where.get('seq', '?')!s:.20} in its "
+                f"journal): {exc}; nothing of its batch was applied") from None
+        previous = entry.seq
+        entries.append(entry)
+    return entries
 
 
 class PeerLink:
     """Pulls one peer. ``on_applied`` is called (on the loop) after each applied batch."""
 
     def __init__(self, meta: MetaStore, peer: Peer, client: httpx.AsyncClient,
-                 on_applied: Callable[[ApplyResult], None], *, retry_max: float = 10.0) -> None:
+                 on_applied: Callable[[ApplyResult], None], *, retry_max: float = 10.0,
+                 max_clock_skew: float | None = DEFAULT_MAX_CLOCK_SKEW,
+                 refused_retry: float = REFUSED_RETRY) -> None:
         self.meta = meta
+        self.max_ahead_ms = None if max_clock_skew is None else int(max_clock_skew * 1000)
+        self.refused_retry = refused_retry
         self.peer = peer
         self.client = client
         self.on_applied = on_applied
@@ -116,6 +150,10 @@ class PeerLink:
                 gap = await self.pull_once(wait=POLL_WAIT if self._ever_connected else 0.0)
             except asyncio.CancelledError:
                 raise
+            except EntryRefused as exc:  # stopped: the same batch would be refused again
+                self._refused(str(exc))
+                await asyncio.sleep(self.refused_retry)
+                continue
             except Exception as exc:  # any failure of one pull: retry, never die
                 failures += 1
                 self._failed(exc)
@@ -129,7 +167,7 @@ class PeerLink:
                          self.peer.url, self.state.position, self.state.peer_last_seq)
             failures = 0
             self._ever_connected = True
-            self.state.connected, self.state.error = True, ""
+            self.state.connected, self.state.error, self.state.refused = True, "", False
             if gap:  # entries of a third site we lack: they come through another link
                 await asyncio.sleep(0.5)
 
@@ -146,9 +184,17 @@ class PeerLink:
                                   "(check [[peers]] token in the config)")
         response.raise_for_status()
         body = response.json()
-        entries = [entry_of(raw) for raw in body["entries"]]
-        self.state.peer_last_seq = int(body["last_seq"])
-        through = int(body.get("through", entries[-1].seq if entries else position))
+        if not isinstance(body, dict):
+            raise EntryRefused(f"{self.peer.name} answered a journal pull with "
+                               f"{type(body).__name__}, not an object")
+        entries = entries_of(body, self.peer.name, position, max_ahead_ms=self.max_ahead_ms)
+        last_seq, through = body.get("last_seq"), body.get("through", entries[-1].seq if entries
+                                                           else position)
+        if not isinstance(last_seq, int) or not isinstance(through, int) or (
+                entries and through < entries[-1].seq):
+            raise EntryRefused(f"{self.peer.name} answered a journal pull with last_seq "
+                               f"{last_seq!r:.20} and through {through!r:.20}")
+        self.state.peer_last_seq = last_seq
         if entries or through > position:
             result = self.meta.apply_entries(self.peer.name, entries, through=through)
             self.state.applied += result.applied
@@ -160,6 +206,13 @@ class PeerLink:
         if self.state.position >= self.state.peer_last_seq:
             self.state.caught_up_at = time.time()
         return result.gap
+
+    def _refused(self, message: str) -> None:
+        """The peer sent what this site will not apply: the link stops (it looks again every
+        ``refused_retry`` seconds, in case the peer was mended) and says so once."""
+        if self.state.error != message:
+            log.error("link to %s (%s) stopped: %s", self.peer.name, self.peer.url, message)
+        self.state.connected, self.state.refused, self.state.error = False, True, message
 
     def _failed(self, exc: BaseException) -> None:
         message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -10,7 +10,7 @@ import httpx
 
 from meridian.meta import MetaStore
 from meridian.meta.replica import ApplyResult
-from meridian.replication.link import Peer, PeerLink
+from meridian.replication.link import DEFAULT_MAX_CLOCK_SKEW, Peer, PeerLink
 
 log = logging.getLogger(__name__)
 
@@ -19,9 +19,11 @@ class Replication:
     """Starts and stops the links; fans applied batches out to listeners (the mount's cache
     invalidation, the content prefetcher). Runs on the site's event loop."""
 
-    def __init__(self, meta: MetaStore, peers: tuple[Peer, ...]) -> None:
+    def __init__(self, meta: MetaStore, peers: tuple[Peer, ...], *,
+                 max_clock_skew: float = DEFAULT_MAX_CLOCK_SKEW) -> None:
         self.meta = meta
         self.peers = peers
+        self.max_clock_skew = max_clock_skew
         self._listeners: list[Callable[[ApplyResult], None]] = []
         self._client: httpx.AsyncClient | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -48,7 +50,8 @@ class Replication:
                 log.info("replication: %s left the namespace; not pulling from it (remove its "
                          "[[peers]] entry from the config)", peer.name)
                 continue
-            link = PeerLink(self.meta, peer, self._client, self._applied)
+            link = PeerLink(self.meta, peer, self._client, self._applied,
+                            max_clock_skew=self.max_clock_skew)
             self.links[peer.name] = link
             self._tasks.append(asyncio.create_task(link.run(), name=f"link-{peer.name}"))
         log.info("replication: pulling from %s", ", ".join(p.name for p in self.peers))

@@ -119,6 +119,11 @@ class ApiConfig:
 
 
 @dataclass(frozen=True)
+class ReplicationConfig:
+    max_clock_skew: float = 60.0  # seconds a peer's clock may run ahead of this site's
+
+
+@dataclass(frozen=True)
 class PeerConfig:
     name: str
     url: str  # the peer's API, e.g. http://10.0.0.2:7411/api/v1
@@ -135,6 +140,7 @@ class SiteConfig:
     mover: MoverConfig = MoverConfig()
     api: ApiConfig | None = None  # no [api] section: the site serves no API
     peers: tuple[PeerConfig, ...] = ()
+    replication: ReplicationConfig = ReplicationConfig()
     path: Path | None = None  # the file it was loaded from
     request_spin_us: int = 100  # the mount's spin before it parks (mount/waiting.py)
     writeback_cache: bool = False  # the kernel's writeback cache on the mount
@@ -196,7 +202,7 @@ def _check_unknown(table: dict[str, Any], section: str, known: set[str]) -> None
 
 def parse_config(doc: dict[str, Any], path: Path | None = None) -> SiteConfig:
     """Validate a parsed TOML document. Raises ConfigError naming the first bad key."""
-    _check_unknown(doc, "", {"site", "bucket", "volumes", "mover", "api", "peers"})
+    _check_unknown(doc, "", {"site", "bucket", "volumes", "mover", "api", "peers", "replication"})
     site = _table(doc, "site")
     _check_unknown(site, "site", {"name", "data", "mount", "request_spin_us", "writeback_cache"})
     name = _string(site, "site", "name") or ""
@@ -279,8 +285,15 @@ def parse_config(doc: dict[str, Any], path: Path | None = None) -> SiteConfig:
         peers.append(PeerConfig(peer_name, url.rstrip("/"), _string(peer, key, "token") or ""))
     if len({p.name for p in peers}) != len(peers):
         raise ConfigError("peers", "a peer is listed twice")
+    replication_doc = _table(doc, "replication", required=False)
+    _check_unknown(replication_doc, "replication", {"max_clock_skew"})
+    skew = replication_doc.get("max_clock_skew", ReplicationConfig.max_clock_skew)
+    if isinstance(skew, bool) or not isinstance(skew, (int, float)) or not 0 < skew <= 86400:
+        raise ConfigError("replication.max_clock_skew",
+                          f"must be a number of seconds above 0 and at most 86400, got {skew!r}")
     return SiteConfig(name=name, data=data, bucket=bucket, volumes=tuple(volumes), mount=mount,
-                      mover=MoverConfig(**mover_values), api=api, peers=tuple(peers), path=path,
+                      mover=MoverConfig(**mover_values), api=api, peers=tuple(peers),
+                      replication=ReplicationConfig(float(skew)), path=path,
                       request_spin_us=spin, writeback_cache=writeback)
 
 
@@ -316,6 +329,8 @@ def write_config(config: SiteConfig, path: Path) -> None:
     }
     if config.api is not None:
         doc["api"] = {"listen": config.api.listen, "token": config.api.token}
+    if config.replication != ReplicationConfig():
+        doc["replication"] = vars(config.replication)
     if config.peers:
         doc["peers"] = [{"name": p.name, "url": p.url, "token": p.token} for p in config.peers]
     tmp = path.with_suffix(".toml.tmp")

@@ -48,7 +48,8 @@ class Site:
         self._in_bucket: set[str] = set()
         self._origins: dict[str, str] = {}  # content hash -> the site that wrote it
         peers = tuple(Peer(p.name, p.url, p.token) for p in config.peers)
-        self.replication = Replication(meta, peers)
+        self.replication = Replication(meta, peers,
+                                       max_clock_skew=config.replication.max_clock_skew)
         self.replication.add_listener(self._applied)
         self.collector = Collector(meta, bucket, peers, grace=config.mover.gc_grace,
                                    interval=config.mover.gc_interval, on_retired=self._retired,

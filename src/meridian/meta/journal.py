@@ -1,0 +1,644 @@
+"""The journal's wire format: every operation a site replays, as a typed, versioned contract.
+
+A journal entry is what one site tells the others of one change. Its operation is one of the
+frozen dataclasses below; nothing else in Meridian reads an operation by key. On the wire
+(``GET /api/v1/journal``) and in the SQLite store an entry is JSON::
+
+    {"seq": 42, "origin": "east", "origin_seq": 17, "hlc": 116..., "op": {"op": "create", ...}}
+
+and the journal answer carries ``"format": JOURNAL_FORMAT``. ``docs/replication.md`` documents
+every operation and field; a site refuses an answer in a format newer than its own.
+
+Two levels of checking:
+
+- :func:`entry_from_wire` decodes: every required key present, no unknown key, every value of
+  its type. Used for the store's own rows too (cheap).
+- :func:`check_entry` is the gate for entries from a peer, as strict as the checks a local
+  change passes: names, file ids, versions, hashes, modes and file types, sizes, symlink and
+  extended attribute sizes, and the entry's clock against this site's. It raises
+  :class:`~meridian.errors.InvalidJournalEntry` naming the field.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar, TypeVar
+
+from meridian.errors import InvalidJournalEntry
+
+JOURNAL_FORMAT = 1  # the version of the wire format below (docs/replication.md)
+
+MAX_NAME = 255  # bytes in one path component
+MAX_TARGET = 4095  # bytes in a symlink target (PATH_MAX less its NUL)
+MAX_XATTR_NAME = 255
+MAX_XATTR_VALUE = 65536
+MAX_SIZE = (1 << 63) - 1
+MAX_ID = (1 << 32) - 1  # uid, gid
+_PHYSICAL_SHIFT = 16  # an HLC is (ms << 16) | counter (meta/clock.py)
+
+_SITE = r"[a-z0-9][a-z0-9_-]{0,62}"
+_SITE_RE = re.compile(_SITE)
+_VERSION = rf"[0-9a-f]{{16}}\.{_SITE}"
+_VERSION_RE = re.compile(_VERSION)
+# a file's id: Meridian's own directories, "<site id>.<counter>", or a conflict copy's id,
+# "<file id>!<version it keeps>" (meta/replica.py copy_file_id)
+_FILE_ID_RE = re.compile(rf"(?:root|meridian|lost\+found|[0-9a-f]{{32}}\.[1-9][0-9]{{0,18}})"
+                         rf"(?:!{_VERSION})*")
+_HASH_RE = re.compile(r"[0-9a-f]{64}")
+_FILE_TYPES = frozenset({stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK, stat.S_IFIFO, stat.S_IFSOCK,
+                         stat.S_IFCHR, stat.S_IFBLK})
+
+
+def version(hlc: int, origin: str) -> str:
+    """A change's version: strings that compare as DESIGN.md rule 5 orders changes (the
+    later HLC wins; equal clocks are ordered by site name)."""
+    return f"{hlc:016x}.{origin}"
+
+
+def version_hlc(ver: str) -> int:
+    """The clock value inside a version ("" gives 0)."""
+    return int(ver.split(".", 1)[0], 16) if ver else 0
+
+
+def version_origin(ver: str) -> str:
+    return ver.split(".", 1)[1] if ver else ""
+
+
+# -- decoding -----------------------------------------------------------------------------------
+class _Fields:
+    """Reads one operation's fields from its wire form, naming the field in every error."""
+
+    def __init__(self, data: Mapping[str, Any], kind: str) -> None:
+        self.data = data
+        self.kind = kind
+        self.read: set[str] = {"op"}
+
+    def _get(self, key: str, required: bool) -> Any:
+        self.read.add(key)
+        if key not in self.data:
+            if required:
+                raise InvalidJournalEntry(f"op.{key}", f"missing from a {self.kind} operation")
+            return None
+        return self.data[key]
+
+    def text(self, key: str) -> str:
+        value = self._get(key, True)
+        if not isinstance(value, str):
+            raise InvalidJournalEntry(f"op.{key}", f"must be a string, got {_kind(value)}")
+        return value
+
+    def maybe_text(self, key: str, required: bool = True) -> str | None:
+        value = self._get(key, required)
+        if value is not None and not isinstance(value, str):
+            raise InvalidJournalEntry(f"op.{key}", f"must be a string or null, got {_kind(value)}")
+        return value
+
+    def number(self, key: str) -> int:
+        value = self.maybe_number(key)
+        if value is None:
+            raise InvalidJournalEntry(f"op.{key}", "must be a whole number, got null")
+        return value
+
+    def maybe_number(self, key: str, required: bool = True) -> int | None:
+        value = self._get(key, required)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise InvalidJournalEntry(f"op.{key}", f"must be a whole number, got {_kind(value)}")
+        return value
+
+    def done(self) -> None:
+        unknown = sorted(set(self.data) - self.read)
+        if unknown:
+            raise InvalidJournalEntry(f"op.{unknown[0]}", f"unknown in a {self.kind} operation")
+
+
+def _kind(value: object) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+# -- the operations -----------------------------------------------------------------------------
+class Op:
+    """One namespace or content operation. ``KIND`` is its name on the wire."""
+
+    __slots__ = ()
+    KIND: ClassVar[str]
+
+    @property
+    def file_id(self) -> str | None:
+        """The file the operation changes (None for content-only operations)."""
+        return None
+
+    @property
+    def place(self) -> tuple[str | None, str | None]:
+        """(directory file id, name) the operation names the file by, if it does."""
+        return None, None
+
+    def to_wire(self) -> dict[str, Any]:
+        wire: dict[str, Any] = {"op": self.KIND}
+        for f in fields(self):  # type: ignore[arg-type]
+            wire[f.name] = getattr(self, f.name)
+        return wire
+
+    def check(self, c: _Checker) -> None:
+        """Raise InvalidJournalEntry if a field holds what no site could have written."""
+
+
+_O = TypeVar("_O", bound=Op)
+_DECODERS: dict[str, Callable[[_Fields], Op]] = {}
+
+
+def _wire(kind: str) -> Callable[[type[_O]], type[_O]]:
+    def register(cls: type[_O]) -> type[_O]:
+        cls.KIND = kind
+        _DECODERS[kind] = cls.decode  # type: ignore[attr-defined]
+        return cls
+    return register
+
+
+class _FileOp(Op):
+    __slots__ = ()
+    fid: str
+
+    @property
+    def file_id(self) -> str | None:
+        return self.fid
+
+
+@_wire("create")
+@dataclass(frozen=True, slots=True)
+class CreateOp(_FileOp):
+    """A file, directory, symlink, FIFO, socket or device node made in ``parent``."""
+
+    parent: str
+    name: str
+    fid: str
+    mode: int  # full st_mode: type and permission bits
+    uid: int
+    gid: int
+    target: str | None = None  # symlinks only
+    rdev: int = 0  # device nodes only
+
+    @property
+    def place(self) -> tuple[str | None, str | None]:
+        return self.parent, self.name
+
+    @classmethod
+    def decode(cls, f: _Fields) -> CreateOp:
+        return cls(f.text("parent"), f.text("name"), f.text("fid"), f.number("mode"),
+                   f.number("uid"), f.number("gid"), f.maybe_text("target", required=False),
+                   f.maybe_number("rdev", required=False) or 0)
+
+    def check(self, c: _Checker) -> None:
+        c.file_id("parent", self.parent)
+        c.name("name", self.name)
+        c.file_id("fid", self.fid)
+        c.mode("mode", self.mode, full=True)
+        c.owner("uid", self.uid)
+        c.owner("gid", self.gid)
+        is_link = stat.S_ISLNK(self.mode)
+        if is_link != (self.target is not None):
+            raise InvalidJournalEntry("op.target", "a symlink needs a target and nothing else has one")
+        if self.target is not None:
+            c.target("target", self.target)
+        c.bounded("rdev", self.rdev, MAX_SIZE)
+
+
+@_wire("link")
+@dataclass(frozen=True, slots=True)
+class LinkOp(_FileOp):
+    """One more name for a file."""
+
+    fid: str
+    parent: str
+    name: str
+
+    @property
+    def place(self) -> tuple[str | None, str | None]:
+        return self.parent, self.name
+
+    @classmethod
+    def decode(cls, f: _Fields) -> LinkOp:
+        return cls(f.text("fid"), f.text("parent"), f.text("name"))
+
+    def check(self, c: _Checker) -> None:
+        c.file_id("fid", self.fid)
+        c.file_id("parent", self.parent)
+        c.name("name", self.name)
+
+
+@_wire("unlink")
+@dataclass(frozen=True, slots=True)
+class UnlinkOp(_FileOp):
+    """One name of a non-directory removed; ``seen`` is the content version it removed."""
+
+    parent: str
+    name: str
+    fid: str
+    seen: str | None = None
+
+    @property
+    def place(self) -> tuple[str | None, str | None]:
+        return self.parent, self.name
+
+    @classmethod
+    def decode(cls, f: _Fields) -> UnlinkOp:
+        return cls(f.text("parent"), f.text("name"), f.text("fid"),
+                   f.maybe_text("seen", required=False))
+
+    def check(self, c: _Checker) -> None:
+        c.file_id("parent", self.parent)
+        c.name("name", self.name)
+        c.file_id("fid", self.fid)
+        c.version("seen", self.seen)
+
+
+@_wire("rmdir")
+@dataclass(frozen=True, slots=True)
+class RmdirOp(_FileOp):
+    """An empty directory removed."""
+
+    parent: str
+    name: str
+    fid: str
+
+    @property
+    def place(self) -> tuple[str | None, str | None]:
+        return self.parent, self.name
+
+    @classmethod
+    def decode(cls, f: _Fields) -> RmdirOp:
+        return cls(f.text("parent"), f.text("name"), f.text("fid"))
+
+    def check(self, c: _Checker) -> None:
+        c.file_id("parent", self.parent)
+        c.name("name", self.name)
+        c.file_id("fid", self.fid)
+
+
+@_wire("rename")
+@dataclass(frozen=True, slots=True)
+class RenameOp(_FileOp):
+    """A name moved; what it saw: the name's version (``name_seen``), and the file it replaced
+    at the destination (``replaced``) with that file's content version (``replaced_seen``)."""
+
+    parent: str
+    name: str
+    new_parent: str
+    new_name: str
+    fid: str
+    name_seen: str | None = None
+    replaced: str | None = None
+    replaced_seen: str | None = None
+
+    @property
+    def place(self) -> tuple[str | None, str | None]:
+        return self.new_parent, self.new_name
+
+    @classmethod
+    def decode(cls, f: _Fields) -> RenameOp:
+        return cls(f.text("parent"), f.text("name"), f.text("new_parent"), f.text("new_name"),
+                   f.text("fid"), f.maybe_text("name_seen", required=False),
+                   f.maybe_text("replaced", required=False),
+                   f.maybe_text("replaced_seen", required=False))
+
+    def check(self, c: _Checker) -> None:
+        c.file_id("parent", self.parent)
+        c.name("name", self.name)
+        c.file_id("new_parent", self.new_parent)
+        c.name("new_name", self.new_name)
+        c.file_id("fid", self.fid)
+        c.version("name_seen", self.name_seen)
+        if self.replaced is not None:
+            c.file_id("replaced", self.replaced)
+        c.version("replaced_seen", self.replaced_seen)
+
+
+@_wire("setattr")
+@dataclass(frozen=True, slots=True)
+class SetattrOp(_FileOp):
+    """Mode, owner or times changed (None: left as it was)."""
+
+    fid: str
+    mode: int | None = None
+    uid: int | None = None
+    gid: int | None = None
+    atime_ns: int | None = None
+    mtime_ns: int | None = None
+
+    @property
+    def changes_owner(self) -> bool:
+        return self.mode is not None or self.uid is not None or self.gid is not None
+
+    def to_wire(self) -> dict[str, Any]:
+        return {key: value for key, value in Op.to_wire(self).items() if value is not None}
+
+    @classmethod
+    def decode(cls, f: _Fields) -> SetattrOp:
+        return cls(f.text("fid"), *(f.maybe_number(key, required=False)
+                                    for key in ("mode", "uid", "gid", "atime_ns", "mtime_ns")))
+
+    def check(self, c: _Checker) -> None:
+        c.file_id("fid", self.fid)
+        if self.mode is not None:
+            c.mode("mode", self.mode, full=False)
+        for key in ("uid", "gid"):
+            value = getattr(self, key)
+            if value is not None:
+                c.owner(key, value)
+        for key in ("atime_ns", "mtime_ns"):
+            value = getattr(self, key)
+            if value is not None:
+                c.time(key, value)
+
+
+@_wire("content")
+@dataclass(frozen=True, slots=True)
+class ContentOp(_FileOp):
+    """A file's content replaced (``hash`` None: empty), based on content version ``base``.
+    It carries where and how the file was (``parent``, ``name``, ``name_version``, ``mode``,
+    owner), enough to bring it back at a site that deleted it meanwhile."""
+
+    fid: str
+    hash: str | None
+    size: int
+    mtime: int
+    base: str | None = None
+    parent: str | None = None
+    name: str | None = None
+    name_version: str | None = None
+    mode: int | None = None
+    uid: int | None = None
+    gid: int | None = None
+
+    @property
+    def place(self) -> tuple[str | None, str | None]:
+        return self.parent, self.name
+
+    @classmethod
+    def decode(cls, f: _Fields) -> ContentOp:
+        return cls(f.text("fid"), f.maybe_text("hash"), f.number("size"), f.number("mtime"),
+                   f.maybe_text("base", required=False), f.maybe_text("parent", required=False),
+                   f.maybe_text("name", required=False),
+                   f.maybe_text("name_version", required=False),
+                   f.maybe_number("mode", required=False), f.maybe_number("uid", required=False),
+                   f.maybe_number("gid", required=False))
+
+    def check(self, c: _Checker) -> None:
+        c.file_id("fid", self.fid)
+        if self.hash is not None:
+            c.hash("hash", self.hash)
+        c.bounded("size", self.size, MAX_SIZE)
+        c.time("mtime", self.mtime)
+        c.version("base", self.base)
+        if (self.parent is None) != (self.name is None):
+            raise InvalidJournalEntry("op.name", "parent and name come together or not at all")
+        if self.parent is not None and self.name is not None:
+            c.file_id("parent", self.parent)
+            c.name("name", self.name)
+        c.version("name_version", self.name_version)
+        if self.mode is not None:
+            c.mode("mode", self.mode, full=True)
+            if not stat.S_ISREG(self.mode):
+                raise InvalidJournalEntry("op.mode", f"{self.mode:o}: only regular files have content")
+        for key in ("uid", "gid"):
+            value = getattr(self, key)
+            if value is not None:
+                c.owner(key, value)
+
+
+@_wire("setxattr")
+@dataclass(frozen=True, slots=True)
+class SetxattrOp(_FileOp):
+    """An extended attribute set (hex on the wire)."""
+
+    fid: str
+    name: str
+    value: bytes
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"op": self.KIND, "fid": self.fid, "name": self.name, "value": self.value.hex()}
+
+    @classmethod
+    def decode(cls, f: _Fields) -> SetxattrOp:
+        text = f.text("value")
+        try:
+            value = bytes.fromhex(text)
+        except ValueError:
+            raise InvalidJournalEntry("op.value", "must be hexadecimal") from None
+        return cls(f.text("fid"), f.text("name"), value)
+
+    def check(self, c: _Checker) -> None:
+        c.file_id("fid", self.fid)
+        c.xattr_name("name", self.name)
+        if len(self.value) > MAX_XATTR_VALUE:
+            raise InvalidJournalEntry("op.value", f"{len(self.value)} bytes: at most "
+                                                  f"{MAX_XATTR_VALUE}")
+
+
+@_wire("removexattr")
+@dataclass(frozen=True, slots=True)
+class RemovexattrOp(_FileOp):
+    """An extended attribute removed."""
+
+    fid: str
+    name: str
+
+    @classmethod
+    def decode(cls, f: _Fields) -> RemovexattrOp:
+        return cls(f.text("fid"), f.text("name"))
+
+    def check(self, c: _Checker) -> None:
+        c.file_id("fid", self.fid)
+        c.xattr_name("name", self.name)
+
+
+@_wire("instance")
+@dataclass(frozen=True, slots=True)
+class InstanceOp(Op):
+    """A content is complete in the bucket."""
+
+    hash: str
+    size: int
+    volume: str = "bucket"
+
+    @classmethod
+    def decode(cls, f: _Fields) -> InstanceOp:
+        return cls(f.text("hash"), f.number("size"), f.maybe_text("volume", required=False)
+                   or "bucket")
+
+    def check(self, c: _Checker) -> None:
+        c.hash("hash", self.hash)
+        c.bounded("size", self.size, MAX_SIZE)
+        if self.volume != "bucket":
+            raise InvalidJournalEntry("op.volume", f"{self.volume!r}: only 'bucket' is known")
+
+
+@_wire("retire")
+@dataclass(frozen=True, slots=True)
+class RetireOp(Op):
+    """A content is about to be deleted from the bucket (garbage collection)."""
+
+    hash: str
+
+    @classmethod
+    def decode(cls, f: _Fields) -> RetireOp:
+        return cls(f.text("hash"))
+
+    def check(self, c: _Checker) -> None:
+        c.hash("hash", self.hash)
+
+
+OP_KINDS = tuple(_DECODERS)
+
+
+def op_from_wire(data: object) -> Op:
+    """The operation of ``data`` (its wire form). Raises InvalidJournalEntry."""
+    if not isinstance(data, Mapping):
+        raise InvalidJournalEntry("op", f"must be an object, got {_kind(data)}")
+    kind = data.get("op")
+    decoder = _DECODERS.get(kind) if isinstance(kind, str) else None
+    if decoder is None:
+        raise InvalidJournalEntry("op.op", f"unknown operation {kind!r} (known: "
+                                           f"{', '.join(OP_KINDS)})")
+    reader = _Fields(data, str(kind))
+    op = decoder(reader)
+    reader.done()
+    return op
+
+
+# -- entries ------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    """One change as peers replay it: where it was made, its place in its origin's order and
+    in this site's journal, its clock, and the operation."""
+
+    seq: int  # position in this site's journal (what a peer pulling it counts)
+    origin: str  # the site where the change was made
+    hlc: int  # hybrid logical clock: (physical ms << 16) | logical counter
+    op: Op
+    origin_seq: int = 0  # position in the origin's own sequence (1, 2, ... per origin)
+
+    @property
+    def version(self) -> str:
+        return version(self.hlc, self.origin)
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"seq": self.seq, "origin": self.origin, "origin_seq": self.origin_seq,
+                "hlc": self.hlc, "op": self.op.to_wire()}
+
+
+_ENTRY_KEYS = ("seq", "origin", "origin_seq", "hlc", "op")
+
+
+def entry_from_wire(data: object) -> JournalEntry:
+    """A journal entry from its wire form. Raises InvalidJournalEntry naming the field."""
+    if not isinstance(data, Mapping):
+        raise InvalidJournalEntry("entry", f"must be an object, got {_kind(data)}")
+    for key in _ENTRY_KEYS:
+        if key not in data:
+            raise InvalidJournalEntry(key, "missing")
+    unknown = sorted(set(data) - set(_ENTRY_KEYS))
+    if unknown:
+        raise InvalidJournalEntry(unknown[0], "unknown in a journal entry")
+    numbers = {}
+    for key in ("seq", "origin_seq", "hlc"):
+        value = data[key]
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InvalidJournalEntry(key, f"must be a whole number, got {_kind(value)}")
+        numbers[key] = value
+    if not isinstance(data["origin"], str):
+        raise InvalidJournalEntry("origin", f"must be a string, got {_kind(data['origin'])}")
+    return JournalEntry(numbers["seq"], data["origin"], numbers["hlc"], op_from_wire(data["op"]),
+                        numbers["origin_seq"])
+
+
+def check_entry(entry: JournalEntry, *, max_ahead_ms: int | None = None,
+                now_ms: int | None = None) -> None:
+    """Check an entry from a peer as strictly as a local change is checked. ``max_ahead_ms``:
+    how far the entry's clock (and every version it carries) may be ahead of this site's wall
+    clock (``now_ms``, default now). Raises InvalidJournalEntry naming the field."""
+    if entry.seq < 1:
+        raise InvalidJournalEntry("seq", f"{entry.seq}: journal positions start at 1")
+    if entry.origin_seq < 1:
+        raise InvalidJournalEntry("origin_seq", f"{entry.origin_seq}: origin positions start at 1")
+    if _SITE_RE.fullmatch(entry.origin) is None:
+        raise InvalidJournalEntry("origin", f"{entry.origin!r} is not a site name")
+    limit = None
+    if max_ahead_ms is not None:
+        now = now_ms if now_ms is not None else time.time_ns() // 1_000_000
+        limit = now + max_ahead_ms
+    checker = _Checker(limit)
+    checker.clock("hlc", entry.hlc)
+    entry.op.check(checker)
+
+
+class _Checker:
+    """The field checks operations use; every failure names ``op.<field>``."""
+
+    def __init__(self, limit_ms: int | None) -> None:
+        self.limit_ms = limit_ms
+
+    def clock(self, key: str, hlc: int) -> None:
+        if not 0 <= hlc <= MAX_SIZE:
+            raise InvalidJournalEntry(key, f"{hlc} is not a clock value")
+        if self.limit_ms is not None and hlc >> _PHYSICAL_SHIFT > self.limit_ms:
+            ahead = ((hlc >> _PHYSICAL_SHIFT) - self.limit_ms) / 1000
+            raise InvalidJournalEntry(
+                key, f"clock {hlc >> _PHYSICAL_SHIFT} ms is {ahead:.1f} s beyond this site's "
+                     f"clock plus replication.max_clock_skew")
+
+    def name(self, key: str, value: str) -> None:
+        if not value or value in (".", "..") or "/" in value or "\0" in value:
+            raise InvalidJournalEntry(f"op.{key}", f"{value[:80]!r} is not one path component")
+        size = len(os.fsencode(value))
+        if size > MAX_NAME:
+            raise InvalidJournalEntry(f"op.{key}", f"name of {size} bytes (at most {MAX_NAME})")
+
+    def file_id(self, key: str, value: str) -> None:
+        if len(value) > 4096 or _FILE_ID_RE.fullmatch(value) is None:
+            raise InvalidJournalEntry(f"op.{key}", f"{value[:80]!r} is not a file id")
+
+    def version(self, key: str, value: str | None) -> None:
+        if value is None or value == "":
+            return
+        if _VERSION_RE.fullmatch(value) is None:
+            raise InvalidJournalEntry(f"op.{key}", f"{value[:80]!r} is not a version")
+        self.clock(f"op.{key}", version_hlc(value))
+
+    def hash(self, key: str, value: str) -> None:
+        if _HASH_RE.fullmatch(value) is None:
+            raise InvalidJournalEntry(f"op.{key}", f"{value[:80]!r} is not a content hash "
+                                                   "(64 lower-case hex characters)")
+
+    def mode(self, key: str, value: int, *, full: bool) -> None:
+        kind = stat.S_IFMT(value)
+        if not 0 <= value <= 0o177777 or (kind and kind not in _FILE_TYPES) or (full and not kind):
+            raise InvalidJournalEntry(f"op.{key}", f"{value:o} is not a file mode")
+
+    def owner(self, key: str, value: int) -> None:
+        self.bounded(key, value, MAX_ID)
+
+    def time(self, key: str, value: int) -> None:
+        """Nanoseconds since the epoch; before 1970 is allowed, as in a file system."""
+        if not -MAX_SIZE - 1 <= value <= MAX_SIZE:
+            raise InvalidJournalEntry(f"op.{key}", f"{value} is not a time in nanoseconds")
+
+    def bounded(self, key: str, value: int, top: int) -> None:
+        if not 0 <= value <= top:
+            raise InvalidJournalEntry(f"op.{key}", f"{value} is out of range (0 to {top})")
+
+    def target(self, key: str, value: str) -> None:
+        size = len(os.fsencode(value))
+        if not value or "\0" in value or size > MAX_TARGET:
+            raise InvalidJournalEntry(f"op.{key}", f"a symlink target of {size} bytes, or with "
+                                                   f"NUL (1 to {MAX_TARGET} bytes)")
+
+    def xattr_name(self, key: str, value: str) -> None:
+        size = len(os.fsencode(value))
+        if not value or "\0" in value or size > MAX_XATTR_NAME:
+            raise InvalidJournalEntry(f"op.{key}", f"{value[:80]!r} is not an attribute name "
+                                                   f"(1 to {MAX_XATTR_NAME} bytes, no NUL)")
