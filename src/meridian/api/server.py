@@ -51,7 +51,11 @@ class ApiServer:
         return f"http://{self.host}:{self.port}/api/v1"
 
     async def start(self) -> None:
-        sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)
+        # IPPROTO_TCP, not the default 0: asyncio turns Nagle off (TCP_NODELAY) only on
+        # connections whose socket says TCP, and h11 writes a response's head and body apart;
+        # with Nagle on, the body waits for the client's delayed ACK (40 ms on Linux).
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((self.host, self.port))
