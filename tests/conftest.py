@@ -2,6 +2,9 @@
 
 ``moto_server``: one moto S3 server over real HTTP on 127.0.0.1 for the whole session, with
 fake credentials in the environment. ``s3_bucket``: a fresh, uniquely named bucket on it.
+
+The ``tests.ciguard`` plugin makes every skip a failure when the environment variable ``CI`` is
+set, and stops the run at once if FUSE tests were collected on a machine that cannot mount.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+
+pytest_plugins = ["tests.ciguard"]
 
 _FAKE_AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",

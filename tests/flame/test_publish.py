@@ -13,14 +13,11 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("meridian.flame.openclip",
-                    reason="meridian.flame.openclip (written alongside) is not importable yet")
-
-from meridian.errors import BadInput  # noqa: E402
-from meridian.flame.batch import read_setup  # noqa: E402
-from meridian.flame.openclip import OpenClip  # noqa: E402
-from meridian.flame.publish import Layout, publish  # noqa: E402
-from meridian.flame.timeline import Shot, name_shots, read_timeline  # noqa: E402
+from meridian.errors import BadInput
+from meridian.flame.batch import read_setup
+from meridian.flame.openclip import OpenClip
+from meridian.flame.publish import Layout, publish
+from meridian.flame.timeline import Shot, name_shots, read_timeline
 
 DATA = Path(__file__).parent / "data"
 FORMATS = ("edl", "xml", "otio")

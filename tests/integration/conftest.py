@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.ciguard import missing_for_fuse
 from tests.sitehelpers import RunningSite, init_site
 
+# Outside CI a machine that cannot mount skips these tests; under CI tests.ciguard stops the run.
+_MISSING_FOR_FUSE = missing_for_fuse()
 needs_fuse = pytest.mark.skipif(
-    not (os.path.exists("/dev/fuse") and shutil.which("fusermount3") and os.geteuid() == 0),
-    reason="needs /dev/fuse, fusermount3 and root (FUSE mounts with allow_other)")
+    bool(_MISSING_FOR_FUSE),
+    reason=f"FUSE mounts with allow_other: this machine lacks {', '.join(_MISSING_FOR_FUSE)}")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
