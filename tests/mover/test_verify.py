@@ -103,7 +103,7 @@ def test_a_damaged_bucket_block_is_an_error_never_wrong_bytes(
     index = bucket.block_count(size) - 1  # the last block
     start = index * BLOCK
 
-    async def scenario() -> None:
+    async def scenario() -> str:
         h = await upload(tmp_path, bucket, data)
         key = bucket.block_key(h, index)
         raw = bytearray(bucket.store.get(key))
