@@ -18,7 +18,7 @@ import blake3
 import pytest
 
 from meridian.content import LocalVolume
-from meridian.errors import ContentUnavailable
+from meridian.errors import BucketUnreachable, ContentUnavailable
 from meridian.meta.memory import MemoryMetaStore
 from meridian.mover import Mover
 from meridian.objects import MemoryObjectStore
@@ -247,5 +247,36 @@ def test_a_site_vouches_only_for_blocks_of_a_checked_instance(tmp_path: Path,
         fresh = Mover(meta, volume, bucket)
         assert await fresh.block_hashes.here(h2) is None
         await fresh.stop()
+
+    asyncio.run(scenario())
+
+
+class FlakyManifests(MemoryObjectStore):
+    """A bucket whose first ``failures`` manifest GETs do not get through."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    def get(self, key: str, start: int = 0, end: int | None = None) -> bytes:
+        if key.endswith("manifest.json") and self.failures:
+            self.failures -= 1
+            raise BucketUnreachable("injected: connection refused")
+        return super().get(key, start, end)
+
+
+def test_a_bucket_that_does_not_answer_for_a_moment_is_asked_again(tmp_path: Path) -> None:
+    flaky = ContentBucket(FlakyManifests(failures=0))
+    flaky.initialize(block_size=BLOCK)
+    data = os.urandom(2 * BLOCK + 1)
+
+    async def scenario() -> None:
+        h = await upload(tmp_path, flaky, data)
+        flaky.store.failures = 2  # type: ignore[attr-defined]
+        mover, volume = far_mover(tmp_path, flaky)  # no peers: the bucket is all there is
+        await mover.ensure_local(h, len(data), 0, len(data))
+        assert volume.read(h, 0, len(data)) == data
+        assert flaky.store.failures == 0  # type: ignore[attr-defined]
+        await mover.stop()
 
     asyncio.run(scenario())

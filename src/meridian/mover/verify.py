@@ -78,6 +78,7 @@ class BlockHashes:
         self.read_timeout = read_timeout
         self.from_peers = from_peers
         self._known: dict[str, tuple[str, ...]] = {}
+        self._rotten: set[str] = set()  # local instances found not to match their hash
         self._resolving: dict[str, asyncio.Future[tuple[str, ...]]] = {}
 
     def remember(self, content_hash: str, hashes: Sequence[str]) -> None:
@@ -107,7 +108,7 @@ class BlockHashes:
         known = self._known.get(content_hash)
         if known is not None:
             return known
-        if not self.volume.has(content_hash):
+        if content_hash in self._rotten or not self.volume.has(content_hash):
             return None
         try:
             whole, hashes = await self._run(self._hash_local, content_hash)
@@ -116,6 +117,7 @@ class BlockHashes:
                         exc)
             return None
         if whole != content_hash:
+            self._rotten.add(content_hash)  # said once; a fetch may ask every 0.25 s
             log.error("local instance of %s hashes to %s: corrupt on this site's disk; its "
                       "blocks are not vouched for", content_hash[:12], whole[:12])
             return None
@@ -129,11 +131,13 @@ class BlockHashes:
         deadline = time.monotonic() + self.read_timeout
         while True:
             manifest: ContentManifest | None = None
+            unreachable = False
             try:
                 manifest = await self._run(self.bucket.manifest, content_hash)
             except BucketFormatError as exc:  # a damaged manifest: the peers may still answer
                 log.error("manifest of %s in the bucket is unusable: %s", content_hash[:12], exc)
-            except ObjectStoreError as exc:
+            except ObjectStoreError as exc:  # asked again below, until read_timeout
+                unreachable = True
                 log.warning("manifest of %s: bucket: %s", content_hash[:12], exc)
             if manifest is not None and manifest.size != size:
                 log.error("manifest of %s in the bucket says %d bytes, the file %d: ignored",
@@ -152,13 +156,13 @@ class BlockHashes:
             if manifest is not None:  # complete in the bucket, uploaded without block hashes
                 hashes = await self._run(self._scan_bucket, content_hash, size, blocks)
                 return self._keep(content_hash, hashes)
-            if self.from_peers is None:
+            if self.from_peers is None and not unreachable:
                 raise ContentUnavailable(f"content {content_hash[:12]} is not complete in the "
                                          "bucket and no peer could say its block hashes")
             if time.monotonic() > deadline:
                 raise ContentUnavailable(f"content {content_hash[:12]}: no block hashes from "
                                          "the bucket or a reachable peer in time")
-            await asyncio.sleep(0.25)
+            await asyncio.sleep(1.0 if unreachable else 0.25)
 
     def _keep(self, content_hash: str, hashes: Sequence[str]) -> tuple[str, ...]:
         self._known[content_hash] = tuple(hashes)
