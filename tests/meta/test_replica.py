@@ -366,6 +366,35 @@ def test_unlinking_one_name_of_a_hard_linked_file_keeps_the_other(make_site: Fac
     assert names(west) == ["selects.mov"] and kept.nlink == 1 and kept.content == "v0"
 
 
+def test_unlinking_one_name_while_the_file_is_written_elsewhere(make_site: Factory) -> None:
+    east, west = make_site("east"), make_site("west")
+    write(east, "/take.mov", "v0")
+    east.link(east.resolve("/take.mov").ino, ROOT_INO, "selects.mov")
+    sync(east, west)
+    east.unlink(ROOT_INO, "selects.mov")  # one name of two: the file stays
+    write(west, "/take.mov", "v1")
+    sync(east, west)
+    converged(east, west)
+    assert names(east) == ["take.mov"] and east.resolve("/take.mov").content == "v1"
+
+
+def test_a_delete_wins_over_a_concurrent_link_unless_the_file_was_written(
+        make_site: Factory) -> None:
+    east, west = make_site("east"), make_site("west")
+    write(east, "/a", "v0")
+    write(east, "/b", "w0")
+    sync(east, west)
+    east.unlink(ROOT_INO, "a")
+    west.link(west.resolve("/a").ino, ROOT_INO, "a-link")
+    east.unlink(ROOT_INO, "b")
+    west.link(west.resolve("/b").ino, ROOT_INO, "b-link")
+    write(west, "/b-link", "w1")  # written: it comes back with both its names
+    sync(east, west)
+    converged(east, west)
+    assert names(east) == ["b", "b-link"] and east.resolve("/b").content == "w1"
+    assert east.resolve("/b").nlink == 2
+
+
 def test_unlinking_a_hard_link_whose_name_moved_removes_the_file_first_name(
         make_site: Factory) -> None:
     east, west = make_site("east"), make_site("west")

@@ -308,6 +308,7 @@ class EngineStore(MetaStore):
                 self._freed(parent.ino, name)
             return _replace(inode, nlink=0)
         self._touch_dir(self._inode(parent.ino))
+        self._unbind_link(parent.ino, name, inode)
         left = _replace(inode, nlink=inode.nlink - 1, ctime_ns=time.time_ns())
         self._put_inode(left)
         if left.nlink == 0:  # where it was: a write from another site may bring it back there
@@ -316,6 +317,35 @@ class EngineStore(MetaStore):
         if refill:
             self._freed(parent.ino, name)
         return left
+
+    def _bound_version(self, parent: int, name: str, inode: Inode) -> str:
+        """The version of the change that bound ``name`` in ``parent`` to ``inode``: the link
+        that made it, for a name a hard link made (``_bind_link``); else the inode's
+        ``name_version`` (the change that gave it its first name)."""
+        if not inode.is_dir:
+            found = self._get_kv(f"link:{self._inode(parent).file_id}/{name}")
+            if found:
+                file_id, ver = json.loads(found)
+                if file_id == inode.file_id:
+                    return str(ver)
+        return inode.name_version
+
+    def _bind_link(self, parent: int, name: str, inode: Inode, ver: str) -> None:
+        """Record that the change ``ver`` (a link) bound ``name`` in ``parent`` to ``inode``:
+        a conflict over that name is decided by that change, not by the file's first name."""
+        self._put_kv(f"link:{self._inode(parent).file_id}/{name}",
+                     json.dumps([inode.file_id, ver]))
+
+    def _unbind_link(self, parent: int, name: str, inode: Inode) -> str | None:
+        """Forget what ``_bind_link`` recorded of ``name`` in ``parent``; returns its version
+        if it was a link of ``inode``."""
+        key = f"link:{self._inode(parent).file_id}/{name}"
+        found = self._get_kv(key)
+        if not found:
+            return None
+        self._del_kv(key)
+        file_id, ver = json.loads(found)
+        return str(ver) if file_id == inode.file_id else None
 
     def _want(self, directory: int, name: str, inode: Inode, placed_as: str) -> None:
         """``inode`` lost ``name`` in ``directory`` to a concurrent change and was placed as
@@ -343,8 +373,10 @@ class EngineStore(MetaStore):
         if not waiting:
             self._del_kv(key)
             return False
-        best, placed_as = max(waiting, key=lambda item: item[0].name_version)
-        if unless_before is not None and best.name_version < unless_before:
+        best, placed_as = max(waiting,
+                              key=lambda item: self._bound_version(directory, item[1], item[0]))
+        if (unless_before is not None
+                and self._bound_version(directory, placed_as, best) < unless_before):
             return False
         rest = [[i.file_id, p] for i, p in waiting if i.ino != best.ino]
         if rest:
@@ -467,10 +499,11 @@ class EngineStore(MetaStore):
             parent_inode = self._dir(new_parent)
             if self._get_entry(new_parent, new_name) is not None:
                 raise AlreadyExists(f"{new_name!r} exists in directory {new_parent}")
-            hlc, _ = self._stamp()
+            hlc, ver = self._stamp()
             linked = _replace(inode, nlink=inode.nlink + 1, ctime_ns=time.time_ns())
             self._put_inode(linked)
             self._put_entry(new_parent, new_name, ino)
+            self._bind_link(new_parent, new_name, linked, ver)
             self._touch_dir(parent_inode)
             self._journal(hlc, LinkOp(inode.file_id, parent_inode.file_id, new_name))
         return linked
@@ -482,10 +515,12 @@ class EngineStore(MetaStore):
                 raise IsADirectory(f"{name!r} is a directory")
             parent_inode = self._inode(parent)
             self._check_removable(inode)
+            bound = self._bound_version(parent, name, inode)
             left = self._drop_name(parent_inode, name, inode)
             hlc, _ = self._stamp()
             self._journal(hlc, UnlinkOp(parent_inode.file_id, name, inode.file_id,
-                                        seen=inode.content_version))
+                                        seen=inode.content_version, left=left.nlink,
+                                        bound=bound))
         return left
 
     def rmdir(self, parent: int, name: str) -> None:
@@ -539,6 +574,7 @@ class EngineStore(MetaStore):
             if target is not None:
                 self._check_removable(target)
             hlc, ver = self._stamp()
+            bound = self._bound_version(parent, name, inode)
             replaced = (self._drop_name(new_dir, new_name, target, refill=False)
                         if target is not None else None)
             self._move(inode, parent, name, new_parent, new_name, ver)
@@ -546,7 +582,8 @@ class EngineStore(MetaStore):
                 old_dir.file_id, name, new_dir.file_id, new_name, inode.file_id,
                 name_seen=inode.name_version,
                 replaced=target.file_id if target is not None else None,
-                replaced_seen=target.content_version if target is not None else None))
+                replaced_seen=target.content_version if target is not None else None,
+                bound=bound))
         return replaced
 
     def _move(self, inode: Inode, parent: int, name: str, new_parent: int, new_name: str,
@@ -554,12 +591,17 @@ class EngineStore(MetaStore):
         """Move one name of ``inode`` to a free place (the caller has checked everything).
         ``refill``: the old name is free now (a conflict loser waiting for it takes it);
         False when the caller binds it again at once."""
+        linked = None if inode.is_dir else self._unbind_link(parent, name, inode)
         self._del_entry(parent, name)
         self._put_entry(new_parent, new_name, inode.ino)
         moved_dir = 1 if inode.is_dir else 0
         self._touch_dir(self._inode(parent), -moved_dir)
         self._touch_dir(self._inode(new_parent), moved_dir)
-        self._put_inode(_replace(self._inode(inode.ino), ctime_ns=time.time_ns(), name_version=ver))
+        current = self._inode(inode.ino)
+        if linked is not None and ver == current.name_version:
+            # a hard link's name moved by a conflict, not renamed: it keeps its link's version
+            self._bind_link(new_parent, new_name, current, linked)
+        self._put_inode(_replace(current, ctime_ns=time.time_ns(), name_version=ver))
         if refill:
             self._freed(parent, name)
 

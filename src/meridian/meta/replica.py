@@ -244,7 +244,7 @@ class Applier:
             child = self.s._inode(ino)
             self._move(child, (directory.ino, name), lost,
                        self._free_name(lost, original_name(name), child.file_id),
-                       child.name_version)
+                       child.name_version, refill=False)  # nothing may move in: it goes
 
     def _claim(self, directory: Inode, name: str, ver: str) -> str:
         """The name a change of version ``ver`` binds in ``directory``: ``name`` if it is free
@@ -254,8 +254,9 @@ class Applier:
         if ino is None:
             return name
         holder = self.s._inode(ino)
-        if ver > holder.name_version and not self._reserved(holder):
-            placed_as = self._conflict_place(directory, name, holder.name_version)
+        bound = self.s._bound_version(directory.ino, name, holder)
+        if ver > bound and not self._reserved(holder):
+            placed_as = self._conflict_place(directory, name, bound)
             self._move(holder, (directory.ino, name), directory, placed_as, holder.name_version,
                        refill=False)
             self.s._want(directory.ino, name, holder, placed_as)
@@ -272,13 +273,24 @@ class Applier:
             ino = self.s._get_entry(directory.ino, name)
         return ino
 
-    def _where(self, inode: Inode, parent_fid: str | None, name: str | None) -> tuple[int, str] | None:
-        """The name of ``inode`` an entry means: (parent, name) if it still binds the inode,
-        else its first name (None if it has none)."""
+    def _where(self, inode: Inode, parent_fid: str | None, name: str | None,
+               bound: str | None = None) -> tuple[int, str] | None:
+        """The name of ``inode`` an entry means: (parent, name) if it still binds the inode
+        (and was bound by the change ``bound``, when the entry says), else the name that
+        change bound, wherever a conflict moved it (hard links), else the file's first name
+        (None if it has none)."""
         parent = self._live(parent_fid)
-        if parent is not None and name is not None and self.s._get_entry(parent.ino, name) == inode.ino:
-            return parent.ino, name
         names = self.s._names_of(inode.ino)
+        named = (parent.ino, name) if parent is not None and name is not None else None
+        if named in names and (bound is None
+                               or self.s._bound_version(named[0], named[1], inode) == bound):
+            return named
+        if bound is not None:
+            for where in names:
+                if self.s._bound_version(where[0], where[1], inode) == bound:
+                    return where
+            if named in names:
+                return named
         return names[0] if names else None
 
     def _record_content(self, hash: str | None, size: int) -> None:
@@ -309,29 +321,64 @@ class Applier:
 
     def _op_link(self, e: JournalEntry, op: LinkOp) -> None:
         inode = self._live(op.fid)
-        if inode is None or inode.is_dir:
+        if inode is None:
+            # deleted here: a delete wins over a link, unless a write brings the file back
+            # (``_resurrect``): then with this name too, as where the link came first
+            if self.s._tombstone(op.fid) is not None:
+                self._keep_link(op.fid, [op.parent, op.name, e.version])
             return
-        directory, name, lost = self._place(op.parent, op.name, op.fid)
+        if not inode.is_dir:
+            self._link(inode, op.parent, op.name, e.version)
+
+    def _link(self, inode: Inode, parent_fid: str, wanted_name: str, ver: str) -> None:
+        """Give ``inode`` the name a link change ``ver`` gave it (or its conflict name)."""
+        directory, name, lost = self._place(parent_fid, wanted_name, inode.file_id)
+        wanted = name
         if not lost:
-            name = self._claim(directory, name, e.version)
+            name = self._claim(directory, name, ver)
         self.s._put_inode(_replace(inode, nlink=inode.nlink + 1))
-        self._bind(directory, name, self.s._inode(inode.ino))
+        linked = self.s._inode(inode.ino)
+        self._bind(directory, name, linked)
+        self.s._bind_link(directory.ino, name, linked, ver)
+        if name != wanted:
+            self.s._want(directory.ino, wanted, linked, name)
+
+    def _keep_link(self, file_id: str, link: list[str]) -> None:
+        """A name of the deleted file ``file_id`` (directory file id, name, version of the
+        change that gave it) that comes back should a write bring the file back."""
+        links = json.loads(self.s._get_kv(f"links:{file_id}") or "[]")
+        self.s._put_kv(f"links:{file_id}", json.dumps(links + [link]))
 
     def _op_unlink(self, e: JournalEntry, op: UnlinkOp) -> None:
+        deleted = not op.left  # the origin removed the file's last name
         inode = self._live(op.fid)
         if inode is None:  # deleted here too; what the deleting site saw may be a copy here
-            self._drop_superseded_copy(op.fid, op.seen)
+            if deleted:
+                self._drop_superseded_copy(op.fid, op.seen)
             return
         if inode.is_dir:
             return
         if op.seen is not None and inode.content_version != op.seen:
             # written here meanwhile: the modified file survives; what the deleting site saw
-            # may live on here as a conflict copy, which goes as it went there
-            self._drop_superseded_copy(inode.file_id, op.seen)
+            # may live on here as a conflict copy, which goes as it went there. (One name of
+            # several goes all the same: the version lives on under the others.)
+            if deleted:
+                self._drop_superseded_copy(inode.file_id, op.seen)
+            if deleted or inode.nlink <= 1:
+                return
+        where = self._where(inode, op.parent, op.name, op.bound)
+        if where is None:
             return
-        where = self._where(inode, op.parent, op.name)
-        if where is not None:
-            self._drop(where, inode)
+        if deleted:
+            # names given to it here concurrently (links the origin had not seen) go too: a
+            # delete wins over a link; should a write bring the file back, they come back
+            for other in self.s._names_of(inode.ino):
+                if other != where:
+                    self._keep_link(inode.file_id, [
+                        self.s._inode(other[0]).file_id, original_name(other[1]),
+                        self.s._bound_version(other[0], other[1], inode)])
+                    self._drop(other, self.s._inode(inode.ino))
+        self._drop(where, self.s._inode(inode.ino))
 
     def _op_rmdir(self, e: JournalEntry, op: RmdirOp) -> None:
         inode = self._live(op.fid)
@@ -365,7 +412,7 @@ class Applier:
                                       e.version)
             return
         inode = self.s._inode(inode.ino)
-        where = self._where(inode, op.parent, op.name)
+        where = self._where(inode, op.parent, op.name, op.bound)
         if where is None:
             return
         concurrent = (inode.name_version != op.name_seen if op.name_seen is not None
@@ -606,6 +653,11 @@ class Applier:
                            content_version=e.version, name_version=name_ver)
         revived = self._with_recorded(revived)
         self._bind(directory, name, revived)
+        links = self.s._get_kv(f"links:{revived.file_id}")
+        if links:  # the names it had here, or got while it was gone (_op_link, _op_unlink)
+            self.s._del_kv(f"links:{revived.file_id}")
+            for parent_fid, link_name, ver in json.loads(links):
+                self._link(self.s._inode(revived.ino), parent_fid, link_name, ver)
         self.result.inodes.add(revived.ino)
         self.s._put_kv(f"wrote:{revived.file_id}", json.dumps(authored(op)))
         if name != wanted:
