@@ -6,7 +6,7 @@ VENV := .venv
 STAMPS := .stamps
 SYSTEM_PACKAGES := fuse3 libfuse3-dev pkg-config build-essential python3-dev python3-venv
 
-.PHONY: all setup test demo bench clean
+.PHONY: all setup test soak demo bench clean
 
 all: test
 
@@ -29,6 +29,12 @@ setup: $(STAMPS)/venv
 
 test: setup
 	$(VENV)/bin/python -m pytest -q
+
+# Randomized three-site runs over every operation mix and both store engines; prints every
+# failing seed and ends with "soak: <runs> runs, <d> diverged, <l> lost" (non-zero unless 0, 0).
+SEEDS ?= 2000
+soak: setup
+	$(VENV)/bin/python scripts/soak.py --runs $(SEEDS)
 
 demo: setup
 	$(VENV)/bin/python scripts/demo.py

@@ -418,9 +418,11 @@ def replay(trace: list[Step | Pull], engine: str) -> tuple[Outcome, World]:
         return world.check(), world
 
 
-def plan(runs: int, first_seed: int = 0) -> Iterator[tuple[int, str, str]]:
-    """``runs`` (seed, mix, engine) triples spread evenly over every mix and both engines."""
-    combos = [(mix, engine) for engine in ENGINES for mix in MIXES]
+def plan(runs: int, first_seed: int = 0,
+         mixes: list[str] | None = None) -> Iterator[tuple[int, str, str]]:
+    """``runs`` (seed, mix, engine) triples spread evenly over ``mixes`` (default every one)
+    and both engines."""
+    combos = [(mix, engine) for engine in ENGINES for mix in (mixes or list(MIXES))]
     for n in range(runs):
         mix, engine = combos[n % len(combos)]
         yield first_seed + n // len(combos), mix, engine
