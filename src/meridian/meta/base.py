@@ -347,6 +347,18 @@ class EngineStore(MetaStore):
         file_id, ver = json.loads(found)
         return str(ver) if file_id == inode.file_id else None
 
+    def _unlinked_names(self, file_id: str) -> list[list[str]]:
+        """The names of ``file_id`` removed one at a time while it kept others: [directory
+        file id, name, version of the unlink, version that bound the name]."""
+        return list(json.loads(self._get_kv(f"unlinked:{file_id}") or "[]"))
+
+    def _record_unlinked(self, file_id: str, removal: list[str]) -> None:
+        self._put_kv(f"unlinked:{file_id}", json.dumps(self._unlinked_names(file_id) + [removal]))
+
+    def _forget_unlinked(self, file_id: str, removal: list[str]) -> None:
+        self._put_kv(f"unlinked:{file_id}", json.dumps(
+            [r for r in self._unlinked_names(file_id) if r != removal]))
+
     def _want(self, directory: int, name: str, inode: Inode, placed_as: str) -> None:
         """``inode`` lost ``name`` in ``directory`` to a concurrent change and was placed as
         ``placed_as``; it gets ``name`` back if the name is freed (so the outcome does not
@@ -517,7 +529,9 @@ class EngineStore(MetaStore):
             self._check_removable(inode)
             bound = self._bound_version(parent, name, inode)
             left = self._drop_name(parent_inode, name, inode)
-            hlc, _ = self._stamp()
+            hlc, ver = self._stamp()
+            if left.nlink:
+                self._record_unlinked(inode.file_id, [parent_inode.file_id, name, ver, bound])
             self._journal(hlc, UnlinkOp(parent_inode.file_id, name, inode.file_id,
                                         seen=inode.content_version, left=left.nlink,
                                         bound=bound))
