@@ -72,7 +72,8 @@ def far_mover(tmp_path: Path, bucket: ContentBucket, peers: Peers | None = None,
     options.update(kw)
     if peers is not None:
         options.update(from_peers=peers.fetch, hashes_from_peers=peers.block_hashes)
-    return Mover(MemoryMetaStore("far"), volume, bucket, **options), volume  # type: ignore[arg-type]
+    mover = Mover(MemoryMetaStore("far"), volume, bucket, **options)  # type: ignore[arg-type]
+    return mover, volume
 
 
 async def upload(tmp_path: Path, bucket: ContentBucket, data: bytes) -> str:

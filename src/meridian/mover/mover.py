@@ -33,7 +33,7 @@ import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from meridian.content import LocalVolume, hash_bytes
 from meridian.errors import (
@@ -67,6 +67,12 @@ class MoverStats:
     bytes_fetched: int
     uploads_in_flight: int
     queued: int
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark a background future's failure as seen (its waiter, if any, got it already)."""
+    if not future.cancelled():
+        future.exception()
 
 
 class Mover:
@@ -357,14 +363,15 @@ class Mover:
             future.exception()  # retrieved here; readers get it through their shield
 
     async def _get_block(self, hash: str, index: int, start: int, length: int,
-                         expected: str) -> tuple[bytes, bool]:
-        """One block's bytes, checked against ``expected``, and whether they came from the
-        bucket. Sources in turn: the bucket, then each peer (the content's origin first). A
-        source whose bytes fail the check is logged (content, block, source) and the next one
-        asked; when no source has the block (the upload at the writing site is not done),
-        all are asked again until ``read_timeout``. When sources served the block but none
-        correctly, one more round is tried (a fault on the wire does not repeat), then
-        ContentUnavailable: the reader gets EIO, never wrong bytes."""
+                         expected: str | asyncio.Future[tuple[str, ...]]) -> tuple[bytes, bool]:
+        """One block's bytes, checked against its hash ``expected`` (or the content's block
+        hashes, still being learnt: the first GET goes out meanwhile), and whether they came
+        from the bucket. Sources in turn: the bucket, then each peer (the content's origin
+        first). A source whose bytes fail the check is logged (content, block, source) and
+        the next one asked; when no source has the block (the upload at the writing site is
+        not done), all are asked again until ``read_timeout``. When sources served the block
+        but none correctly, one more round is tried (a fault on the wire does not repeat),
+        then ContentUnavailable: the reader gets EIO, never wrong bytes."""
         deadline = time.monotonic() + self.read_timeout
         attempt = rounds_with_bad = 0
         where = f"content {hash[:12]} block {index}"
@@ -372,8 +379,13 @@ class Mover:
             bad: list[str] = []
             missing: Exception | None = None
             try:
-                data, problem = await self._run(self._checked_bucket_block, hash, index, length,
-                                                expected)
+                if isinstance(expected, str):
+                    data, problem = await self._run(self._checked_bucket_block, hash, index,
+                                                    length, expected)
+                else:  # the GET overlaps with learning the block hashes
+                    data = await self._run(self.bucket.get_block, hash, index)
+                    expected = (await expected)[index]
+                    problem = await self._run(block_problem, data, length, expected)
             except ObjectNotFound as exc:
                 missing = exc
             except ObjectStoreError as exc:
@@ -391,8 +403,12 @@ class Mover:
                 self._rejected(hash, index, "the bucket", problem)
                 bad.append("the bucket")
             if self.from_peers is not None:
+                if not isinstance(expected, str):
+                    expected = (await expected)[index]
+                want = expected
+
                 async def accept(peer: str, offered: bytes) -> bool:
-                    trouble = await self._run(block_problem, offered, length, expected)
+                    trouble = await self._run(block_problem, offered, length, want)
                     if trouble is not None:
                         self._rejected(hash, index, f"peer {peer}", trouble)
                         bad.append(f"peer {peer}")
@@ -433,9 +449,19 @@ class Mover:
         length = min(block, size - start)
         if self.volume.has(hash) or not self.volume.missing(hash, start, start + length):
             return
-        expected = (await self.block_hashes.of(hash, size))[index]
-        async with self._fetch_slots.slot((hash, index)):
-            data, from_bucket = await self._get_block(hash, index, start, length, expected)
+        known = self.block_hashes.known(hash, size)
+        expected: str | asyncio.Future[tuple[str, ...]]
+        if known is not None:
+            expected = known[index]
+        else:
+            expected = asyncio.ensure_future(self.block_hashes.of(hash, size))
+            expected.add_done_callback(_retrieve)
+        try:
+            async with self._fetch_slots.slot((hash, index)):
+                data, from_bucket = await self._get_block(hash, index, start, length, expected)
+        finally:
+            if not isinstance(expected, str):
+                expected.cancel()  # no-op once done; the shared resolution is shielded
         if from_bucket:
             seen = self._from_bucket.setdefault(hash, set())
             if not seen and self._on_maybe_in_bucket is not None and size > block:

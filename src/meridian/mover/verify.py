@@ -85,6 +85,13 @@ class BlockHashes:
         """A list this site computed from bytes it checked (an upload, a verified instance)."""
         self._known[content_hash] = tuple(hashes)
 
+    def known(self, content_hash: str, size: int) -> tuple[str, ...] | None:
+        """The list if it is known without asking anyone (one block, or learnt before)."""
+        blocks = self.bucket.block_count(size)
+        if blocks <= 1:
+            return (content_hash,) * blocks
+        return self._known.get(content_hash)
+
     async def of(self, content_hash: str, size: int) -> tuple[str, ...]:
         """The hash of every block of the content (``size`` bytes). Waits for a source up to
         ``read_timeout``; raises ContentUnavailable when none gives a usable list."""
