@@ -158,7 +158,7 @@ def build_app(site: Site, token: str) -> FastAPI:
         """One bulk transfer, not entry by entry: a consistent copy of this site's store.
         The joining site then pulls this site's journal from the position in the header."""
         folder = site.config.data / "tmp"
-        folder.mkdir(exist_ok=True)
+        folder.mkdir(0o700, exist_ok=True)
         path = folder / f"snapshot-{secrets.token_hex(8)}.db"
         seq = await asyncio.to_thread(site.meta.snapshot_to, path)
         site.meta.sync()  # what the copy holds is durable before anyone sees it

@@ -41,6 +41,7 @@ Example::
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 import tomllib
@@ -334,5 +335,8 @@ def write_config(config: SiteConfig, path: Path) -> None:
     if config.peers:
         doc["peers"] = [{"name": p.name, "url": p.url, "token": p.token} for p in config.peers]
     tmp = path.with_suffix(".toml.tmp")
-    tmp.write_text(tomli_w.dumps(doc))
+    tmp.unlink(missing_ok=True)
+    # 0600: the file holds the API token and bucket credentials
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+        out.write(tomli_w.dumps(doc))
     tmp.replace(path)

@@ -25,6 +25,7 @@ from meridian.replication import Peer, Replication
 from meridian.replication.gc import Collector
 from meridian.site.config import SiteConfig
 from meridian.site.confirmed import ConfirmedLog
+from meridian.site.privacy import close_to_others
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,7 @@ class Site:
         start, not a hang). An unreachable bucket is BucketUnreachable too, unless this site
         has used it before: then the site starts without it (DESIGN.md rule 1: a site works
         while cut off), logs so, and its uploads wait for the bucket to answer."""
+        close_to_others(config)
         objects, bucket = open_bucket(config)
         meta = SqliteMetaStore(config.meta_path, config.name) if check_bucket else None
         if check_bucket:
@@ -140,9 +142,10 @@ class Site:
             fmt = bucket.initialize()  # first: a bucket we cannot use leaves nothing behind
         finally:
             objects.close()
-        config.data.mkdir(parents=True, exist_ok=True)
+        config.data.mkdir(0o700, parents=True, exist_ok=True)
         for volume in config.volumes:
-            volume.path.mkdir(parents=True, exist_ok=True)
+            volume.path.mkdir(0o700, parents=True, exist_ok=True)
+        close_to_others(config)
         meta = SqliteMetaStore(config.meta_path, config.name)
         try:
             meta.put_setting("bucket_format", str(fmt.version))
