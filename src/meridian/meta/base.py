@@ -203,15 +203,16 @@ class EngineStore(MetaStore):
                 self._put_kv("next_counter", "1")
                 self._put_kv("last_seq", "0")
                 now = time.time_ns()
+                # modification time 0 until a change names them: the same at every site
                 self._put_inode(Inode(ROOT_INO, ROOT_FILE_ID, stat.S_IFDIR | 0o755, 0, 0, 0, 3,
-                                      now, now, now, origin_site=site_name))
+                                      now, 0, now, origin_site=site_name))
                 # Meridian's own directories: the same file ids at every site, never journaled
                 # (every site makes them itself), never removed or renamed.
                 self._put_inode(Inode(ROOT_INO + 1, META_DIR_FILE_ID, stat.S_IFDIR | 0o755, 0, 0,
-                                      0, 3, now, now, now, origin_site=site_name))
+                                      0, 3, now, 0, now, origin_site=site_name))
                 self._put_entry(ROOT_INO, ".meridian", ROOT_INO + 1)
                 self._put_inode(Inode(ROOT_INO + 2, LOST_FOUND_FILE_ID, stat.S_IFDIR | 0o700, 0,
-                                      0, 0, 2, now, now, now, origin_site=site_name))
+                                      0, 0, 2, now, 0, now, origin_site=site_name))
                 self._put_entry(ROOT_INO + 1, "lost+found", ROOT_INO + 2)
                 self._put_kv("next_ino", str(ROOT_INO + 3))
             elif stored_name != site_name:
@@ -257,6 +258,7 @@ class EngineStore(MetaStore):
     def _journal(self, hlc: int, op: Op) -> None:
         """Append a local change to the journal (in the caller's transaction)."""
         origin_seq = self._bump_applied(self.site_name)
+        self._entries_changed(op, hlc, version(hlc, self.site_name))
         self._append(JournalEntry(0, self.site_name, hlc, op, origin_seq))
 
     def _append(self, entry: JournalEntry) -> None:
@@ -295,8 +297,30 @@ class EngineStore(MetaStore):
         self._uncommitted = []
 
     def _touch_dir(self, inode: Inode, nlink_delta: int = 0) -> None:
-        now = time.time_ns()
-        self._put_inode(_replace(inode, mtime_ns=now, ctime_ns=now, nlink=inode.nlink + nlink_delta))
+        """An entry of ``inode`` changed here: its ctime is now. (Its mtime is the clock
+        time of the latest change that named it: ``_entries_changed``.)"""
+        self._put_inode(_replace(inode, ctime_ns=time.time_ns(), nlink=inode.nlink + nlink_delta))
+
+    def _entries_changed(self, op: Op, hlc: int, ver: str) -> None:
+        """A change ``op`` (made here or applied) named the directories it changes: each gets
+        its clock time as modification time, unless a later change set that already. The
+        same at every site whatever the order, since every site applies the same changes
+        (what a conflict moves as a consequence does not count: it differs between sites)."""
+        if isinstance(op, RenameOp):
+            directories = [op.parent, op.new_parent]
+        elif isinstance(op, (CreateOp, LinkOp, UnlinkOp, RmdirOp)):
+            directories = [op.parent]
+        else:
+            return
+        for file_id in dict.fromkeys(directories):
+            directory = self.by_file_id(file_id)
+            if (directory is None or not directory.is_dir
+                    or (directory.nlink == 0 and directory.ino != ROOT_INO)):
+                continue
+            if ver > self._touched(file_id)[0]:
+                changed = physical_ms(hlc) * 1_000_000
+                self._put_touched(file_id, ver, changed)
+                self._put_inode(_replace(directory, mtime_ns=changed))
 
     def _drop_name(self, parent: Inode, name: str, inode: Inode, *, refill: bool = True) -> Inode:
         """Remove one name of ``inode``; returns the inode as it is afterwards."""
@@ -820,6 +844,7 @@ class EngineStore(MetaStore):
                 else:
                     self._clock.observe(entry.hlc)
                     applier.apply(entry)
+                    self._entries_changed(entry.op, entry.hlc, entry.version)
                     self._bump_applied(entry.origin)
                     self._append(_replace(entry, seq=0))
                     result.applied += 1
