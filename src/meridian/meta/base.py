@@ -636,10 +636,15 @@ class EngineStore(MetaStore):
         self._touch_dir(self._inode(parent), -moved_dir)
         self._touch_dir(self._inode(new_parent), moved_dir)
         current = self._inode(inode.ino)
-        if linked is not None and ver == current.name_version:
-            # a hard link's name moved by a conflict, not renamed: it keeps its link's version
-            self._bind_link(new_parent, new_name, current, linked)
-        self._put_inode(_replace(current, ctime_ns=time.time_ns(), name_version=ver))
+        if linked is not None:
+            # A name a link made keeps its own version: the link's if a conflict moved it
+            # (the move keeps the version), the rename's if renamed; the file's first name
+            # and its version stay as they are.
+            self._bind_link(new_parent, new_name, current,
+                            linked if ver == current.name_version else ver)
+            self._put_inode(_replace(current, ctime_ns=time.time_ns()))
+        else:
+            self._put_inode(_replace(current, ctime_ns=time.time_ns(), name_version=ver))
         if refill:
             self._freed(parent, name)
 
