@@ -241,6 +241,8 @@ class SqliteMetaStore(EngineStore):
             db.execute("DELETE FROM journal")
             db.execute("DELETE FROM uploads")
             db.execute("DELETE FROM kv WHERE key LIKE 'peer:%'")
+            # the source's own collection and upload holds are its own, not the new site's
+            db.execute("DELETE FROM kv WHERE key IN ('setting:gc', 'setting:gc_holds')")
             for key, value in (("site_name", site_name), ("site_id", os.urandom(16).hex()),
                                ("next_counter", "1"), ("last_seq", "0"),
                                (f"peer:{source}", last_seq)):

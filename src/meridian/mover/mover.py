@@ -46,7 +46,7 @@ from meridian.errors import (
 )
 from meridian.meta import MetaStore, PendingUpload
 from meridian.mover.slots import FetchSlots
-from meridian.mover.verify import BlockHashes, PeerHashes, block_problem
+from meridian.mover.verify import BlockHashes, PeerHashes, block_problem, mismatch
 from meridian.objects.layout import ContentBucket
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,8 @@ class Mover:
                  from_peers: PeerFetch | None = None,
                  hashes_from_peers: PeerHashes | None = None,
                  on_maybe_in_bucket: Callable[[str], None] | None = None,
-                 may_upload: Callable[[str], bool] | None = None) -> None:
+                 may_upload: Callable[[str], bool] | None = None,
+                 upload_held_until: Callable[[str], float | None] | None = None) -> None:
         self.meta = meta
         self.volume = volume
         self.bucket = bucket
@@ -103,6 +104,8 @@ class Mover:
         self.from_peers = from_peers
         # asked before each upload: content an objective confines to this site stays here
         self.may_upload = may_upload
+        # asked before each upload: until when a peer's garbage collection holds it back
+        self.upload_held_until = upload_held_until
         self._pool = ThreadPoolExecutor(max_workers=upload_workers * 2 + fetch_workers,
                                         thread_name_prefix="mover")
         self._fetch_slots = FetchSlots(fetch_workers)  # a reader's blocks before read-ahead
@@ -113,8 +116,11 @@ class Mover:
         self._marking: asyncio.Task[None] | None = None
         self._block_fetches: dict[tuple[str, int], asyncio.Future[None]] = {}
         self._from_bucket: dict[str, set[int]] = {}  # blocks of a fetch that came from the bucket
-        self.block_hashes = BlockHashes(bucket, volume, self._run, read_timeout=read_timeout,
-                                        from_peers=hashes_from_peers)
+        # learning block hashes (manifests, hashing a local copy for a peer) has threads of
+        # its own: it never queues behind block transfers, nor they behind it
+        self._aside = ThreadPoolExecutor(max_workers=4, thread_name_prefix="mover-hashes")
+        self.block_hashes = BlockHashes(bucket, volume, self._run_aside,
+                                        read_timeout=read_timeout, from_peers=hashes_from_peers)
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         self.uploads_done = self.uploads_failed = self.bytes_uploaded = 0
@@ -145,6 +151,10 @@ class Mover:
                      now.uploads_failed - last.uploads_failed, every, now.queued)
             last = now
 
+    def uploading(self, hash: str) -> bool:
+        """Whether an upload of ``hash`` has started and not finished (loop thread)."""
+        return hash in self._in_flight
+
     def wake(self) -> None:
         """New uploads were queued: let idle workers look now rather than at their next poll."""
         self._wake.set()
@@ -157,6 +167,7 @@ class Mover:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._aside.shutdown(wait=True, cancel_futures=True)
 
     def stats(self) -> MoverStats:
         return MoverStats(self.uploads_done, self.uploads_failed, self.bytes_uploaded,
@@ -166,6 +177,10 @@ class Mover:
     async def _run(self, fn: Callable[..., _T], *args: object) -> _T:
         """Run blocking I/O on the mover's thread pool."""
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    async def _run_aside(self, fn: Callable[..., _T], *args: object) -> _T:
+        """Run blocking work for block hashes on their own threads."""
+        return await asyncio.get_running_loop().run_in_executor(self._aside, fn, *args)
 
     # -- uploads ----------------------------------------------------------------------------
     def _next_upload(self) -> PendingUpload | None:
@@ -195,6 +210,12 @@ class Mover:
         if self.may_upload is not None and not self.may_upload(upload.hash):
             self.meta.upload_failed(upload.hash, time.time() + 3600,
                                     "held: an objective confines this content to this site")
+            return
+        held = self.upload_held_until(upload.hash) if self.upload_held_until else None
+        if held is not None:  # a collector is deleting the old copy: upload after it
+            self.meta.upload_failed(upload.hash, held + 0.1,
+                                    "held: garbage collection is deleting an earlier copy "
+                                    "from the bucket; uploading again after that")
             return
         try:
             if not self.volume.has(upload.hash):
@@ -379,13 +400,10 @@ class Mover:
             bad: list[str] = []
             missing: Exception | None = None
             try:
-                if isinstance(expected, str):
-                    data, problem = await self._run(self._checked_bucket_block, hash, index,
-                                                    length, expected)
-                else:  # the GET overlaps with learning the block hashes
-                    data = await self._run(self.bucket.get_block, hash, index)
+                data, actual = await self._run(self._hashed_bucket_block, hash, index)
+                if not isinstance(expected, str):  # the GET overlapped learning the hashes
                     expected = (await expected)[index]
-                    problem = await self._run(block_problem, data, length, expected)
+                problem = mismatch(len(data), actual, length, expected)
             except ObjectNotFound as exc:
                 missing = exc
             except ObjectStoreError as exc:
@@ -432,11 +450,10 @@ class Mover:
                                          f"peer: {missing}")
             await asyncio.sleep(0.25)
 
-    def _checked_bucket_block(self, hash: str, index: int, length: int,
-                              expected: str) -> tuple[bytes, str | None]:
-        """A block from the bucket and what is wrong with it (None: nothing); thread."""
+    def _hashed_bucket_block(self, hash: str, index: int) -> tuple[bytes, str]:
+        """A block from the bucket and its hash, in one go on a transfer thread."""
         data = self.bucket.get_block(hash, index)
-        return data, block_problem(data, length, expected)
+        return data, hash_bytes(data)
 
     def _rejected(self, hash: str, index: int, source: str, problem: str) -> None:
         self.rejected_blocks += 1
@@ -462,13 +479,13 @@ class Mover:
         finally:
             if not isinstance(expected, str):
                 expected.cancel()  # no-op once done; the shared resolution is shielded
+        self.volume.begin_partial(hash, size)
+        await self._write_waiting_for_space(hash, start, data)
         if from_bucket:
             seen = self._from_bucket.setdefault(hash, set())
             if not seen and self._on_maybe_in_bucket is not None and size > block:
                 self._on_maybe_in_bucket(hash)  # its partial instance may go once checked
             seen.add(index)
-        self.volume.begin_partial(hash, size)
-        await self._write_waiting_for_space(hash, start, data)
         self.fetches_done += 1
         self.bytes_fetched += length
         if hash not in self._finishing and not self.volume.missing(hash, 0, size):

@@ -33,6 +33,7 @@ Example::
     space_wait = 30                       # seconds a write on a full volume waits for uploads
     gc_grace = 86400                      # seconds unreferenced content stays in the bucket
     gc_interval = 600                     # seconds between garbage collection rounds (0: off)
+    gc_hold = 600                         # seconds peers hold uploads of what is being deleted
 
     [api]
     listen = "0.0.0.0:7411"               # HOST:PORT; port 0 picks a free port
@@ -101,6 +102,7 @@ class MoverConfig:
     space_wait: float = 30.0  # seconds a write on a full volume waits for uploads to make room
     gc_grace: float = 86400.0  # seconds content stays in the bucket after its last reference
     gc_interval: float = 600.0  # seconds between garbage collection rounds (0: never)
+    gc_hold: float = 600.0  # seconds a peer holds uploads of content being deleted
     objectives_sweep: float = 60.0  # seconds between sweeps for rules that depend on time
 
 

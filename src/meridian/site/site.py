@@ -23,6 +23,7 @@ from meridian.objects.layout import ContentBucket
 from meridian.meta.replica import ApplyResult
 from meridian.replication import Peer, Replication
 from meridian.replication.gc import Collector
+from meridian.replication.holds import UploadHolds
 from meridian.site.config import SiteConfig
 from meridian.site.confirmed import ConfirmedLog
 from meridian.site.privacy import close_to_others
@@ -62,8 +63,11 @@ class Site:
         self.replication = Replication(meta, peers,
                                        max_clock_skew=config.replication.max_clock_skew)
         self.replication.add_listener(self._applied)
+        self.upload_holds = UploadHolds(meta)
         self.collector = Collector(meta, bucket, peers, grace=config.mover.gc_grace,
-                                   interval=config.mover.gc_interval, on_retired=self._retired,
+                                   interval=config.mover.gc_interval, hold=config.mover.gc_hold,
+                                   acknowledge=lambda h, s: self.acknowledge_retirement(h, s)[0],
+                                   release=self.upload_holds.release, on_retired=self._retired,
                                    on_deleted=self._content_deleted)
         self.mover = Mover(meta, volume, bucket, upload_workers=config.mover.upload_workers,
                            fetch_workers=config.mover.fetch_workers,
@@ -74,7 +78,8 @@ class Site:
                            from_peers=self._from_peers if config.peers else None,
                            hashes_from_peers=self._hashes_from_peers if config.peers else None,
                            on_maybe_in_bucket=self._fetched_maybe_in_bucket,
-                           may_upload=self._may_upload)
+                           may_upload=self._may_upload,
+                           upload_held_until=self.upload_holds.held_until)
         from meridian.objectives.orchestrator import Orchestrator
         self.orchestrator = Orchestrator(meta, volume, self.mover,
                                          sweep_interval=config.mover.objectives_sweep)
@@ -254,6 +259,23 @@ class Site:
 
     async def _hashes_from_peers(self, hash: str, size: int) -> list[str] | None:
         return await self.replication.fetch_block_hashes(hash, size, self._origins.get(hash))
+
+    def acknowledge_retirement(self, hashes: list[str],
+                               seconds: float) -> tuple[set[str], float]:
+        """A collector (a peer's, or this site's own) is about to delete ``hashes`` from the
+        bucket: hold this site's uploads of them for ``seconds`` (durably, first), then
+        acknowledge those this site counts as not in the bucket, has no upload of under way
+        and no file refers to. Returns them and the seconds granted. Loop thread only."""
+        granted = self.upload_holds.hold(hashes, seconds)
+        acknowledged = set()
+        for hash in hashes:
+            record = self.meta.content(hash)
+            if record is not None and record.in_bucket:
+                continue  # this site has not applied the retirement, or it was uploaded again
+            if self.mover.uploading(hash) or self.meta.referenced([hash]):
+                continue
+            acknowledged.add(hash)
+        return acknowledged, granted
 
     def _may_upload(self, hash: str) -> bool:
         return self.orchestrator.may_upload(hash)
