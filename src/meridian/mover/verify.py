@@ -50,9 +50,14 @@ class Runner(Protocol):
 def block_problem(data: bytes, length: int, expected: str) -> str | None:
     """Why ``data`` is not the block that hashes to ``expected`` and holds ``length`` bytes
     (None: it is). Runs a BLAKE3 pass over the block: call it off the event loop."""
-    if len(data) != length:
-        return f"{len(data)} bytes, expected {length}"
-    actual = hash_bytes(data)
+    return mismatch(len(data), hash_bytes(data), length, expected)
+
+
+def mismatch(got: int, actual: str, length: int, expected: str) -> str | None:
+    """Why a block of ``got`` bytes hashing to ``actual`` is not the one of ``length`` bytes
+    hashing to ``expected`` (None: it is)."""
+    if got != length:
+        return f"{got} bytes, expected {length}"
     if actual != expected:
         return f"hashes to {actual[:12]}, expected {expected[:12]}"
     return None
