@@ -30,7 +30,7 @@ from meridian.errors import (
     NotFound,
 )
 from meridian.meta.clock import HybridClock, physical_ms
-from meridian.meta.replica import Applier, ApplyResult
+from meridian.meta.replica import Applier, ApplyResult, original_name
 from meridian.meta.interface import (
     ROOT_FILE_ID,
     ROOT_INO,
@@ -404,7 +404,14 @@ class EngineStore(MetaStore):
         waiting = []
         for file_id, placed_as in json.loads(found):
             ino = self._find_file_id(file_id)
-            if ino is not None and self._get_entry(directory, placed_as) == ino:
+            if ino is None:
+                continue
+            if self._get_entry(directory, placed_as) != ino:
+                # moved on to another conflict name of this name (a later change took the
+                # one it was given): it still waits; moved anywhere else, it stopped waiting
+                placed_as = next((n for parent, n in self._names_of(ino) if parent == directory
+                                  and n != name and original_name(n) == name), "")
+            if placed_as:
                 waiting.append((self._inode(ino), placed_as))
         if not waiting:
             self._del_kv(key)
