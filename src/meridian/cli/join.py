@@ -20,6 +20,7 @@ from meridian.errors import BadInput, PeerUnreachable
 from meridian.meta.sqlite import SqliteMetaStore
 from meridian.site import Site
 from meridian.site.config import SiteConfig, new_token, parse_config, write_config
+from meridian.testpoints import reached
 
 CHUNK = 1 << 20
 
@@ -82,11 +83,13 @@ def cmd_join(args: Any, data: Path, config_path: Path) -> int:
                 out.write(chunk)
                 progress.advance(len(chunk))
         progress.close()
+    reached("join.downloaded")
     store = SqliteMetaStore.adopt_snapshot(download, config.meta_path, config.name, peer["site"])
     try:
         inodes, position = store.count_inodes(), store.peer_position(peer["site"])
     finally:
         store.close()
+    reached("join.adopted")  # the store is the new site's; the config, its sign of life, not yet
     write_config(config, config_path)
     took = time.monotonic() - started
     print(f"site {config.name} joined {peer['site']}'s namespace: {inodes} inodes in "

@@ -252,6 +252,8 @@ class SqliteMetaStore(EngineStore):
             raise StoreError(f"{snapshot}: not a usable snapshot: {exc}") from exc
         finally:
             db.close()
+        for leftover in (Path(f"{path}-wal"), Path(f"{path}-shm")):  # of an earlier attempt:
+            leftover.unlink(missing_ok=True)  # SQLite would replay them into the new store
         os.replace(snapshot, path)
         return cls(path, site_name)
 

@@ -48,6 +48,7 @@ from meridian.meta import MetaStore, PendingUpload
 from meridian.mover.slots import FetchSlots
 from meridian.mover.verify import BlockHashes, PeerHashes, block_problem, mismatch
 from meridian.objects.layout import ContentBucket
+from meridian.testpoints import reached_async
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -229,6 +230,7 @@ class Mover:
                 raise ContentError(f"local instance of {upload.hash[:12]} hashes to "
                                    f"{hashes[0][:12]}: corrupt on this site's disk")
             await self._run(self.bucket.finish, upload.hash, upload.size, hashes)
+            await reached_async("mover.uploaded")  # in the bucket; not recorded so yet
             self.block_hashes.remember(upload.hash, hashes)
         except (MeridianError, OSError) as exc:
             self.uploads_failed += 1

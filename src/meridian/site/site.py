@@ -95,7 +95,10 @@ class Site:
         confirmed = self._confirmed_log.load(still_in_bucket)
         for info in instances:
             record = meta.content(info.hash)
-            if record is None or info.hash in confirmed:  # unreferenced, or seen there
+            if record is None:  # installed, then a crash before its commit: nothing uses it
+                log.info("content %s on the volume is known to no file: removed", info.hash[:12])
+                volume.remove(info.hash)
+            elif info.hash in confirmed:  # seen in the bucket
                 with self._in_bucket_lock:
                     self._in_bucket.add(info.hash)
             elif record.in_bucket:  # only a peer's word, or a line lost: check
