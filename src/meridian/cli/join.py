@@ -87,9 +87,9 @@ def cmd_join(args: Any, data: Path, config_path: Path) -> int:
     store = SqliteMetaStore.adopt_snapshot(download, config.meta_path, config.name, peer["site"])
     try:
         inodes, position = store.count_inodes(), store.peer_position(peer["site"])
+        reached("join.adopted")  # the store is the new site's (still open); no config yet
     finally:
         store.close()
-    reached("join.adopted")  # the store is the new site's; the config, its sign of life, not yet
     write_config(config, config_path)
     took = time.monotonic() - started
     print(f"site {config.name} joined {peer['site']}'s namespace: {inodes} inodes in "
