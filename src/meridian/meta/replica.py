@@ -27,6 +27,12 @@ for the cases it leaves open (``docs/conflicts.md`` states them for users):
   of one extended attribute, the later wins.
 - **conflict copies** carry the mode, owner and modification time their version was written
   with, so every site makes the same copy whatever the file's attributes are by then.
+- **hard links**: a name a link made is judged by that link's change (``link:`` records); an
+  unlink or rename finds the name its origin meant by the change that bound it; unlinks of one
+  name never delete a file (of concurrent ones, the latest is undone); a delete wins over links
+  its origin had not seen, unless a write brings the file back with them.
+- **directory times**: a directory's mtime is the clock time of the latest change that named
+  it (``EngineStore._entries_changed``), or a later explicit time.
 
 Everything here runs inside the caller's transaction and touches the store only through the
 engine hooks, so an entry and the position that counts it commit together.
