@@ -91,6 +91,8 @@ def test_a_site_that_is_not_a_peer_of_the_collector_holds_collection_back(
     wait_for(lambda: not (east.mount / "n.bin").exists(), what="the unlink relayed to east")
     wait_for(lambda: "site north made changes this site holds, but is not one of its peers"
              in east.log(), what="east saying north holds collection back")
+    status = meridian("status", "--config", str(east.config)).stdout
+    assert "collection WAITS: site north made changes" in status, status
     time.sleep(2)  # several more rounds of east's collector
     assert bucket.manifest(digest) is not None, "collected without asking a site of the mesh"
 

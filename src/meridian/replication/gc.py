@@ -181,9 +181,9 @@ class Collector:
         own uploads of it are held first, then its references looked at once more (a peer's
         new file that has arrived here counts). True if deleted."""
         await reached_async("gc.acknowledged")  # every peer acknowledged; nothing held here yet
-        if self.acknowledge is not None and hash not in self.acknowledge([hash], self.hold):
-            return False  # an upload of it is under way here
         try:
+            if self.acknowledge is not None and hash not in self.acknowledge([hash], self.hold):
+                return False  # an upload of it is under way here, or it is in use again
             record = self.meta.content(hash)
             if self.meta.referenced([hash]) or (record is not None and record.in_bucket):
                 log.info("garbage collection: %s is referenced again; revived, not deleted",
