@@ -342,34 +342,46 @@ class EngineStore(MetaStore):
             self._freed(parent.ino, name)
         return left
 
-    def _bound_version(self, parent: int, name: str, inode: Inode) -> str:
-        """The version of the change that bound ``name`` in ``parent`` to ``inode``: the link
-        that made it, for a name a hard link made (``_bind_link``); else the inode's
-        ``name_version`` (the change that gave it its first name)."""
-        if not inode.is_dir:
-            found = self._get_kv(f"link:{self._inode(parent).file_id}/{name}")
-            if found:
-                file_id, ver = json.loads(found)
-                if file_id == inode.file_id:
-                    return str(ver)
-        return inode.name_version
-
-    def _bind_link(self, parent: int, name: str, inode: Inode, ver: str) -> None:
-        """Record that the change ``ver`` (a link) bound ``name`` in ``parent`` to ``inode``:
-        a conflict over that name is decided by that change, not by the file's first name."""
-        self._put_kv(f"link:{self._inode(parent).file_id}/{name}",
-                     json.dumps([inode.file_id, ver]))
-
-    def _unbind_link(self, parent: int, name: str, inode: Inode) -> str | None:
-        """Forget what ``_bind_link`` recorded of ``name`` in ``parent``; returns its version
-        if it was a link of ``inode``."""
-        key = f"link:{self._inode(parent).file_id}/{name}"
-        found = self._get_kv(key)
+    def _link_record(self, parent: int, name: str, inode: Inode) -> tuple[str, str] | None:
+        """What ``_bind_link`` recorded of ``name`` in ``parent`` for ``inode``: (version of
+        the change that bound it there, version of the link that made the name)."""
+        if inode.is_dir:
+            return None
+        found = self._get_kv(f"link:{self._inode(parent).file_id}/{name}")
         if not found:
             return None
-        self._del_kv(key)
-        file_id, ver = json.loads(found)
-        return str(ver) if file_id == inode.file_id else None
+        file_id, ver, *made = json.loads(found)
+        return (str(ver), str(made[0] if made else ver)) if file_id == inode.file_id else None
+
+    def _bound_version(self, parent: int, name: str, inode: Inode) -> str:
+        """The version of the change that bound ``name`` in ``parent`` to ``inode``: for a
+        name a hard link made, that link or the rename that moved it there since
+        (``_bind_link``); else the inode's ``name_version`` (its first name's)."""
+        record = self._link_record(parent, name, inode)
+        return record[0] if record is not None else inode.name_version
+
+    def _binding_key(self, parent: int, name: str, inode: Inode) -> str:
+        """What identifies that name of ``inode`` at every site: for a name a hard link made,
+        the link's version, whatever renames moved it since; else the first name's version."""
+        record = self._link_record(parent, name, inode)
+        return record[1] if record is not None else inode.name_version
+
+    def _bind_link(self, parent: int, name: str, inode: Inode, ver: str,
+                   made: str | None = None) -> None:
+        """Record that the change ``ver`` bound ``name`` in ``parent`` to ``inode``, a name
+        the link ``made`` (default: ``ver`` itself) gave it: a conflict over that name is
+        decided by that change, not by the file's first name."""
+        self._put_kv(f"link:{self._inode(parent).file_id}/{name}",
+                     json.dumps([inode.file_id, ver, made or ver]))
+
+    def _unbind_link(self, parent: int, name: str, inode: Inode) -> tuple[str, str] | None:
+        """Forget what ``_bind_link`` recorded of ``name`` in ``parent``; returns it if it
+        was a link of ``inode``."""
+        record = self._link_record(parent, name, inode)
+        key = f"link:{self._inode(parent).file_id}/{name}"
+        if self._get_kv(key) is not None:
+            self._del_kv(key)
+        return record
 
     def _unlinked_names(self, file_id: str) -> list[list[str]]:
         """The names of ``file_id`` removed one at a time while it kept others: [directory
@@ -558,7 +570,7 @@ class EngineStore(MetaStore):
                 raise IsADirectory(f"{name!r} is a directory")
             parent_inode = self._inode(parent)
             self._check_removable(inode)
-            bound = self._bound_version(parent, name, inode)
+            bound = self._binding_key(parent, name, inode)
             left = self._drop_name(parent_inode, name, inode)
             hlc, ver = self._stamp()
             if left.nlink:
@@ -619,13 +631,14 @@ class EngineStore(MetaStore):
             if target is not None:
                 self._check_removable(target)
             hlc, ver = self._stamp()
-            bound = self._bound_version(parent, name, inode)
+            bound = self._binding_key(parent, name, inode)
+            seen = self._bound_version(parent, name, inode)
             replaced = (self._drop_name(new_dir, new_name, target, refill=False)
                         if target is not None else None)
             self._move(inode, parent, name, new_parent, new_name, ver)
             self._journal(hlc, RenameOp(
                 old_dir.file_id, name, new_dir.file_id, new_name, inode.file_id,
-                name_seen=inode.name_version,
+                name_seen=seen,
                 replaced=target.file_id if target is not None else None,
                 replaced_seen=target.content_version if target is not None else None,
                 bound=bound))
@@ -648,7 +661,7 @@ class EngineStore(MetaStore):
             # (the move keeps the version), the rename's if renamed; the file's first name
             # and its version stay as they are.
             self._bind_link(new_parent, new_name, current,
-                            linked if ver == current.name_version else ver)
+                            linked[0] if ver == current.name_version else ver, linked[1])
             self._put_inode(_replace(current, ctime_ns=time.time_ns()))
         else:
             self._put_inode(_replace(current, ctime_ns=time.time_ns(), name_version=ver))

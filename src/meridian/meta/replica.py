@@ -283,18 +283,18 @@ class Applier:
                bound: str | None = None, *, removing: bool = False) -> tuple[int, str] | None:
         """The name of ``inode`` an entry means: (parent, name) if it still binds the inode
         and was bound by the change ``bound``, else the name that change bound wherever a
-        conflict moved it (hard links), else (``removing``: for an unlink) None if that name
-        was removed here already, else (parent, name) if it binds the inode, else the file's
-        first name (a rename moved the name meanwhile)."""
+        conflict or a rename moved it (hard links), else (``removing``) None if that name was
+        removed here already, else (parent, name) if it binds the inode, else the file's first
+        name (a rename moved the name meanwhile)."""
         parent = self._live(parent_fid)
         names = self.s._names_of(inode.ino)
         named = (parent.ino, name) if parent is not None and name is not None else None
         if named in names and (bound is None
-                               or self.s._bound_version(named[0], named[1], inode) == bound):
+                               or self.s._binding_key(named[0], named[1], inode) == bound):
             return named
         if bound is not None:
             for where in names:
-                if self.s._bound_version(where[0], where[1], inode) == bound:
+                if self.s._binding_key(where[0], where[1], inode) == bound:
                     return where
             if removing and any(removed[3] == bound
                                 for removed in self.s._unlinked_names(inode.file_id)):
@@ -449,12 +449,13 @@ class Applier:
                                       e.version)
             return
         inode = self.s._inode(inode.ino)
-        where = self._where(inode, op.parent, op.name, op.bound)
+        where = self._where(inode, op.parent, op.name, op.bound, removing=True)
         if where is None:
             return
-        concurrent = (inode.name_version != op.name_seen if op.name_seen is not None
+        current = self.s._bound_version(where[0], where[1], inode)  # that name's version here
+        concurrent = (current != op.name_seen if op.name_seen is not None
                       else where != self._where_given(op))
-        if concurrent and e.version < inode.name_version:
+        if concurrent and e.version < current:
             return  # renamed here by a later change the origin had not seen: that one wins
         directory, name, lost = self._place(op.new_parent, op.new_name, op.fid)
         if inode.is_dir and self.s._is_ancestor(inode.ino, directory.ino):
@@ -462,7 +463,10 @@ class Applier:
         holder_ino = self._refilled(directory, name, e.version)
         if holder_ino == inode.ino and where == (directory.ino, name):
             # renamed to the same name here: the later change names it
-            if e.version > inode.name_version:
+            record = self.s._link_record(where[0], where[1], inode)
+            if record is not None and e.version > record[0]:
+                self.s._bind_link(where[0], where[1], inode, e.version, record[1])
+            elif record is None and e.version > inode.name_version:
                 self.s._put_inode(_replace(inode, name_version=e.version))
             return
         if holder_ino is not None:
