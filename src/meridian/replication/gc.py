@@ -122,17 +122,17 @@ class Collector:
 
     async def _retire_and_delete(self, state: dict[str, dict[str, Any]], due: list[str],
                                  retired: list[str], counts: dict[str, int]) -> None:
-        departed = self.meta.departed()
+        asked = time.monotonic()
+        answers = await self._ask_peers(due + retired, retired, self.hold)
+        if answers is None:
+            return  # _ask_peers said which peer
+        # a site that left is known to the sites it was a peer of, maybe not here
+        departed = self.meta.departed() | {str(d) for a in answers for d in a.get("departed", ())}
         missing = self._not_peers(self.meta.positions(), departed)
         if missing:
             self._hold_back(f"site {missing[0]} made changes this site holds, but is not one "
                             "of its peers (collection needs every site as a peer)")
             return
-        asked = time.monotonic()
-        answers = await self._ask_peers(due + retired, retired, self.hold)
-        if answers is None:
-            return  # _ask_peers said which peer
-        departed |= {str(d) for a in answers for d in a.get("departed", ())}
         for answer in answers:
             missing = self._not_peers(answer.get("positions", {}), departed)
             if missing:
