@@ -16,7 +16,7 @@ import pytest
 from meridian.meta import ROOT_INO, AttrChanges, MetaStore
 from meridian.meta.clock import HybridClock
 from meridian.meta.memory import MemoryMetaStore
-from meridian.meta.replica import conflict_name
+from meridian.meta.conflicts import conflict_name
 from meridian.meta.sqlite import SqliteMetaStore
 from meridian.site.inspect import namespace_digest
 from tests.meta.randomized import pull, write

@@ -39,8 +39,7 @@ from meridian.errors import (
     ObjectStoreError,
 )
 from meridian.meta import ROOT_INO, AttrChanges, Inode
-from meridian.meta.base import MAX_NAME, META_DIR_FILE_ID
-from meridian.meta.replica import ApplyResult
+from meridian.meta import MAX_NAME, META_DIR_FILE_ID, ApplyResult
 from meridian.mount.limits import largest_file_size
 from meridian.mount.openfiles import OpenFile
 from meridian.mount.sequence import following_frames

@@ -23,7 +23,7 @@ import httpx
 
 from meridian.errors import InvalidJournalEntry
 from meridian.meta import JOURNAL_FORMAT, JournalEntry, MetaStore, check_entry, entry_from_wire
-from meridian.meta.replica import ApplyResult
+from meridian.meta import ApplyResult
 
 log = logging.getLogger(__name__)
 

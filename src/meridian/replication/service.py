@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 import httpx
 
 from meridian.meta import MetaStore
-from meridian.meta.replica import ApplyResult
+from meridian.meta import ApplyResult
 from meridian.replication.link import DEFAULT_MAX_CLOCK_SKEW, Peer, PeerLink
 
 log = logging.getLogger(__name__)
