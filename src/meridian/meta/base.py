@@ -264,15 +264,24 @@ class EngineStore(SiteRecords, MetaStore):
             hlc, ver = self._stamp()
             bound = self._binding_key(parent, name, inode)
             seen = self._bound_version(parent, name, inode)
+            replaced_bound = (self._binding_key(new_parent, new_name, target)
+                              if target is not None else None)
             replaced = (self._drop_name(new_dir, new_name, target, refill=False)
                         if target is not None else None)
+            if replaced is not None and replaced.nlink and not replaced.is_dir:
+                self._record_unlinked(replaced.file_id, [new_dir.file_id, new_name, ver,
+                                                         replaced_bound or ""])
             self._move(inode, parent, name, new_parent, new_name, ver)
             self._journal(hlc, RenameOp(
                 old_dir.file_id, name, new_dir.file_id, new_name, inode.file_id,
                 name_seen=seen,
                 replaced=target.file_id if target is not None else None,
                 replaced_seen=target.content_version if target is not None else None,
-                bound=bound))
+                bound=bound,
+                replaced_left=(replaced.nlink if replaced is not None and not replaced.is_dir
+                               else None),
+                replaced_bound=replaced_bound if target is not None and not target.is_dir
+                else None))
         return replaced
 
     def setattr(self, ino: int, changes: AttrChanges) -> Inode:

@@ -186,9 +186,10 @@ class NamespaceCore(EngineHooks):
 
     def _binding_key(self, parent: int, name: str, inode: Inode) -> str:
         """What identifies that name of ``inode`` at every site: for a name a hard link made,
-        the link's version, whatever renames moved it since; else the first name's version."""
+        the link's version, whatever renames moved it since; else "" (the file's first name,
+        which no link made: renames move it, they do not change which name it is)."""
         record = self._link_record(parent, name, inode)
-        return record[1] if record is not None else inode.name_version
+        return record[1] if record is not None else ""
 
     def _bind_link(self, parent: int, name: str, inode: Inode, ver: str,
                    made: str | None = None) -> None:

@@ -140,6 +140,11 @@ class Applier(ContentRules):
             self._link(inode, op.parent, op.name, e.version)
 
     def _op_unlink(self, e: JournalEntry, op: UnlinkOp) -> None:
+        self._unlink(e, op)
+
+    def _unlink(self, e: JournalEntry, op: UnlinkOp, keep: tuple[int, str] | None = None) -> None:
+        """Remove the name ``op`` removed at its origin (an unlink, or the name a rename
+        replaced). ``keep``: a name the caller binds again at once (not refilled)."""
         deleted = not op.left  # the origin removed the file's last name
         inode = self._live(op.fid)
         if inode is None:  # deleted here too; what the deleting site saw may be a copy here
@@ -163,14 +168,22 @@ class Applier(ContentRules):
         if deleted:
             # names given to it here concurrently (links the origin had not seen) go too: a
             # delete wins over a link; should a write bring the file back, they come back
-            for other in self.s._names_of(inode.ino):
+            # (every name goes before any is refilled: a name of this file may be the
+            # loser waiting for another)
+            gone = self.s._names_of(inode.ino)
+            for other in gone:
                 if other != where:
                     self._keep_link(inode.file_id, [
                         self.s._inode(other[0]).file_id, original_name(other[1]),
                         self.s._bound_version(other[0], other[1], inode)])
-                    self._drop(other, self.s._inode(inode.ino))
-            if where is not None:
-                self._drop(where, self.s._inode(inode.ino))
+            if where in gone:
+                gone.remove(where)
+                gone.append(where)  # last: its tombstone says where the file was
+            for name in gone:
+                self._drop(name, self.s._inode(inode.ino), refill=False)
+            for name in gone:
+                if name != keep:
+                    self.s._freed(*name)
             return
         if where is None:
             return
@@ -186,7 +199,7 @@ class Applier(ContentRules):
             self._link(inode, latest[0], original_name(latest[1]), latest[3])
         self.s._record_unlinked(inode.file_id, [self.s._inode(where[0]).file_id, where[1],
                                                e.version, op.bound or ""])
-        self._drop(where, self.s._inode(inode.ino))
+        self._drop(where, self.s._inode(inode.ino), refill=where != keep)
 
     def _op_rmdir(self, e: JournalEntry, op: RmdirOp) -> None:
         inode = self._live(op.fid)
@@ -210,7 +223,7 @@ class Applier(ContentRules):
     def _rename(self, e: JournalEntry, op: RenameOp) -> None:
         inode = self._live(op.fid)
         moving = inode is not None and not self._reserved(inode)
-        self._remove_replaced(op, inode if moving else None)
+        self._remove_replaced(e, op, inode if moving else None)
         if inode is None or not moving:
             # deleted meanwhile: a delete wins over a rename; but should a write bring the
             # file back, it comes back where the later rename put it
@@ -259,7 +272,7 @@ class Applier(ContentRules):
                     return
         self._move(self.s._inode(inode.ino), where, directory, name, e.version)
 
-    def _remove_replaced(self, op: RenameOp, moving: Inode | None) -> None:
+    def _remove_replaced(self, e: JournalEntry, op: RenameOp, moving: Inode | None) -> None:
         """The file a rename replaced at its origin goes here too, wherever it is by now (a
         delete wins over a rename), unless it was written here meanwhile and has no other
         name (a hard link's other names keep the new version)."""
@@ -267,8 +280,17 @@ class Applier(ContentRules):
             self._drop_superseded_copy(op.replaced, op.replaced_seen)
         replaced = self._live(op.replaced)
         if replaced is None or self._reserved(replaced):
+            if op.replaced is not None and op.replaced_left is not None and replaced is None:
+                self._unlink(e, self._replaced_unlink(op))  # kept links go as they went
             return
         if moving is not None and replaced.ino == moving.ino:
+            return
+        if op.replaced_left is not None and not replaced.is_dir:
+            # the name it replaced goes as an unlink of that name would go
+            destination = self._live(op.new_parent)
+            keep = ((destination.ino, op.new_name) if destination is not None and moving
+                    else None)
+            self._unlink(e, self._replaced_unlink(op), keep)
             return
         names = self.s._names_of(replaced.ino)
         if not names or (replaced.content_version != op.replaced_seen and len(names) == 1):
@@ -280,6 +302,12 @@ class Applier(ContentRules):
                           self.s._get_entry(destination.ino, op.new_name) == replaced.ino)
         where = (destination.ino, op.new_name) if destination is not None and at_destination else names[0]
         self._drop(where, self.s._inode(replaced.ino), refill=not (at_destination and moving))
+
+    @staticmethod
+    def _replaced_unlink(op: RenameOp) -> UnlinkOp:
+        assert op.replaced is not None
+        return UnlinkOp(op.new_parent, op.new_name, op.replaced, op.replaced_seen,
+                        op.replaced_left, op.replaced_bound)
 
     def _where_given(self, op: RenameOp) -> tuple[int, str] | None:
         parent = self._live(op.parent)
