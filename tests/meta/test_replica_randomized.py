@@ -17,22 +17,35 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from tests.meta.randomized import ENGINES, MIXES, SITES, Pull, World, run
 
 SEEDS = 100
-# Hard links still diverge in a few runs in a hundred (docs/conflicts.md, "Known limits").
-TESTED_MIXES = [mix for mix in MIXES if "l" not in mix]
+# Hard links still diverge in a few runs in a hundred (docs/conflicts.md, "Known limits"): the
+# seeds below of 0-99, the same on both engines. They must still fail (strict), so a fix that
+# makes one converge shows here and the list shrinks; every other seed must converge.
+KNOWN_DIVERGING = {
+    "wlsur": {1, 46, 67, 85},
+    "wmrudxolsat": {6, 7, 14, 20, 30},
+}
+# The state machine mixes every kind but hard links, which would fail it often enough.
+MACHINE_MIXES = [mix for mix in MIXES if "l" not in mix]
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-@pytest.mark.parametrize("mix", TESTED_MIXES)
+@pytest.mark.parametrize("mix", list(MIXES))
 def test_random_partitions_converge_and_lose_nothing(mix: str, engine: str) -> None:
     """Sixty changes of the kinds in ``mix`` at random sites, random links working in
     between, then every link: equal digests everywhere and no acknowledged write lost."""
-    failures = []
+    known = KNOWN_DIVERGING.get(mix, set())
+    failures, fixed = [], []
     for seed in range(SEEDS):
         outcome, why = run(seed, mix, engine)
-        if not outcome.ok:
+        if seed in known:
+            if outcome.ok:
+                fixed.append(seed)
+        elif not outcome.ok:
             failures.append(f"seed {seed} mix {mix} engine {engine}: diverged "
                             f"{outcome.diverged}, lost {outcome.lost}\n{why}")
     assert not failures, f"{len(failures)} of {SEEDS} runs failed:\n" + "\n".join(failures[:3])
+    assert not fixed, f"mix {mix} engine {engine}: seeds {fixed} converge now: drop them " \
+                      "from KNOWN_DIVERGING (and update docs/conflicts.md)"
 
 
 class ThreeSites(RuleBasedStateMachine):
@@ -42,7 +55,7 @@ class ThreeSites(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.world: World | None = None
-        self.mix = "".join(sorted(set("".join(TESTED_MIXES))))
+        self.mix = "".join(sorted(set("".join(MACHINE_MIXES))))
 
     @initialize(engine=st.sampled_from(ENGINES))
     def start(self, engine: str) -> None:
