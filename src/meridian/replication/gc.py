@@ -24,11 +24,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import httpx
-
+from meridian.errors import MeridianError
 from meridian.meta import MetaStore
 from meridian.objects.layout import ContentBucket
 from meridian.replication.link import Peer
+from meridian.sitecall import AsyncSiteCaller
 
 log = logging.getLogger(__name__)
 
@@ -125,19 +125,19 @@ class Collector:
         """Every peer's answer, or None if one of them cannot answer (nothing goes then)."""
         departed = self.meta.departed()
         answers = []
-        async with httpx.AsyncClient() as client:
+        client = AsyncSiteCaller()
+        try:
             for peer in self.peers:
                 if peer.name in departed:
                     continue
                 try:
-                    response = await client.post(
-                        f"{peer.url}/references", json={"hashes": hashes},
-                        headers={"Authorization": f"Bearer {peer.token}"}, timeout=30.0)
-                    response.raise_for_status()
-                    answers.append(response.json())
-                except (httpx.HTTPError, ValueError) as exc:
+                    answers.append(await client.call(peer, "POST", "/references",
+                                                     body={"hashes": hashes}, timeout=30.0))
+                except (MeridianError, ValueError) as exc:
                     log.info("garbage collection waits: %s cannot answer (%s)", peer.name, exc)
                     return None
+        finally:
+            await client.aclose()
         return answers
 
     def _load(self) -> dict[str, dict[str, Any]]:

@@ -19,7 +19,7 @@ from meridian.mover import Mover
 from meridian.objects import ObjectStore, open_object_store
 from meridian.objects.layout import ContentBucket
 from meridian.meta.replica import ApplyResult
-from meridian.replication import Peer, Replication
+from meridian.replication import Replication
 from meridian.replication.gc import Collector
 from meridian.site.config import SiteConfig
 
@@ -47,7 +47,8 @@ class Site:
         self._in_bucket_lock = threading.Lock()
         self._in_bucket: set[str] = set()
         self._origins: dict[str, str] = {}  # content hash -> the site that wrote it
-        peers = tuple(Peer(p.name, p.url, p.token) for p in config.peers)
+        from meridian.site.trust import peer_endpoint
+        peers = tuple(peer_endpoint(config, p) for p in config.peers)
         self.replication = Replication(meta, peers,
                                        max_clock_skew=config.replication.max_clock_skew)
         self.replication.add_listener(self._applied)
