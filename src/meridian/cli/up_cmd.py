@@ -46,6 +46,8 @@ def register(commands: Any) -> None:
     up.add_argument("--bucket", metavar="URL", help="shared bucket (default file://ROOT/bucket)")
     up.add_argument("--endpoint-url", metavar="URL", help="S3 endpoint for an s3:// bucket")
     up.add_argument("--region", metavar="REGION", help="S3 region")
+    up.add_argument("--plain-http", action="store_true",
+                    help="new sites speak plain HTTP on loopback instead of TLS (to compare)")
     up.add_argument("--timeout", type=float, default=60.0,
                     help="seconds to wait for every site to mount (default 60)")
     up.set_defaults(func=cmd_up)
@@ -106,7 +108,8 @@ def prepare(args: argparse.Namespace) -> list[LocalSite]:
             "site": {"name": name, "data": str(root / name), "mount": str(root / name / "mnt")},
             "bucket": {"url": bucket},
             "volumes": [{"name": "local", "path": str(root / name / "volumes" / "local")}],
-            "api": {"listen": f"127.0.0.1:{_free_port()}"},
+            "api": {"listen": f"127.0.0.1:{_free_port()}",
+                    **({"plain_http": True} if args.plain_http else {})},
         }
         if args.endpoint_url:
             doc["bucket"]["endpoint_url"] = args.endpoint_url

@@ -75,7 +75,6 @@ def link_local(configs: list[SiteConfig]) -> None:
             if holder is issuer:
                 continue
             presented = PresentedCredentials(holder.secrets)
-            if presented.get(issuer.name) is not None and issuer.name != holder.name \
-                    and holder.name in issued.peers():
-                continue
+            if presented.get(issuer.name) is not None and holder.name in issued.peers():
+                continue  # exchanged already (a resumed `up`)
             presented.put(issuer.name, issued.issue_peer(holder.name))
