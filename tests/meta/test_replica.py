@@ -1,12 +1,12 @@
 """Replication rules at the store level: sites as stores, links as journal pulls.
 
 Every test runs against both engines. A "link" is one pull: ``dst`` takes ``src``'s journal
-from its position, exactly as the replication service does over HTTP.
+from its position, exactly as the replication service does over HTTP. Randomized runs over
+many seeds are in ``test_replica_randomized.py``.
 """
 
 from __future__ import annotations
 
-import random
 import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from meridian.meta import ROOT_INO, AttrChanges, MetaStore
-from meridian.meta.clock import HybridClock
 from meridian.meta.memory import MemoryMetaStore
 from meridian.meta.replica import conflict_name
 from meridian.meta.sqlite import SqliteMetaStore
 from meridian.site.inspect import namespace_digest
+from tests.meta.randomized import pull, write
 
 FILE = stat.S_IFREG | 0o644
 DIR = stat.S_IFDIR | 0o755
@@ -44,19 +44,6 @@ def make_site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Factor
         store.close()
 
 
-def pull(dst: MetaStore, src: MetaStore) -> int:
-    """One link, until nothing is left to take; returns how many entries were applied."""
-    applied = 0
-    while True:
-        entries = src.journal(after=dst.peer_position(src.site_name), limit=50)
-        if not entries:
-            return applied
-        result = dst.apply_entries(src.site_name, entries)
-        applied += result.applied
-        if result.gap:
-            return applied
-
-
 def sync(*sites: MetaStore) -> None:
     """Full mesh until quiet."""
     for _ in range(len(sites) + 1):
@@ -69,16 +56,6 @@ def sync(*sites: MetaStore) -> None:
 def tree(store: MetaStore) -> dict[str, str | None]:
     return {path: (f"{inode.content}:{stat.S_IMODE(inode.mode):o}" if inode.is_file else ("dir" if inode.is_dir else inode.target))
             for path, inode in store.walk()}
-
-
-def write(store: MetaStore, path: str, content: str) -> None:
-    parent, _, name = path.rpartition("/")
-    directory = store.resolve(parent or "/")
-    try:
-        inode = store.lookup(directory.ino, name)
-    except Exception:
-        inode = store.create(directory.ino, name, FILE, 0, 0)
-    store.set_content(inode.ino, content, len(content))
 
 
 def converged(*sites: MetaStore) -> None:
@@ -300,86 +277,6 @@ def test_conflict_name_format() -> None:
     assert len(conflict_name("x" * 255, ver).encode()) <= 255
 
 
-# -- randomized: three sites, links cut and healed at random --------------------------------
-NAMES = ["a", "b", "c.exr", "d", "e", "f", "g.exr", "h"]
-
-
-def random_step(rng: random.Random, site: MetaStore, written: dict[str, set[str]],
-                mix: str = "wmrudx") -> None:
-    dirs = [p for p, i in site.walk() if i.is_dir and not p.startswith("/.meridian")]
-    files = [p for p, i in site.walk() if i.is_file]
-    choice = rng.random()
-    kinds = [(0.35, "w"), (0.45, "m"), (0.65, "r"), (0.8, "u"), (0.9, "d"), (1.0, "x")]
-    kind = next(k for limit, k in kinds if choice < limit)
-    if kind not in mix:
-        return
-    try:
-        if choice < 0.35 or not files:
-            path = rng.choice(dirs).rstrip("/") + "/" + rng.choice(NAMES)
-            text = f"{site.site_name}-{rng.randrange(1 << 30)}"
-            write(site, path, text)
-            written.setdefault(site.site_name, set()).add(text)
-        elif choice < 0.45:
-            site.create(site.resolve(rng.choice(dirs)).ino, rng.choice(NAMES) + "dir", DIR, 0, 0)
-        elif choice < 0.65:
-            src = rng.choice(files + dirs[1:] if len(dirs) > 1 else files)
-            parent, _, name = src.rpartition("/")
-            dst_dir = rng.choice(dirs)
-            site.rename(site.resolve(parent or "/").ino, name, site.resolve(dst_dir).ino,
-                        rng.choice(NAMES))
-        elif choice < 0.8:
-            src = rng.choice(files)
-            parent, _, name = src.rpartition("/")
-            site.unlink(site.resolve(parent or "/").ino, name)
-        elif choice < 0.9 and len(dirs) > 1:
-            path = rng.choice(dirs[1:])
-            parent, _, name = path.rpartition("/")
-            site.rmdir(site.resolve(parent or "/").ino, name)
-        else:
-            site.setattr(site.resolve(rng.choice(files)).ino, AttrChanges(mode=rng.choice([0o600, 0o644])))
-    except Exception as exc:  # an operation the state does not allow: as a user would see
-        from meridian.errors import MeridianError
-        assert isinstance(exc, MeridianError), exc
-
-
-def ticking_clocks(sites: list[MemoryMetaStore]) -> None:
-    """Wall clocks that move a second per reading: conflict names carry the second of the
-    losing change, and two losers of one site in one second would need ``-2`` suffixes, whose
-    order depends on arrival (rare in life, constant in a fast test)."""
-    now = [1_764_590_400_000]
-
-    def wall_ms() -> int:
-        now[0] += 1000
-        return now[0]
-
-    for site in sites:
-        site._clock = HybridClock(site._clock.last, wall_ms)
-
-
-@pytest.mark.parametrize("mix", ["wmu", "wr", "wrx", "wmrudx"])
-@pytest.mark.parametrize("seed", range(12))
-def test_random_partitions_converge(seed: int, mix: str) -> None:
-    """Writes (w), mkdir (m), renames (r), unlinks (u), rmdir (d), chmod (x) at random sites,
-    random links in between, then everything delivered: every site has the same tree."""
-    rng = random.Random(seed)
-    sites = [MemoryMetaStore(n) for n in ("east", "west", "north")]
-    ticking_clocks(sites)
-    written: dict[str, set[str]] = {}
-    try:
-        for _ in range(60):
-            site = rng.choice(sites)
-            random_step(rng, site, written, mix)
-            if rng.random() < 0.3:  # a link that works at this moment
-                dst, src = rng.sample(sites, 2)
-                pull(dst, src)
-        sync(*sites)
-        digests = {namespace_digest(s) for s in sites}
-        assert len(digests) == 1, {s.site_name: tree(s) for s in sites}
-    except AssertionError:
-        print(f"random_partitions_converge failed with seed {seed}")
-        raise
-
-
 def test_garbage_collection_bookkeeping(make_site: Factory) -> None:
     east, west = make_site("east"), make_site("west")
     write(east, "/a", "h1")
@@ -416,3 +313,119 @@ def test_a_write_started_before_another_sites_version_arrived_keeps_both(
     files = {n: i.content for n, i in west.list_dir(ROOT_INO) if i.is_file}
     assert files["take.mov"] == "from-east"
     assert sorted(files.values()) == ["from-east", "from-west"]
+
+
+# -- the rules of docs/conflicts.md that random runs reach only by chance --------------------
+def names(store: MetaStore, ino: int = ROOT_INO) -> list[str]:
+    return [n for n, _ in store.list_dir(ino) if n != ".meridian"]
+
+
+def test_concurrent_mode_and_owner_changes_the_later_wins_whole(make_site: Factory) -> None:
+    east, west, north = make_site("east"), make_site("west"), make_site("north")
+    write(east, "/plate.exr", "v0")
+    sync(east, west, north)
+    east.setattr(east.resolve("/plate.exr").ino, AttrChanges(mode=0o600))
+    west.setattr(west.resolve("/plate.exr").ino, AttrChanges(uid=1001, gid=1001))  # later
+    pull(north, west)  # north hears the later change first, east's after it
+    pull(north, east)
+    pull(east, west)  # east hears it after its own
+    pull(west, east)
+    converged(east, west, north)
+    for site in (east, west, north):
+        plate = site.resolve("/plate.exr")
+        assert (stat.S_IMODE(plate.mode), plate.uid, plate.gid) == (0o644, 1001, 1001)
+
+
+def test_concurrent_xattr_and_time_changes_the_later_wins(make_site: Factory) -> None:
+    east, west, north = make_site("east"), make_site("west"), make_site("north")
+    write(east, "/plate.exr", "v0")
+    sync(east, west, north)
+    for site, value, mtime in ((east, b"east", 111), (west, b"west", 222)):  # west's later
+        ino = site.resolve("/plate.exr").ino
+        site.setxattr(ino, "user.grade", value)
+        site.setattr(ino, AttrChanges(mtime_ns=mtime))
+    pull(north, west)
+    pull(north, east)
+    sync(east, west, north)
+    converged(east, west, north)
+    for site in (east, west, north):
+        plate = site.resolve("/plate.exr")
+        assert site.getxattr(plate.ino, "user.grade") == b"west" and plate.mtime_ns == 222
+
+
+def test_unlinking_one_name_of_a_hard_linked_file_keeps_the_other(make_site: Factory) -> None:
+    east, west = make_site("east"), make_site("west")
+    write(east, "/take.mov", "v0")
+    east.link(east.resolve("/take.mov").ino, ROOT_INO, "selects.mov")
+    sync(east, west)
+    assert west.resolve("/take.mov").ino == west.resolve("/selects.mov").ino
+    east.unlink(ROOT_INO, "take.mov")
+    sync(east, west)
+    converged(east, west)
+    kept = west.resolve("/selects.mov")
+    assert names(west) == ["selects.mov"] and kept.nlink == 1 and kept.content == "v0"
+
+
+def test_unlinking_one_name_while_the_file_is_written_elsewhere(make_site: Factory) -> None:
+    east, west = make_site("east"), make_site("west")
+    write(east, "/take.mov", "v0")
+    east.link(east.resolve("/take.mov").ino, ROOT_INO, "selects.mov")
+    sync(east, west)
+    east.unlink(ROOT_INO, "selects.mov")  # one name of two: the file stays
+    write(west, "/take.mov", "v1")
+    sync(east, west)
+    converged(east, west)
+    assert names(east) == ["take.mov"] and east.resolve("/take.mov").content == "v1"
+
+
+def test_a_delete_wins_over_a_concurrent_link_unless_the_file_was_written(
+        make_site: Factory) -> None:
+    east, west = make_site("east"), make_site("west")
+    write(east, "/a", "v0")
+    write(east, "/b", "w0")
+    sync(east, west)
+    east.unlink(ROOT_INO, "a")
+    west.link(west.resolve("/a").ino, ROOT_INO, "a-link")
+    east.unlink(ROOT_INO, "b")
+    west.link(west.resolve("/b").ino, ROOT_INO, "b-link")
+    write(west, "/b-link", "w1")  # written: it comes back with both its names
+    sync(east, west)
+    converged(east, west)
+    assert names(east) == ["b", "b-link"] and east.resolve("/b").content == "w1"
+    assert east.resolve("/b").nlink == 2
+
+
+def test_unlinking_a_hard_link_whose_name_moved_removes_the_file_first_name(
+        make_site: Factory) -> None:
+    east, west = make_site("east"), make_site("west")
+    write(east, "/a", "v0")
+    east.link(east.resolve("/a").ino, ROOT_INO, "b")
+    sync(east, west)
+    east.rename(ROOT_INO, "b", ROOT_INO, "c")
+    west.unlink(ROOT_INO, "b")  # that name is "c" at east by now
+    sync(east, west)
+    converged(east, west)
+    assert names(east) == ["c"] and east.resolve("/c").nlink == 1
+
+
+@pytest.mark.parametrize("winner_goes", ["deleted", "renamed"])
+def test_a_loser_takes_its_name_back_when_the_winner_goes(make_site: Factory,
+                                                         winner_goes: str) -> None:
+    east, west, north = make_site("east"), make_site("west"), make_site("north")
+    write(east, "/edit.otio", "from-east")
+    write(west, "/edit.otio", "from-west")  # later: west's keeps the name
+    pull(west, east)
+    assert sorted(i.content or "" for _, i in west.walk() if i.is_file) == ["from-east",
+                                                                           "from-west"]
+    assert west.resolve("/edit.otio").content == "from-west"
+    if winner_goes == "deleted":
+        west.unlink(ROOT_INO, "edit.otio")
+    else:
+        west.rename(ROOT_INO, "edit.otio", ROOT_INO, "edit-old.otio")
+    pull(north, west)  # north sees the winner come and go before the loser arrives ...
+    pull(north, east)
+    pull(east, west)  # ... east sees its own lose the name, then get it back
+    converged(east, west, north)
+    for site in (east, west, north):
+        assert site.resolve("/edit.otio").content == "from-east"
+        assert not [n for n in names(site) if ".conflict-" in n]

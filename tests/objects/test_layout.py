@@ -44,25 +44,29 @@ def h(data: bytes) -> str:
     return blake3.blake3(data).hexdigest()
 
 
+def block_hashes(data: bytes) -> list[str]:
+    return [h(data[i:i + B]) for i in range(0, len(data), B)]
+
+
 def upload(bucket: ContentBucket, data: bytes) -> str:
     """What the mover does: every block, then the manifest (none for small content)."""
     digest = h(data)
     for i in range(bucket.block_count(len(data))):
         bucket.put_block(digest, i, data[i * B:(i + 1) * B])
-    bucket.finish(digest, len(data))
+    bucket.finish(digest, len(data), block_hashes(data))
     return digest
 
 
 def test_constants() -> None:
-    assert FORMAT_VERSION == 2
+    assert FORMAT_VERSION == 3
     assert DEFAULT_BLOCK_SIZE == 4 * 1024 * 1024
 
 
 def test_initialize_writes_the_marker_and_is_idempotent(store: ObjectStore) -> None:
     first = ContentBucket(store).initialize()
-    assert first == BucketFormat(version=2, block_size=DEFAULT_BLOCK_SIZE, hash="blake3")
+    assert first == BucketFormat(version=3, block_size=DEFAULT_BLOCK_SIZE, hash="blake3")
     marker = json.loads(store.get(FORMAT_KEY))
-    assert marker == {"format": "meridian-bucket", "version": 2, "block_size": 4194304,
+    assert marker == {"format": "meridian-bucket", "version": 3, "block_size": 4194304,
                       "hash": "blake3"}
     raw = store.get(FORMAT_KEY)
     again = ContentBucket(store).initialize(block_size=B)  # the existing block size wins
@@ -81,7 +85,7 @@ def test_initialize_refuses_a_silly_block_size(store: ObjectStore) -> None:
 
 def test_missing_marker_is_refused(store: ObjectStore) -> None:
     content = ContentBucket(store)
-    with pytest.raises(BucketFormatError, match="no format marker.*version 1, 2"):
+    with pytest.raises(BucketFormatError, match="no format marker.*version 1, 2, 3"):
         content.check_format()
     with pytest.raises(BucketFormatError):
         _ = content.block_size
@@ -97,8 +101,8 @@ def test_missing_marker_is_refused(store: ObjectStore) -> None:
         (b"[1, 2]", "not a JSON object"),
         (b'{"format": "juicefs", "version": 1, "block_size": 16, "hash": "blake3"}',
          "format 'juicefs'"),
-        (b'{"format": "meridian-bucket", "version": 3, "block_size": 16, "hash": "blake3"}',
-         "version 3"),
+        (b'{"format": "meridian-bucket", "version": 4, "block_size": 16, "hash": "blake3"}',
+         "version 4"),
         (b'{"format": "meridian-bucket", "version": "1", "block_size": 16, "hash": "blake3"}',
          "version '1'"),
         (b'{"format": "meridian-bucket", "block_size": 16, "hash": "blake3"}', "version None"),
@@ -117,7 +121,7 @@ def test_unknown_or_garbage_marker_is_refused(
             attempt()
         message = str(raised.value)
         assert found in message  # what was found
-        assert "understands format 'meridian-bucket' version 1, 2" in message  # what we know
+        assert "understands format 'meridian-bucket' version 1, 2, 3" in message  # we know
     assert store.get(FORMAT_KEY) == marker  # initialize never overwrites a marker
 
 
@@ -149,12 +153,14 @@ def test_blocks_and_manifest_round_trip(bucket: ContentBucket, size: int) -> Non
     data = bytes((i * 7) % 251 for i in range(size))
     digest = upload(bucket, data)
     manifest = bucket.manifest(digest)
-    assert manifest == ContentManifest(digest, size, B, bucket.block_count(size))
+    assert manifest == ContentManifest(digest, size, B, bucket.block_count(size),
+                                       tuple(block_hashes(data)))
     if 0 < size < B:  # small: its one block, no manifest (format version 2)
         assert bucket.store.head(bucket.manifest_key(digest)) is None
     else:
         assert json.loads(bucket.store.get(bucket.manifest_key(digest))) == {
-            "hash": digest, "size": size, "block_size": B, "blocks": manifest.blocks}
+            "hash": digest, "size": size, "block_size": B, "blocks": manifest.blocks,
+            "block_hashes": block_hashes(data)}
     assert b"".join(bucket.get_block(digest, i) for i in range(manifest.blocks)) == data
     blocks = [info for info in bucket.store.list(bucket.content_prefix(digest) + "blocks/")]
     assert [info.size for info in blocks] == [
@@ -182,7 +188,7 @@ def test_complete_only_after_the_manifest(bucket: ContentBucket) -> None:
         assert not bucket.is_complete(digest)
         assert bucket.manifest(digest) is None
         assert list(bucket.iter_contents()) == []
-    bucket.put_manifest(digest, len(data))
+    bucket.put_manifest(digest, len(data), block_hashes(data))
     assert bucket.is_complete(digest)
     assert list(bucket.iter_contents()) == [digest]
 
@@ -248,7 +254,7 @@ def test_bad_hash_raises_bad_path(bucket: ContentBucket, bad: str) -> None:
         lambda: bucket.block_key(bad, 0),
         lambda: bucket.put_block(bad, 0, b"x"),
         lambda: bucket.get_block(bad, 0),
-        lambda: bucket.put_manifest(bad, 1),
+        lambda: bucket.put_manifest(bad, 1, [bad]),
         lambda: bucket.manifest(bad),
         lambda: bucket.is_complete(bad),
         lambda: bucket.delete_content(bad),
@@ -263,7 +269,7 @@ def test_small_content_is_its_block_and_a_lone_full_block_is_not_complete(
     small = h(b"tiny")
     bucket.put_block(small, 0, b"tiny")
     assert bucket.is_complete(small)
-    assert bucket.manifest(small) == ContentManifest(small, 4, B, 1)
+    assert bucket.manifest(small) == ContentManifest(small, 4, B, 1, (small,))
     bucket.finish(small, 4)  # writes nothing more
     assert [info.key for info in bucket.store.list("content/")] == [bucket.block_key(small, 0)]
     large = h(b"L" * (2 * B))
@@ -285,3 +291,60 @@ def test_a_version_1_bucket_keeps_a_manifest_for_every_content(store: ObjectStor
     old.finish(small, 4)
     assert store.head(old.manifest_key(small)) is not None
     assert old.is_complete(small) and list(old.iter_contents()) == [small]
+
+
+def legacy_bucket(store: ObjectStore, version: int) -> ContentBucket:
+    store.put(FORMAT_KEY, json.dumps({"format": "meridian-bucket", "version": version,
+                                      "block_size": B, "hash": "blake3"}).encode())
+    return ContentBucket(store)
+
+
+def test_a_version_3_manifest_needs_one_hash_per_block(bucket: ContentBucket) -> None:
+    data = bytes(range(40))  # three blocks
+    digest = h(data)
+    with pytest.raises(ValueError, match="block_hashes"):
+        bucket.put_manifest(digest, len(data))
+    for wrong in (block_hashes(data)[:2], block_hashes(data) + [digest], ["x" * 64] * 3):
+        with pytest.raises(ValueError, match="block hashes"):
+            bucket.put_manifest(digest, len(data), wrong)
+    with pytest.raises(ValueError, match="block hashes"):  # a lone block is the content
+        bucket.put_manifest(h(b"q" * B), B, [h(b"other")])
+    assert list(bucket.store.list("content/")) == []
+    key = bucket.manifest_key(digest)
+    base = {"hash": digest, "size": len(data), "block_size": B, "blocks": 3}
+    for doc in (base, {**base, "block_hashes": block_hashes(data)[:2]},
+                {**base, "block_hashes": "abc"}):
+        bucket.store.put(key, json.dumps(doc).encode())
+        with pytest.raises(BucketFormatError, match="block_hashes"):
+            bucket.manifest(digest)
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_older_buckets_read_manifests_without_block_hashes_and_gain_them(
+        store: ObjectStore, version: int) -> None:
+    old = legacy_bucket(store, version)
+    data = bytes(range(40))
+    digest = h(data)
+    for i in range(3):
+        old.put_block(digest, i, data[i * B:(i + 1) * B])
+    store.put(old.manifest_key(digest), json.dumps(
+        {"hash": digest, "size": 40, "block_size": B, "blocks": 3}).encode())  # as before
+    assert old.manifest(digest) == ContentManifest(digest, 40, B, 3, None)
+    old.put_manifest(digest, 40)  # still allowed there ...
+    assert old.manifest(digest) == ContentManifest(digest, 40, B, 3, None)
+    old.finish(digest, 40, block_hashes(data))  # ... and the list is written when known
+    assert old.manifest(digest) == ContentManifest(digest, 40, B, 3, tuple(block_hashes(data)))
+    assert old.check_format().version == version  # the bucket keeps its version
+
+
+def test_confirm_complete_heads_every_block(bucket: ContentBucket) -> None:
+    data = bytes(range(40))
+    digest = upload(bucket, data)
+    small = upload(bucket, b"tiny")
+    assert bucket.confirm_complete(digest, 40) and bucket.confirm_complete(small, 4)
+    assert not bucket.confirm_complete(digest, 41)  # not the size the site knows
+    assert not bucket.confirm_complete(h(b"never"), 5)
+    bucket.store.put(bucket.block_key(digest, 1), data[B:2 * B - 1])  # a truncated block
+    assert bucket.is_complete(digest) and not bucket.confirm_complete(digest, 40)
+    bucket.store.delete(bucket.block_key(digest, 1))  # a block lost under its manifest
+    assert bucket.is_complete(digest) and not bucket.confirm_complete(digest, 40)

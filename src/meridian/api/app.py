@@ -229,6 +229,28 @@ def build_app(site: Site) -> FastAPI:
         return StreamingResponse(body(), 206 if header else 200, headers,
                                  media_type="application/octet-stream")
 
+    @app.get("/api/v1/content/{content_hash}/blocks",
+             summary="The hash of each block of a content, as this site vouches for it",
+             responses={404: {"description": "this site cannot vouch for that content's "
+                                             "blocks (no checked instance or list here)"}})
+    async def content_blocks(content_hash: str) -> dict[str, Any]:
+        """For a peer fetching blocks of a content before its upload is done (the manifest,
+        which lists them too, is written last): each block's BLAKE3 hash, from a complete
+        instance here whose whole hash was checked, or from a list this site learnt itself.
+        The peer checks every block it fetches against it."""
+        try:
+            check_hash(content_hash)
+        except BadPath as exc:
+            raise HTTPException(400, str(exc)) from None
+        record = site.meta.content(content_hash)
+        size = record.size if record is not None else site.volume.size_of(content_hash)
+        hashes = await site.mover.block_hashes.here(content_hash)
+        if size is None or hashes is None:
+            raise HTTPException(404, f"site {site.config.name} cannot vouch for the blocks of "
+                                     f"{content_hash[:12]}")
+        return {"hash": content_hash, "size": size, "block_size": site.bucket.block_size,
+                "block_hashes": list(hashes)}
+
     @app.get("/api/v1/placement", summary="Where each file's content is, under a path")
     async def placement(path: str = "./") -> list[dict[str, Any]]:
         """``path`` is a namespace path (``./a/b``); ``..`` is refused (400)."""

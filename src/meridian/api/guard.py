@@ -38,7 +38,8 @@ App = Callable[[Scope, Receive, Send], Awaitable[None]]
 _PREFIX = "/api/v1"
 PEER_ROUTES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (method, re.compile(f"^{_PREFIX}{pattern}$")) for method, pattern in [
-        ("GET", "/site"), ("GET", "/journal"), ("GET", "/content/[^/]+"), ("GET", "/snapshot"),
+        ("GET", "/site"), ("GET", "/journal"), ("GET", "/content/[^/]+"),
+        ("GET", "/content/[^/]+/blocks"), ("GET", "/snapshot"),
         ("POST", "/references"), ("GET", "/replication"),
         ("POST", "/peers/(?P<peer>[^/]+)/leave"), ("POST", "/peers/(?P<peer>[^/]+)/rotate"),
     ])

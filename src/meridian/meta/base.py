@@ -29,7 +29,7 @@ from meridian.errors import (
     NotADirectory,
     NotFound,
 )
-from meridian.meta.clock import HybridClock
+from meridian.meta.clock import HybridClock, physical_ms
 from meridian.meta.replica import Applier, ApplyResult
 from meridian.meta.interface import (
     ROOT_FILE_ID,
@@ -308,6 +308,7 @@ class EngineStore(MetaStore):
                 self._freed(parent.ino, name)
             return _replace(inode, nlink=0)
         self._touch_dir(self._inode(parent.ino))
+        self._unbind_link(parent.ino, name, inode)
         left = _replace(inode, nlink=inode.nlink - 1, ctime_ns=time.time_ns())
         self._put_inode(left)
         if left.nlink == 0:  # where it was: a write from another site may bring it back there
@@ -316,6 +317,35 @@ class EngineStore(MetaStore):
         if refill:
             self._freed(parent.ino, name)
         return left
+
+    def _bound_version(self, parent: int, name: str, inode: Inode) -> str:
+        """The version of the change that bound ``name`` in ``parent`` to ``inode``: the link
+        that made it, for a name a hard link made (``_bind_link``); else the inode's
+        ``name_version`` (the change that gave it its first name)."""
+        if not inode.is_dir:
+            found = self._get_kv(f"link:{self._inode(parent).file_id}/{name}")
+            if found:
+                file_id, ver = json.loads(found)
+                if file_id == inode.file_id:
+                    return str(ver)
+        return inode.name_version
+
+    def _bind_link(self, parent: int, name: str, inode: Inode, ver: str) -> None:
+        """Record that the change ``ver`` (a link) bound ``name`` in ``parent`` to ``inode``:
+        a conflict over that name is decided by that change, not by the file's first name."""
+        self._put_kv(f"link:{self._inode(parent).file_id}/{name}",
+                     json.dumps([inode.file_id, ver]))
+
+    def _unbind_link(self, parent: int, name: str, inode: Inode) -> str | None:
+        """Forget what ``_bind_link`` recorded of ``name`` in ``parent``; returns its version
+        if it was a link of ``inode``."""
+        key = f"link:{self._inode(parent).file_id}/{name}"
+        found = self._get_kv(key)
+        if not found:
+            return None
+        self._del_kv(key)
+        file_id, ver = json.loads(found)
+        return str(ver) if file_id == inode.file_id else None
 
     def _want(self, directory: int, name: str, inode: Inode, placed_as: str) -> None:
         """``inode`` lost ``name`` in ``directory`` to a concurrent change and was placed as
@@ -326,13 +356,15 @@ class EngineStore(MetaStore):
         wanting.append([inode.file_id, placed_as])
         self._put_kv(key, json.dumps(wanting))
 
-    def _freed(self, directory: int, name: str) -> None:
+    def _freed(self, directory: int, name: str, *, unless_before: str | None = None) -> bool:
         """``name`` in ``directory`` was freed: the latest loser still waiting for it (still
-        under the name it was given) takes it back."""
+        under the name it was given) takes it back. ``unless_before``: only if that loser's
+        change is later than this version (a change about to bind the free name competes
+        with the losers waiting for it). Returns whether a loser took the name."""
         key = f"want:{self._inode(directory).file_id}/{name}"
         found = self._get_kv(key)
         if found is None:
-            return
+            return False
         waiting = []
         for file_id, placed_as in json.loads(found):
             ino = self._find_file_id(file_id)
@@ -340,14 +372,19 @@ class EngineStore(MetaStore):
                 waiting.append((self._inode(ino), placed_as))
         if not waiting:
             self._del_kv(key)
-            return
-        best, placed_as = max(waiting, key=lambda item: item[0].name_version)
+            return False
+        best, placed_as = max(waiting,
+                              key=lambda item: self._bound_version(directory, item[1], item[0]))
+        if (unless_before is not None
+                and self._bound_version(directory, placed_as, best) < unless_before):
+            return False
         rest = [[i.file_id, p] for i, p in waiting if i.ino != best.ino]
         if rest:
             self._put_kv(key, json.dumps(rest))
         else:
             self._del_kv(key)
         self._move(best, directory, placed_as, directory, name, best.name_version)
+        return True
 
     def _put_tombstone(self, file_id: str, parent_fid: str, name: str, content_version: str,
                        name_version: str) -> None:
@@ -434,13 +471,14 @@ class EngineStore(MetaStore):
                 raise AlreadyExists(f"{name!r} exists in directory {parent}")
             now = time.time_ns()
             hlc, ver = self._stamp()
+            born = physical_ms(hlc) * 1_000_000  # the time every site gives it (replica.py)
             is_dir = stat.S_ISDIR(mode)
             inode = Inode(
                 ino=self._bump("next_ino"),
                 file_id=f"{self.site_id}.{self._bump('next_counter')}",
                 mode=mode, uid=uid, gid=gid,
                 size=len(os.fsencode(target)) if target is not None else 0,
-                nlink=2 if is_dir else 1, atime_ns=now, mtime_ns=now, ctime_ns=now,
+                nlink=2 if is_dir else 1, atime_ns=born, mtime_ns=born, ctime_ns=now,
                 target=target, origin_site=self.site_name,
                 rdev=rdev if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else 0,
                 content_version=ver, name_version=ver, attr_version=ver,
@@ -461,10 +499,11 @@ class EngineStore(MetaStore):
             parent_inode = self._dir(new_parent)
             if self._get_entry(new_parent, new_name) is not None:
                 raise AlreadyExists(f"{new_name!r} exists in directory {new_parent}")
-            hlc, _ = self._stamp()
+            hlc, ver = self._stamp()
             linked = _replace(inode, nlink=inode.nlink + 1, ctime_ns=time.time_ns())
             self._put_inode(linked)
             self._put_entry(new_parent, new_name, ino)
+            self._bind_link(new_parent, new_name, linked, ver)
             self._touch_dir(parent_inode)
             self._journal(hlc, LinkOp(inode.file_id, parent_inode.file_id, new_name))
         return linked
@@ -476,10 +515,12 @@ class EngineStore(MetaStore):
                 raise IsADirectory(f"{name!r} is a directory")
             parent_inode = self._inode(parent)
             self._check_removable(inode)
+            bound = self._bound_version(parent, name, inode)
             left = self._drop_name(parent_inode, name, inode)
             hlc, _ = self._stamp()
             self._journal(hlc, UnlinkOp(parent_inode.file_id, name, inode.file_id,
-                                        seen=inode.content_version))
+                                        seen=inode.content_version, left=left.nlink,
+                                        bound=bound))
         return left
 
     def rmdir(self, parent: int, name: str) -> None:
@@ -533,6 +574,7 @@ class EngineStore(MetaStore):
             if target is not None:
                 self._check_removable(target)
             hlc, ver = self._stamp()
+            bound = self._bound_version(parent, name, inode)
             replaced = (self._drop_name(new_dir, new_name, target, refill=False)
                         if target is not None else None)
             self._move(inode, parent, name, new_parent, new_name, ver)
@@ -540,7 +582,8 @@ class EngineStore(MetaStore):
                 old_dir.file_id, name, new_dir.file_id, new_name, inode.file_id,
                 name_seen=inode.name_version,
                 replaced=target.file_id if target is not None else None,
-                replaced_seen=target.content_version if target is not None else None))
+                replaced_seen=target.content_version if target is not None else None,
+                bound=bound))
         return replaced
 
     def _move(self, inode: Inode, parent: int, name: str, new_parent: int, new_name: str,
@@ -548,12 +591,17 @@ class EngineStore(MetaStore):
         """Move one name of ``inode`` to a free place (the caller has checked everything).
         ``refill``: the old name is free now (a conflict loser waiting for it takes it);
         False when the caller binds it again at once."""
+        linked = None if inode.is_dir else self._unbind_link(parent, name, inode)
         self._del_entry(parent, name)
         self._put_entry(new_parent, new_name, inode.ino)
         moved_dir = 1 if inode.is_dir else 0
         self._touch_dir(self._inode(parent), -moved_dir)
         self._touch_dir(self._inode(new_parent), moved_dir)
-        self._put_inode(_replace(self._inode(inode.ino), ctime_ns=time.time_ns(), name_version=ver))
+        current = self._inode(inode.ino)
+        if linked is not None and ver == current.name_version:
+            # a hard link's name moved by a conflict, not renamed: it keeps its link's version
+            self._bind_link(new_parent, new_name, current, linked)
+        self._put_inode(_replace(current, ctime_ns=time.time_ns(), name_version=ver))
         if refill:
             self._freed(parent, name)
 
@@ -579,8 +627,14 @@ class EngineStore(MetaStore):
                 attr_version=ver if owner_change else inode.attr_version,
             )
             self._put_inode(updated)
-            self._journal(hlc, SetattrOp(inode.file_id, changes.mode, changes.uid, changes.gid,
-                                         changes.atime_ns, changes.mtime_ns))
+            if changes.atime_ns is not None or changes.mtime_ns is not None:
+                self._put_touched(inode.file_id, ver, updated.mtime_ns)  # the later wins
+            # A change of mode or owner carries all three: the later wins whole, whatever
+            # order two concurrent ones arrive in (never merged field by field).
+            self._journal(hlc, SetattrOp(
+                inode.file_id, stat.S_IMODE(updated.mode) if owner_change else None,
+                updated.uid if owner_change else None, updated.gid if owner_change else None,
+                changes.atime_ns, changes.mtime_ns))
         return updated
 
     def set_content(
@@ -612,7 +666,9 @@ class EngineStore(MetaStore):
             self._put_inode(updated)
             where = self._names_of(ino)
             parent_fid, name = (self._inode(where[0][0]).file_id, where[0][1]) if where else (None, None)
-            self._put_kv(f"wrote:{inode.file_id}", json.dumps([parent_fid, name, inode.mode]))
+            self._put_kv(f"wrote:{inode.file_id}", json.dumps(
+                {"parent": parent_fid, "name": name, "mode": inode.mode, "mtime": mtime,
+                 "uid": inode.uid, "gid": inode.gid}))  # as replica.authored
             # Enough to bring the file back where it was at a site that deleted it meanwhile
             # (modify beats delete), and the version it replaced (to tell a conflict).
             self._journal(hlc, ContentOp(inode.file_id, content, size, mtime, base, parent_fid,
@@ -654,18 +710,57 @@ class EngineStore(MetaStore):
                 raise AlreadyExists(f"attribute {name!r} exists")
             if replace and not present:
                 raise NoAttribute(f"no attribute {name!r}")
+            hlc, ver = self._stamp()
             self._put_xattr(ino, name, value)
+            self._xattr_newer(inode.file_id, name, ver, bytes(value))
             self._put_inode(_replace(inode, ctime_ns=time.time_ns()))
-            self._journal(self._clock.now(), SetxattrOp(inode.file_id, name, bytes(value)))
+            self._journal(hlc, SetxattrOp(inode.file_id, name, bytes(value)))
 
     def removexattr(self, ino: int, name: str) -> None:
         with self._transaction():
             inode = self._inode(ino)
             if self._get_xattr(ino, name) is None:
                 raise NoAttribute(f"no attribute {name!r}")
+            hlc, ver = self._stamp()
             self._del_xattr(ino, name)
+            self._xattr_newer(inode.file_id, name, ver, None)
             self._put_inode(_replace(inode, ctime_ns=time.time_ns()))
-            self._journal(self._clock.now(), RemovexattrOp(inode.file_id, name))
+            self._journal(hlc, RemovexattrOp(inode.file_id, name))
+
+    def _put_touched(self, file_id: str, ver: str, mtime_ns: int) -> None:
+        """Record the last change that set ``file_id``'s times itself (``setattr``), and the
+        modification time it set: a write earlier than it does not change the time."""
+        self._put_kv(f"times:{file_id}", json.dumps([ver, mtime_ns]))
+
+    def _touched(self, file_id: str) -> tuple[str, int | None]:
+        """(version, modification time) of the last change that set ``file_id``'s times
+        itself ("" if none)."""
+        found = self._get_kv(f"times:{file_id}")
+        if not found:
+            return "", None
+        ver, mtime_ns = json.loads(found)
+        return str(ver), mtime_ns
+
+    def _xattr_newer(self, file_id: str, name: str, ver: str, value: bytes | None) -> bool:
+        """Whether a change of version ``ver`` to the attribute ``name`` of ``file_id`` (to
+        ``value``; None: removed) is later than the last one made or applied here; if so it
+        is recorded as the last. Of two concurrent changes of one attribute the later wins,
+        in whatever order they come; the record outlives the file here, so a file that comes
+        back (or is first made here later, a conflict copy) gets its attributes
+        (``_recorded_xattrs``)."""
+        key = f"xattr:{file_id}/{name}"
+        found = self._get_kv(key)
+        if found is not None and ver <= json.loads(found)[0]:
+            return False
+        self._put_kv(key, json.dumps([ver, value.hex() if value is not None else None]))
+        return True
+
+    def _recorded_xattrs(self, file_id: str) -> dict[str, bytes]:
+        """The attributes ``_xattr_newer`` recorded for ``file_id`` as set (not removed)."""
+        prefix = f"xattr:{file_id}/"
+        return {key[len(prefix):]: bytes.fromhex(value)
+                for key, (_, value) in ((k, json.loads(v)) for k, v in self._kv_prefixed(prefix))
+                if value is not None}
 
     # -- content and uploads ----------------------------------------------------------------
     def content(self, hash: str) -> ContentRecord | None:

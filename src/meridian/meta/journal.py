@@ -233,12 +233,16 @@ class LinkOp(_FileOp):
 @_wire("unlink")
 @dataclass(frozen=True, slots=True)
 class UnlinkOp(_FileOp):
-    """One name of a non-directory removed; ``seen`` is the content version it removed."""
+    """One name of a non-directory removed; ``seen`` is the content version it removed,
+    ``left`` how many names the file kept at the origin (0: deleted; None: not said, as
+    deleted), ``bound`` the version of the change that gave it that name (for hard links)."""
 
     parent: str
     name: str
     fid: str
     seen: str | None = None
+    left: int | None = None
+    bound: str | None = None
 
     @property
     def place(self) -> tuple[str | None, str | None]:
@@ -247,13 +251,17 @@ class UnlinkOp(_FileOp):
     @classmethod
     def decode(cls, f: _Fields) -> UnlinkOp:
         return cls(f.text("parent"), f.text("name"), f.text("fid"),
-                   f.maybe_text("seen", required=False))
+                   f.maybe_text("seen", required=False), f.maybe_number("left", required=False),
+                   f.maybe_text("bound", required=False))
 
     def check(self, c: _Checker) -> None:
         c.file_id("parent", self.parent)
         c.name("name", self.name)
         c.file_id("fid", self.fid)
         c.version("seen", self.seen)
+        if self.left is not None:
+            c.bounded("left", self.left, MAX_ID)
+        c.version("bound", self.bound)
 
 
 @_wire("rmdir")
@@ -282,8 +290,10 @@ class RmdirOp(_FileOp):
 @_wire("rename")
 @dataclass(frozen=True, slots=True)
 class RenameOp(_FileOp):
-    """A name moved; what it saw: the name's version (``name_seen``), and the file it replaced
-    at the destination (``replaced``) with that file's content version (``replaced_seen``)."""
+    """A name moved; what it saw: the name's version (``name_seen``), the version of the
+    change that gave the file the name moved (``bound``, for hard links), and the file it
+    replaced at the destination (``replaced``) with that file's content version
+    (``replaced_seen``)."""
 
     parent: str
     name: str
@@ -293,6 +303,7 @@ class RenameOp(_FileOp):
     name_seen: str | None = None
     replaced: str | None = None
     replaced_seen: str | None = None
+    bound: str | None = None
 
     @property
     def place(self) -> tuple[str | None, str | None]:
@@ -303,7 +314,8 @@ class RenameOp(_FileOp):
         return cls(f.text("parent"), f.text("name"), f.text("new_parent"), f.text("new_name"),
                    f.text("fid"), f.maybe_text("name_seen", required=False),
                    f.maybe_text("replaced", required=False),
-                   f.maybe_text("replaced_seen", required=False))
+                   f.maybe_text("replaced_seen", required=False),
+                   f.maybe_text("bound", required=False))
 
     def check(self, c: _Checker) -> None:
         c.file_id("parent", self.parent)
@@ -315,6 +327,7 @@ class RenameOp(_FileOp):
         if self.replaced is not None:
             c.file_id("replaced", self.replaced)
         c.version("replaced_seen", self.replaced_seen)
+        c.version("bound", self.bound)
 
 
 @_wire("setattr")

@@ -22,7 +22,11 @@ for the cases it leaves open (``docs/conflicts.md`` states them for users):
   ``/.meridian/lost+found/``.
 - **directory delete vs. create inside**: the directory goes; what was created in it
   concurrently is kept in ``/.meridian/lost+found/``.
-- **attributes**: the later change of mode or owner wins; times follow the last applied change.
+- **attributes**: the later change of mode and owner wins whole (the origin sends all three);
+  the modification time is the one of the later of the writes and time changes; of two changes
+  of one extended attribute, the later wins.
+- **conflict copies** carry the mode, owner and modification time their version was written
+  with, so every site makes the same copy whatever the file's attributes are by then.
 
 Everything here runs inside the caller's transaction and touches the store only through the
 engine hooks, so an entry and the position that counts it commit together.
@@ -38,7 +42,7 @@ import re
 import stat
 from dataclasses import dataclass, field
 from dataclasses import replace as _replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from meridian.meta.clock import physical_ms
 from meridian.meta.interface import ROOT_INO, ContentRecord, Inode
@@ -114,6 +118,27 @@ def copy_file_id(file_id: str, ver: str) -> str:
     return f"{file_id}!{ver}"
 
 
+def is_copy_id(file_id: str) -> bool:
+    """Whether ``file_id`` is a conflict copy's (``copy_file_id``)."""
+    return "!" in file_id
+
+
+_AUTHORED = ("parent", "name", "mode", "mtime", "uid", "gid")
+
+
+def authored(op: ContentOp) -> dict[str, Any]:
+    """How a ``content`` entry's version was written: where (directory file id and name),
+    with which mode, owner and modification time. Kept per file (``wrote:<file id>``) while
+    the version is current: what its conflict copy gets, should it lose to a later one."""
+    return {key: getattr(op, key) for key in _AUTHORED}
+
+
+def authored_kept(raw: str | None) -> dict[str, Any]:
+    """``authored`` as kept (stores written before it was a mapping kept a list)."""
+    found = json.loads(raw) if raw else {}
+    return dict(zip(_AUTHORED, found)) if isinstance(found, list) else dict(found)
+
+
 class Applier:
     """Applies entries to ``store`` inside its open transaction."""
 
@@ -181,9 +206,11 @@ class Applier:
         return name + suffix
 
     def _conflict_place(self, directory: Inode, name: str, ver: str) -> str:
+        """The first free conflict name in ``directory`` for ``name`` and the change ``ver``,
+        made from the name without Meridian's tags (whichever way the conflict was seen)."""
         n = 1
         while True:
-            candidate = conflict_name(name, ver, n)
+            candidate = conflict_name(original_name(name), ver, n)
             if self.s._get_entry(directory.ino, candidate) is None:
                 return candidate
             n += 1
@@ -217,31 +244,53 @@ class Applier:
             child = self.s._inode(ino)
             self._move(child, (directory.ino, name), lost,
                        self._free_name(lost, original_name(name), child.file_id),
-                       child.name_version)
+                       child.name_version, refill=False)  # nothing may move in: it goes
 
     def _claim(self, directory: Inode, name: str, ver: str) -> str:
         """The name a change of version ``ver`` binds in ``directory``: ``name`` if it is free
         or the change is later than the binding there (which then moves to its conflict
         name), else the change's own conflict name."""
-        ino = self.s._get_entry(directory.ino, name)
+        ino = self._refilled(directory, name, ver)
         if ino is None:
             return name
         holder = self.s._inode(ino)
-        if ver > holder.name_version and not self._reserved(holder):
-            placed_as = self._conflict_place(directory, name, holder.name_version)
+        bound = self.s._bound_version(directory.ino, name, holder)
+        if ver > bound and not self._reserved(holder):
+            placed_as = self._conflict_place(directory, name, bound)
             self._move(holder, (directory.ino, name), directory, placed_as, holder.name_version,
                        refill=False)
             self.s._want(directory.ino, name, holder, placed_as)
             return name
         return self._conflict_place(directory, name, ver)
 
-    def _where(self, inode: Inode, parent_fid: str | None, name: str | None) -> tuple[int, str] | None:
-        """The name of ``inode`` an entry means: (parent, name) if it still binds the inode,
-        else its first name (None if it has none)."""
+    def _refilled(self, directory: Inode, name: str, ver: str) -> int | None:
+        """What holds ``name`` in ``directory`` for a change of version ``ver`` about to bind
+        it. A free name may still be wanted by a loser of an earlier conflict (the change
+        that freed it kept it for a rename that then lost, say): if that loser is later than
+        ``ver`` it takes the name first, as it would have had the change come before."""
+        ino = self.s._get_entry(directory.ino, name)
+        if ino is None and self.s._freed(directory.ino, name, unless_before=ver):
+            ino = self.s._get_entry(directory.ino, name)
+        return ino
+
+    def _where(self, inode: Inode, parent_fid: str | None, name: str | None,
+               bound: str | None = None) -> tuple[int, str] | None:
+        """The name of ``inode`` an entry means: (parent, name) if it still binds the inode
+        (and was bound by the change ``bound``, when the entry says), else the name that
+        change bound, wherever a conflict moved it (hard links), else the file's first name
+        (None if it has none)."""
         parent = self._live(parent_fid)
-        if parent is not None and name is not None and self.s._get_entry(parent.ino, name) == inode.ino:
-            return parent.ino, name
         names = self.s._names_of(inode.ino)
+        named = (parent.ino, name) if parent is not None and name is not None else None
+        if named in names and (bound is None
+                               or self.s._bound_version(named[0], named[1], inode) == bound):
+            return named
+        if bound is not None:
+            for where in names:
+                if self.s._bound_version(where[0], where[1], inode) == bound:
+                    return where
+            if named in names:
+                return named
         return names[0] if names else None
 
     def _record_content(self, hash: str | None, size: int) -> None:
@@ -272,29 +321,64 @@ class Applier:
 
     def _op_link(self, e: JournalEntry, op: LinkOp) -> None:
         inode = self._live(op.fid)
-        if inode is None or inode.is_dir:
+        if inode is None:
+            # deleted here: a delete wins over a link, unless a write brings the file back
+            # (``_resurrect``): then with this name too, as where the link came first
+            if self.s._tombstone(op.fid) is not None:
+                self._keep_link(op.fid, [op.parent, op.name, e.version])
             return
-        directory, name, lost = self._place(op.parent, op.name, op.fid)
+        if not inode.is_dir:
+            self._link(inode, op.parent, op.name, e.version)
+
+    def _link(self, inode: Inode, parent_fid: str, wanted_name: str, ver: str) -> None:
+        """Give ``inode`` the name a link change ``ver`` gave it (or its conflict name)."""
+        directory, name, lost = self._place(parent_fid, wanted_name, inode.file_id)
+        wanted = name
         if not lost:
-            name = self._claim(directory, name, e.version)
+            name = self._claim(directory, name, ver)
         self.s._put_inode(_replace(inode, nlink=inode.nlink + 1))
-        self._bind(directory, name, self.s._inode(inode.ino))
+        linked = self.s._inode(inode.ino)
+        self._bind(directory, name, linked)
+        self.s._bind_link(directory.ino, name, linked, ver)
+        if name != wanted:
+            self.s._want(directory.ino, wanted, linked, name)
+
+    def _keep_link(self, file_id: str, link: list[str]) -> None:
+        """A name of the deleted file ``file_id`` (directory file id, name, version of the
+        change that gave it) that comes back should a write bring the file back."""
+        links = json.loads(self.s._get_kv(f"links:{file_id}") or "[]")
+        self.s._put_kv(f"links:{file_id}", json.dumps(links + [link]))
 
     def _op_unlink(self, e: JournalEntry, op: UnlinkOp) -> None:
+        deleted = not op.left  # the origin removed the file's last name
         inode = self._live(op.fid)
         if inode is None:  # deleted here too; what the deleting site saw may be a copy here
-            self._drop_superseded_copy(op.fid, op.seen)
+            if deleted:
+                self._drop_superseded_copy(op.fid, op.seen)
             return
         if inode.is_dir:
             return
         if op.seen is not None and inode.content_version != op.seen:
             # written here meanwhile: the modified file survives; what the deleting site saw
-            # may live on here as a conflict copy, which goes as it went there
-            self._drop_superseded_copy(inode.file_id, op.seen)
+            # may live on here as a conflict copy, which goes as it went there. (One name of
+            # several goes all the same: the version lives on under the others.)
+            if deleted:
+                self._drop_superseded_copy(inode.file_id, op.seen)
+            if deleted or inode.nlink <= 1:
+                return
+        where = self._where(inode, op.parent, op.name, op.bound)
+        if where is None:
             return
-        where = self._where(inode, op.parent, op.name)
-        if where is not None:
-            self._drop(where, inode)
+        if deleted:
+            # names given to it here concurrently (links the origin had not seen) go too: a
+            # delete wins over a link; should a write bring the file back, they come back
+            for other in self.s._names_of(inode.ino):
+                if other != where:
+                    self._keep_link(inode.file_id, [
+                        self.s._inode(other[0]).file_id, original_name(other[1]),
+                        self.s._bound_version(other[0], other[1], inode)])
+                    self._drop(other, self.s._inode(inode.ino))
+        self._drop(where, self.s._inode(inode.ino))
 
     def _op_rmdir(self, e: JournalEntry, op: RmdirOp) -> None:
         inode = self._live(op.fid)
@@ -306,6 +390,16 @@ class Applier:
             self._drop(where, self.s._inode(inode.ino))
 
     def _op_rename(self, e: JournalEntry, op: RenameOp) -> None:
+        self._rename(e, op)
+        # The name the rename replaced was kept for the renamed file, which may have lost to
+        # a later rename meanwhile: then a loser waiting for that name takes it, as it would
+        # have had the rename never come.
+        destination = self._live(op.new_parent)
+        if (destination is not None and destination.is_dir
+                and self.s._get_entry(destination.ino, op.new_name) is None):
+            self.s._freed(destination.ino, op.new_name)
+
+    def _rename(self, e: JournalEntry, op: RenameOp) -> None:
         inode = self._live(op.fid)
         moving = inode is not None and not self._reserved(inode)
         self._remove_replaced(op, inode if moving else None)
@@ -318,7 +412,7 @@ class Applier:
                                       e.version)
             return
         inode = self.s._inode(inode.ino)
-        where = self._where(inode, op.parent, op.name)
+        where = self._where(inode, op.parent, op.name, op.bound)
         if where is None:
             return
         concurrent = (inode.name_version != op.name_seen if op.name_seen is not None
@@ -328,15 +422,17 @@ class Applier:
         directory, name, lost = self._place(op.new_parent, op.new_name, op.fid)
         if inode.is_dir and self.s._is_ancestor(inode.ino, directory.ino):
             directory, name = self._break_cycle(inode, directory, name, e.version)
-        holder_ino = self.s._get_entry(directory.ino, name)
+        holder_ino = self._refilled(directory, name, e.version)
         if holder_ino == inode.ino:  # renamed to the same name here: the later change names it
             if e.version > inode.name_version:
                 self.s._put_inode(_replace(inode, name_version=e.version))
             return
         if holder_ino is not None:
             holder = self.s._inode(holder_ino)
-            if holder.file_id == op.replaced and not self._reserved(holder):
-                # replaced at the origin, written here meanwhile: it survives as a conflict copy
+            if (holder.file_id == op.replaced and not self._reserved(holder)
+                    and holder.name_version < e.version):
+                # replaced at the origin, written here meanwhile: it survives as a conflict
+                # copy (renamed here by a later change, it keeps the name: see _claim)
                 placed_as = self._conflict_place(directory, name, holder.name_version)
                 self._move(holder, (directory.ino, name), directory, placed_as,
                            holder.name_version, refill=False)
@@ -415,51 +511,95 @@ class Applier:
             self._set_content(self.s._inode(inode.ino), e, op)
         else:
             directory, name = self._copy_place(inode, op.parent, op.name)
-            self._make_copy(directory, name, inode, op.hash, op.size,
-                            e.version, op.mode)
+            self._make_copy(directory, name, inode, op.hash, op.size, e.version, authored(op))
 
     def keep_current_as_copy(self, inode: Inode) -> None:
         """The file's current version lost to a later one: keep it as a conflict copy, where
-        and with the mode its author wrote it."""
-        written = json.loads(self.s._get_kv(f"wrote:{inode.file_id}") or "[null, null, null]")
-        directory, name = self._copy_place(inode, written[0], written[1])
+        and with the mode, owner and time its author wrote it."""
+        written = authored_kept(self.s._get_kv(f"wrote:{inode.file_id}"))
+        directory, name = self._copy_place(inode, written.get("parent"), written.get("name"))
         self._make_copy(directory, name, inode, inode.content, inode.size,
-                        inode.content_version, written[2])
+                        inode.content_version, written)
 
     def _set_content(self, inode: Inode, e: JournalEntry, op: ContentOp) -> None:
+        # the time comes with the content, unless a later change set the time itself
         self.s._put_inode(_replace(
-            inode, content=op.hash, size=op.size,
-            mtime_ns=op.mtime or inode.mtime_ns, ctime_ns=physical_ms(e.hlc) * 1_000_000,
+            inode, content=op.hash, size=op.size, mtime_ns=self._written_mtime(e, op),
+            ctime_ns=physical_ms(e.hlc) * 1_000_000,
             origin_site=e.origin, content_version=e.version))
         self.result.inodes.add(inode.ino)
         # The names are dropped too, so the kernel lets go of the inode and asks again
         # (needed whenever the kernel keeps its own idea of a cached file's size).
         self.result.names += self.s._names_of(inode.ino)
-        self.s._put_kv(f"wrote:{inode.file_id}", json.dumps([op.parent, op.name, op.mode]))
+        self.s._put_kv(f"wrote:{inode.file_id}", json.dumps(authored(op)))
 
-    def _copy_place(self, inode: Inode, parent_fid: str | None, name: str | None) -> tuple[Inode, str]:
+    def _written_mtime(self, e: JournalEntry, op: ContentOp) -> int:
+        """A write's modification time, unless a later change set the file's time itself."""
+        touched, mtime_ns = self.s._touched(op.fid)
+        return mtime_ns if touched > e.version and mtime_ns is not None else op.mtime
+
+    def _copy_place(self, inode: Inode | None, parent_fid: str | None,
+                    name: str | None) -> tuple[Inode, str]:
         """Where a conflict copy of a version written as ``name`` in ``parent_fid`` goes:
-        there (the name its author used), or beside the file if that directory is gone."""
+        there (the name its author used); in lost+found if that directory is gone (where it
+        would be had the copy been made before the directory went); beside the file if the
+        entry does not say where it was written."""
         directory = self._live(parent_fid)
         if directory is not None and directory.is_dir and name:
             return directory, name
-        names = self.s._names_of(inode.ino)
+        names = self.s._names_of(inode.ino) if inode is not None else []
+        if name or not names:
+            return self._lost_found(), name or (inode.file_id if inode is not None else "copy")
         return self.s._inode(names[0][0]), names[0][1]
 
     def _make_copy(self, directory: Inode, name: str, inode: Inode, content: str | None,
-                   size: int, ver: str, mode: int | None) -> None:
-        """Keep version ``ver`` of ``inode`` as a conflict copy beside ``name``, with the mode
-        the file had when that version was written (``mode``; the file's own if unknown)."""
+                   size: int, ver: str, written: dict[str, Any]) -> None:
+        """Keep version ``ver`` of ``inode`` as a conflict copy beside ``name``, with the mode,
+        owner and modification time the file had when that version was written (``written``,
+        see ``authored``; the file's own where unknown): every site makes the same copy,
+        whatever the file's attributes are by the time the conflict is seen there."""
         copy_id = copy_file_id(inode.file_id, ver)
         if self.s.by_file_id(copy_id) is not None:
             return
-        name = self._conflict_place(directory, original_name(name), ver)
-        copy = _replace(inode, ino=self.s._bump("next_ino"), file_id=copy_id, nlink=1,
-                        mode=int(mode) if mode is not None else inode.mode, attr_version=ver,
-                        content=content, size=size, origin_site=version_origin(ver),
-                        content_version=ver, name_version=ver)
-        self.s._put_inode(copy)
+        if directory.file_id == self._lost_found().file_id:  # named as _evacuate names
+            name = self._free_name(directory, original_name(name), copy_id)
+        else:
+            name = self._conflict_place(directory, name, ver)
+        def kept(key: str, own: int) -> int:
+            return int(written[key]) if written.get(key) is not None else own
+
+        copy = self._with_recorded(_replace(
+            inode, ino=self.s._bump("next_ino"), file_id=copy_id, nlink=1, attr_version=ver,
+            content=content, size=size, origin_site=version_origin(ver), content_version=ver,
+            name_version=ver, mode=kept("mode", inode.mode), uid=kept("uid", inode.uid),
+            gid=kept("gid", inode.gid), mtime_ns=kept("mtime", inode.mtime_ns)))
         self._bind(directory, name, copy)
+
+    def _recorded_owner(self, file_id: str) -> tuple[str, int | None, int | None, int | None]:
+        found = self.s._get_kv(f"owner:{file_id}")
+        if not found:
+            return "", None, None, None
+        ver, mode, uid, gid = json.loads(found)
+        return str(ver), mode, uid, gid
+
+    def _with_recorded(self, inode: Inode) -> Inode:
+        """Store ``inode`` (a file made here or brought back) with what later changes to it
+        did while it was not here: mode and owner, time (``_op_setattr``) and extended
+        attributes (``EngineStore._xattr_newer``); returns it as stored."""
+        ver, mode, uid, gid = self._recorded_owner(inode.file_id)
+        if ver > inode.attr_version:
+            inode = _replace(inode, attr_version=ver,
+                             mode=stat.S_IFMT(inode.mode) | (mode & 0o7777) if mode is not None
+                             else inode.mode,
+                             uid=uid if uid is not None else inode.uid,
+                             gid=gid if gid is not None else inode.gid)
+        touched, mtime_ns = self.s._touched(inode.file_id)
+        if touched > inode.content_version and mtime_ns is not None:
+            inode = _replace(inode, mtime_ns=mtime_ns)
+        self.s._put_inode(inode)
+        for key, value in self.s._recorded_xattrs(inode.file_id).items():
+            self.s._put_xattr(inode.ino, key, value)
+        return inode
 
     def _drop_superseded_copy(self, file_id: str, base: str | None) -> None:
         """A write based on a version that lost a conflict here supersedes its conflict copy:
@@ -482,16 +622,11 @@ class Applier:
         parent_fid, name = (tomb[0], tomb[1]) if tomb else (op.parent, op.name or op.fid)
         deleted_version = tomb[2] if tomb else (inode.content_version if inode else "")
         if deleted_version and e.version < deleted_version:
-            author_dir = self._live(op.parent)
-            if author_dir is not None and author_dir.is_dir and op.name:
-                directory, name = author_dir, op.name
-            else:
-                directory, name, _ = self._place(parent_fid, name, op.fid)
+            directory, name = self._copy_place(inode, op.parent, op.name or name)
             template = inode or Inode(0, op.fid, op.mode or stat.S_IFREG | 0o644,
                                       op.uid or 0, op.gid or 0, 0, 0,
                                       0, 0, 0)
-            self._make_copy(directory, name, template, op.hash, op.size,
-                            e.version, op.mode)
+            self._make_copy(directory, name, template, op.hash, op.size, e.version, authored(op))
             return
         self._resurrect(e, op, inode, parent_fid, name)
 
@@ -500,7 +635,9 @@ class Applier:
         tomb = self.s._tombstone(op.fid)
         name_ver = (tomb[3] if tomb else inode.name_version if inode is not None
                     else op.name_version or e.version)
-        directory, name, lost = self._place(parent_fid, original_name(name), op.fid)
+        # a conflict copy comes back under its own name: no site ever gave it the plain one
+        plain = name if is_copy_id(op.fid) else original_name(name)
+        directory, name, lost = self._place(parent_fid, plain, op.fid)
         wanted = name
         if not lost:
             name = self._claim(directory, name, name_ver)
@@ -512,18 +649,29 @@ class Applier:
                           nlink=0, atime_ns=t, mtime_ns=t, ctime_ns=t,
                           attr_version=e.version)
         revived = _replace(inode, nlink=1, content=op.hash, size=op.size,
-                           mtime_ns=op.mtime or t, origin_site=e.origin,
+                           mtime_ns=self._written_mtime(e, op), origin_site=e.origin,
                            content_version=e.version, name_version=name_ver)
-        self.s._put_inode(revived)
+        revived = self._with_recorded(revived)
         self._bind(directory, name, revived)
+        links = self.s._get_kv(f"links:{revived.file_id}")
+        if links:  # the names it had here, or got while it was gone (_op_link, _op_unlink)
+            self.s._del_kv(f"links:{revived.file_id}")
+            for parent_fid, link_name, ver in json.loads(links):
+                self._link(self.s._inode(revived.ino), parent_fid, link_name, ver)
         self.result.inodes.add(revived.ino)
-        self.s._put_kv(f"wrote:{revived.file_id}", json.dumps([op.parent, op.name, op.mode]))
+        self.s._put_kv(f"wrote:{revived.file_id}", json.dumps(authored(op)))
         if name != wanted:
             self.s._want(directory.ino, wanted, revived, name)
 
     def _op_setattr(self, e: JournalEntry, op: SetattrOp) -> None:
         inode = self.s.by_file_id(op.fid)
         if inode is None:
+            # not here (yet): a conflict copy made here later, or a file a write brings
+            # back, gets it then (``_with_recorded``), as it would had it been here
+            if op.changes_owner and e.version > self._recorded_owner(op.fid)[0]:
+                self.s._put_kv(f"owner:{op.fid}", json.dumps([e.version, op.mode, op.uid, op.gid]))
+            if op.mtime_ns is not None and e.version > self.s._touched(op.fid)[0]:
+                self.s._put_touched(op.fid, e.version, op.mtime_ns)
             return
         changed = inode
         if op.changes_owner and e.version > inode.attr_version:
@@ -533,23 +681,31 @@ class Applier:
                       else inode.mode),
                 uid=op.uid if op.uid is not None else inode.uid,
                 gid=op.gid if op.gid is not None else inode.gid)
-        if op.atime_ns is not None:
-            changed = _replace(changed, atime_ns=op.atime_ns)
-        if op.mtime_ns is not None:
-            changed = _replace(changed, mtime_ns=op.mtime_ns)
+        if op.atime_ns is not None or op.mtime_ns is not None:
+            # the later of the changes that set the time wins: this one, a write, a touch
+            latest = max(self.s._touched(inode.file_id)[0],
+                         inode.content_version if inode.is_file else "")
+            if e.version > latest:
+                if op.atime_ns is not None:
+                    changed = _replace(changed, atime_ns=op.atime_ns)
+                if op.mtime_ns is not None:
+                    changed = _replace(changed, mtime_ns=op.mtime_ns)
+                self.s._put_touched(inode.file_id, e.version, changed.mtime_ns)
         if changed is not inode:
             self.s._put_inode(_replace(changed, ctime_ns=physical_ms(e.hlc) * 1_000_000))
             self.result.inodes.add(inode.ino)
 
     def _op_setxattr(self, e: JournalEntry, op: SetxattrOp) -> None:
         inode = self.s.by_file_id(op.fid)
-        if inode is not None:
+        if self.s._xattr_newer(op.fid, op.name, e.version, op.value) and inode is not None:
             self.s._put_xattr(inode.ino, op.name, op.value)
+            self.result.inodes.add(inode.ino)
 
     def _op_removexattr(self, e: JournalEntry, op: RemovexattrOp) -> None:
         inode = self.s.by_file_id(op.fid)
-        if inode is not None:
+        if self.s._xattr_newer(op.fid, op.name, e.version, None) and inode is not None:
             self.s._del_xattr(inode.ino, op.name)
+            self.result.inodes.add(inode.ino)
 
     def _op_retire(self, e: JournalEntry, op: RetireOp) -> None:
         """The content is about to be deleted from the bucket: not "in the bucket" any more

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, cast
 import pyfuse3
 
 from meridian.errors import (
+    BadInput,
     BadPath,
     ContentError,
     MeridianError,
@@ -38,8 +39,9 @@ from meridian.errors import (
     ObjectStoreError,
 )
 from meridian.meta import ROOT_INO, AttrChanges, Inode
-from meridian.meta.base import META_DIR_FILE_ID
+from meridian.meta.base import MAX_NAME, META_DIR_FILE_ID
 from meridian.meta.replica import ApplyResult
+from meridian.mount.limits import largest_file_size
 from meridian.mount.openfiles import OpenFile
 from meridian.mount.sequence import following_frames
 
@@ -61,6 +63,7 @@ SITE_JSON_INO = (1 << 62) + 1  # the virtual /.meridian/site.json: which site th
 _UNKNOWN = object()  # the page cache may hold anything: do not keep it
 _WRITTEN = object()  # the page cache holds bytes written since the last commit
 SITE_JSON_NAME = b"site.json"
+RETRY_FIRST, RETRY_MAX = 0.5, 30.0  # seconds before a failed close's commit is tried again
 
 
 def _invalidate_inodes(inodes: list[int]) -> None:
@@ -103,6 +106,12 @@ def fuse_errors(what: str) -> Iterator[None]:
 
 
 def _fsname(name: bytes) -> str:
+    """A name from the kernel, decoded; NameTooLong past 255 bytes. Lookup is where the
+    kernel sends every name first (stat, chmod, unlink, rename, ...): it reaches us up to
+    the kernel's own limit (far above 255), so this check is what makes them ENAMETOOLONG
+    rather than ENOENT."""
+    if len(name) > MAX_NAME:
+        raise NameTooLong(f"name of {len(name)} bytes (at most {MAX_NAME})")
     return os.fsdecode(name)
 
 
@@ -143,6 +152,8 @@ class MeridianFS(pyfuse3.Operations):
         self._unused: set[int] = set()  # nameless, unreferenced inodes to forget soon
         self._attr_cache: dict[int, tuple[Inode, pyfuse3.EntryAttributes]] = {}  # _attrs()
         self._forget_timer: asyncio.TimerHandle | None = None
+        self._retries: dict[int, asyncio.Task[None]] = {}  # ino -> commit retried after close
+        self.max_file_size = largest_file_size(self.volume.root)  # larger: EFBIG
         self.sequence_readahead = site.config.mover.sequence_readahead
         site.replication.add_listener(self.invalidate)
         meta_dir = self.meta.by_file_id(META_DIR_FILE_ID)
@@ -317,26 +328,25 @@ class MeridianFS(pyfuse3.Operations):
         no handle is open (a path truncate has no close to commit it)."""
         if not inode.is_file:
             raise pyfuse3.FUSEError(errno.EISDIR if inode.is_dir else errno.EINVAL)
+        if size > self.max_file_size:  # refused before anything changes (ctime included)
+            raise pyfuse3.FUSEError(errno.EFBIG)
         open_file = self._open.get(inode.ino)
-        standalone = open_file is None
         if open_file is None:
             open_file = OpenFile(inode.ino)
             self._open[inode.ino] = open_file
         try:
             async with open_file.lock:
-                if size > 0:
+                if size > 0 and open_file.staging is None:
                     await self._ensure_local(inode, 0, inode.size)
                 staging = await open_file.ensure_staging(self.volume, inode, truncate=size == 0)
                 staging.truncate(size)
                 open_file.dirty = True
                 open_file.mtime_ns = time.time_ns()
                 self._cached_content[inode.ino] = _WRITTEN  # the kernel truncates its cache too
-                if standalone:
+                if open_file.handles == 0:  # no close to come: commit now
                     await self._commit(open_file)
         finally:
-            if standalone:
-                open_file.discard()
-                del self._open[inode.ino]
+            self._close_idle(inode.ino, open_file)
 
     async def readlink(self, inode: int, ctx: Any) -> bytes:
         with fuse_errors("readlink"):
@@ -508,7 +518,7 @@ class MeridianFS(pyfuse3.Operations):
         with fuse_errors("read"):
             open_file = self._open[ino]
             if open_file.staging is not None:
-                return open_file.staging.read(off, size)
+                return open_file.read_staged(self.volume, off, size)
             inode = self.meta.getattr(ino)
             if inode.content is None or off >= inode.size:
                 return b""
@@ -518,12 +528,15 @@ class MeridianFS(pyfuse3.Operations):
 
     async def write(self, fh: int, off: int, buf: bytes) -> int:
         ino, _ = self._handles[fh]
+        if off + len(buf) > self.max_file_size:
+            raise pyfuse3.FUSEError(errno.EFBIG)
         with fuse_errors("write"):
             open_file = self._open[ino]
             async with open_file.lock:
-                if open_file.staging is None:
+                if open_file.staging is None or open_file.installed is not None:
                     inode = self.meta.getattr(ino)
-                    await self._ensure_local(inode, 0, inode.size)
+                    if open_file.staging is None:
+                        await self._ensure_local(inode, 0, inode.size)
                     await open_file.ensure_staging(self.volume, inode, truncate=False)
                 staging = cast("Any", open_file.staging)
                 written: int = await self._write_waiting_for_space(staging, off, buf)
@@ -554,17 +567,23 @@ class MeridianFS(pyfuse3.Operations):
             self.site.content_committed(inode)
 
     async def flush(self, fh: int) -> None:
+        """close(): commits what the file has staged. Not for a read-only handle: its close
+        has nothing of its own to commit, and must not fail for another handle's bytes."""
+        if fh in self._handles and self._handles[fh][1] & os.O_ACCMODE != os.O_RDONLY:
+            await self._commit_handle(fh, "flush")
+
+    async def _commit_handle(self, fh: int, what: str) -> None:
         if fh not in self._handles:
             return
         ino, _ = self._handles[fh]
-        with fuse_errors("flush"):
+        with fuse_errors(what):
             open_file = self._open[ino]
             async with open_file.lock:
                 await self._commit(open_file)
 
     async def fsync(self, fh: int, datasync: bool) -> None:
         """Content and every namespace change before it are on disk when this returns."""
-        await self.flush(fh)
+        await self._commit_handle(fh, "fsync")
         with fuse_errors("fsync"):
             self.meta.sync()
 
@@ -589,14 +608,43 @@ class MeridianFS(pyfuse3.Operations):
                 async with open_file.lock:
                     await self._commit(open_file)
         finally:
-            if open_file.handles == 0 and self._open.get(ino) is open_file:
-                open_file.discard()
-                del self._open[ino]
-                try:
-                    if self.meta.getattr(ino).nlink == 0:
-                        self._drop_if_unused(ino)
-                except MeridianError:
-                    pass
+            self._close_idle(ino, open_file)
+
+    def _close_idle(self, ino: int, open_file: OpenFile) -> None:
+        """Let go of a file no handle holds any more; one whose commit failed is kept (its
+        bytes staged, what reads and stat see) and committed again soon, in the background,
+        until its metadata is written: a failed close loses nothing written."""
+        if open_file.handles > 0 or self._open.get(ino) is not open_file:
+            return
+        if open_file.dirty:
+            if ino not in self._retries:
+                delay = min(RETRY_MAX, RETRY_FIRST * 2 ** min(open_file.failed_commits, 10))
+                self._retries[ino] = asyncio.get_running_loop().create_task(
+                    self._retry_commit(ino, open_file, delay), name=f"commit inode {ino}")
+            return
+        open_file.discard()
+        del self._open[ino]
+        try:
+            if self.meta.getattr(ino).nlink == 0:
+                self._drop_if_unused(ino)
+        except MeridianError:
+            pass
+
+    async def _retry_commit(self, ino: int, open_file: OpenFile, delay: float) -> None:
+        await asyncio.sleep(delay)
+        del self._retries[ino]
+        if self._open.get(ino) is not open_file or open_file.handles > 0:
+            return  # a handle holds it again: its close commits
+        try:
+            async with open_file.lock:
+                await self._commit(open_file)
+        except (NamespaceError, BadInput) as exc:  # the file is gone or refuses it: give up
+            log.warning("commit of inode %d abandoned: %s", ino, exc)
+            open_file.discard()
+        except Exception as exc:  # kept staged; tried again later
+            log.warning("commit of inode %d failed again (%d times): %s", ino,
+                        open_file.failed_commits, exc)
+        self._close_idle(ino, open_file)
 
     # -- extended attributes and statfs -----------------------------------------------------
     async def getxattr(self, inode: int, name: bytes, ctx: Any) -> bytes:

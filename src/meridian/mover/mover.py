@@ -9,8 +9,16 @@ doubling up to ``retry_max``), logged, and never blocks local writes.
 
 Fetches: ``ensure_local`` brings the blocks that cover a byte range into a partial instance on
 the local volume (ranged block GETs, so the first bytes of a large file arrive before the
-rest), with one fetch in flight per block however many readers want it; once every block is
-there the instance is verified against its hash and becomes complete.
+rest), with one fetch in flight per block however many readers want it. Every fetched block
+is checked against its own hash (``mover.verify``) before it is written to the volume, so no
+read and no peer ever gets a byte that was not checked; a block that fails comes from the next
+source (the bucket, then each peer), and when every source fails the read gets EIO and the log
+names the content, the block and each source. Once every block is there the instance is
+verified against the content hash once more and becomes complete.
+
+A local instance becomes evictable only when this site has seen for itself that the bucket
+holds the content: its own upload finished (``on_in_bucket``), or every block of a fetch came
+from the bucket; otherwise the site is told (``on_maybe_in_bucket``) and checks the bucket.
 
 All metadata calls happen on the event loop; threads only do blocking I/O (bucket and disk).
 """
@@ -27,7 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
-from meridian.content import LocalVolume
+from meridian.content import LocalVolume, hash_bytes
 from meridian.errors import (
     ContentError,
     ContentUnavailable,
@@ -38,12 +46,16 @@ from meridian.errors import (
 )
 from meridian.meta import MetaStore, PendingUpload
 from meridian.mover.slots import FetchSlots
+from meridian.mover.verify import BlockHashes, PeerHashes, block_problem
 from meridian.objects.layout import ContentBucket
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
-# (hash, start, length) -> those bytes from a peer, or None if no peer has them now
-PeerFetch = Callable[[str, int, int], Awaitable[bytes | None]]
+# (peer name, bytes) -> whether they are the block asked for (checked off the loop)
+Accept = Callable[[str, bytes], Awaitable[bool]]
+# (hash, start, length, accept) -> those bytes from a peer whose answer ``accept`` took, or
+# None if no peer has them now
+PeerFetch = Callable[[str, int, int, Accept], Awaitable[bytes | None]]
 
 
 @dataclass(frozen=True)
@@ -66,6 +78,8 @@ class Mover:
                  space_wait: float = 30.0,
                  on_in_bucket: Callable[[str], None] | None = None,
                  from_peers: PeerFetch | None = None,
+                 hashes_from_peers: PeerHashes | None = None,
+                 on_maybe_in_bucket: Callable[[str], None] | None = None,
                  may_upload: Callable[[str], bool] | None = None) -> None:
         self.meta = meta
         self.volume = volume
@@ -76,7 +90,9 @@ class Mover:
         self.space_wait = space_wait
         self.retry_base = retry_base
         self.retry_max = retry_max
-        self._on_in_bucket = on_in_bucket  # told of every content known complete in the bucket
+        self._on_in_bucket = on_in_bucket  # told of content this site saw complete in the bucket
+        # told of a fetched content whose blocks did not all come from the bucket (to check it)
+        self._on_maybe_in_bucket = on_maybe_in_bucket
         # bytes of content not in the bucket yet, from the site that wrote it (or None)
         self.from_peers = from_peers
         # asked before each upload: content an objective confines to this site stays here
@@ -90,10 +106,13 @@ class Mover:
         self._marks: list[tuple[str, asyncio.Future[None]]] = []  # uploaded, to record
         self._marking: asyncio.Task[None] | None = None
         self._block_fetches: dict[tuple[str, int], asyncio.Future[None]] = {}
+        self._from_bucket: dict[str, set[int]] = {}  # blocks of a fetch that came from the bucket
+        self.block_hashes = BlockHashes(bucket, volume, self._run, read_timeout=read_timeout,
+                                        from_peers=hashes_from_peers)
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         self.uploads_done = self.uploads_failed = self.bytes_uploaded = 0
-        self.fetches_done = self.bytes_fetched = self.peer_fetches = 0
+        self.fetches_done = self.bytes_fetched = self.peer_fetches = self.rejected_blocks = 0
 
     # -- life cycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -177,9 +196,13 @@ class Mover:
                                    "but has no complete local instance")
             blocks = self.bucket.block_count(upload.size)
             path = self.volume.path_of(upload.hash)
-            await asyncio.gather(*(self._run(self._put_block, upload.hash, path, i)
-                                   for i in range(blocks)))
-            await self._run(self.bucket.finish, upload.hash, upload.size)
+            hashes = await asyncio.gather(*(self._run(self._put_block, upload.hash, path, i)
+                                            for i in range(blocks)))
+            if blocks == 1 and hashes[0] != upload.hash:  # the manifest would refuse it too
+                raise ContentError(f"local instance of {upload.hash[:12]} hashes to "
+                                   f"{hashes[0][:12]}: corrupt on this site's disk")
+            await self._run(self.bucket.finish, upload.hash, upload.size, hashes)
+            self.block_hashes.remember(upload.hash, hashes)
         except (MeridianError, OSError) as exc:
             self.uploads_failed += 1
             delay = min(self.retry_max, self.retry_base * 2 ** upload.attempts)
@@ -224,12 +247,14 @@ class Mover:
                     if not done.done():
                         done.set_result(None)
 
-    def _put_block(self, hash: str, path: os.PathLike[str] | str, index: int) -> None:
+    def _put_block(self, hash: str, path: os.PathLike[str] | str, index: int) -> str:
+        """Upload one block; return its hash (for the manifest)."""
         size = self.bucket.block_size
         with open(path, "rb") as f:
             f.seek(index * size)
             data = f.read(size)
         self.bucket.put_block(hash, index, data)
+        return hash_bytes(data)
 
     async def wait_for_upload(self, timeout: float) -> bool:
         """Wait until one more upload completes (True), or until ``timeout`` passes or no
@@ -331,39 +356,76 @@ class Mover:
         if not future.cancelled():
             future.exception()  # retrieved here; readers get it through their shield
 
-    async def _get_block(self, hash: str, index: int, start: int,
-                         length: int) -> tuple[bytes, bool]:
-        """One block's bytes, and whether they came from the bucket. A block the bucket does
-        not have yet (its upload at the writing site is not done) comes from a peer; if none
-        has it either, both are asked again until ``read_timeout`` (a reader never gets
-        short or stale bytes: it waits, then fails)."""
+    async def _get_block(self, hash: str, index: int, start: int, length: int,
+                         expected: str) -> tuple[bytes, bool]:
+        """One block's bytes, checked against ``expected``, and whether they came from the
+        bucket. Sources in turn: the bucket, then each peer (the content's origin first). A
+        source whose bytes fail the check is logged (content, block, source) and the next one
+        asked; when no source has the block (the upload at the writing site is not done),
+        all are asked again until ``read_timeout``. When sources served the block but none
+        correctly, one more round is tried (a fault on the wire does not repeat), then
+        ContentUnavailable: the reader gets EIO, never wrong bytes."""
         deadline = time.monotonic() + self.read_timeout
-        attempt = 0
+        attempt = rounds_with_bad = 0
+        where = f"content {hash[:12]} block {index}"
         while True:
+            bad: list[str] = []
+            missing: Exception | None = None
             try:
-                return await self._run(self.bucket.get_block, hash, index), True
+                data, problem = await self._run(self._checked_bucket_block, hash, index, length,
+                                                expected)
             except ObjectNotFound as exc:
-                missing: Exception = exc
+                missing = exc
             except ObjectStoreError as exc:
                 attempt += 1
                 if attempt >= 5:
-                    raise ContentUnavailable(f"content {hash[:12]} block {index}: {exc}") from exc
+                    raise ContentUnavailable(f"{where}: {exc}") from exc
                 delay = min(self.retry_max, self.retry_base * 2 ** attempt)
                 log.warning("fetch of %s block %d failed, retrying in %.1fs: %s",
                             hash[:12], index, delay, exc)
                 await asyncio.sleep(delay)
                 continue
-            if self.from_peers is None:  # nobody else could have it: missing is missing
-                raise ContentUnavailable(f"content {hash[:12]} block {index} is not in the "
-                                         f"bucket: {missing}")
-            data = await self.from_peers(hash, start, length)
-            if data is not None:
-                self.peer_fetches += 1
-                return data, False
-            if time.monotonic() > deadline:
-                raise ContentUnavailable(f"content {hash[:12]} block {index} is neither in the "
-                                         f"bucket nor at a reachable peer: {missing}")
+            else:
+                if problem is None:
+                    return data, True
+                self._rejected(hash, index, "the bucket", problem)
+                bad.append("the bucket")
+            if self.from_peers is not None:
+                async def accept(peer: str, offered: bytes) -> bool:
+                    trouble = await self._run(block_problem, offered, length, expected)
+                    if trouble is not None:
+                        self._rejected(hash, index, f"peer {peer}", trouble)
+                        bad.append(f"peer {peer}")
+                    return trouble is None
+
+                offered = await self.from_peers(hash, start, length, accept)
+                if offered is not None:
+                    self.peer_fetches += 1
+                    return offered, False
+            if bad:
+                rounds_with_bad += 1
+                if rounds_with_bad >= 2 or time.monotonic() > deadline:
+                    log.error("%s: no source served it correctly (%s): the read fails",
+                              where, ", ".join(bad))
+                    raise ContentUnavailable(f"{where}: no source served it correctly "
+                                             f"({', '.join(bad)})")
+            elif self.from_peers is None:  # nobody else could have it: missing is missing
+                raise ContentUnavailable(f"{where} is not in the bucket: {missing}")
+            elif time.monotonic() > deadline:
+                raise ContentUnavailable(f"{where} is neither in the bucket nor at a reachable "
+                                         f"peer: {missing}")
             await asyncio.sleep(0.25)
+
+    def _checked_bucket_block(self, hash: str, index: int, length: int,
+                              expected: str) -> tuple[bytes, str | None]:
+        """A block from the bucket and what is wrong with it (None: nothing); thread."""
+        data = self.bucket.get_block(hash, index)
+        return data, block_problem(data, length, expected)
+
+    def _rejected(self, hash: str, index: int, source: str, problem: str) -> None:
+        self.rejected_blocks += 1
+        log.error("content %s block %d from %s failed verification (%s): not used, trying "
+                  "another source", hash, index, source, problem)
 
     async def _fetch_block(self, hash: str, size: int, index: int) -> None:
         block = self.bucket.block_size
@@ -371,13 +433,14 @@ class Mover:
         length = min(block, size - start)
         if self.volume.has(hash) or not self.volume.missing(hash, start, start + length):
             return
+        expected = (await self.block_hashes.of(hash, size))[index]
         async with self._fetch_slots.slot((hash, index)):
-            data, from_bucket = await self._get_block(hash, index, start, length)
-        if len(data) != length:
-            raise ContentError(f"content {hash[:12]} block {index}: bucket returned "
-                               f"{len(data)} bytes, expected {length}")
-        if self._on_in_bucket is not None and from_bucket:
-            self._on_in_bucket(hash)  # fetched from the bucket, so complete there: evictable
+            data, from_bucket = await self._get_block(hash, index, start, length, expected)
+        if from_bucket:
+            seen = self._from_bucket.setdefault(hash, set())
+            if not seen and self._on_maybe_in_bucket is not None and size > block:
+                self._on_maybe_in_bucket(hash)  # its partial instance may go once checked
+            seen.add(index)
         self.volume.begin_partial(hash, size)
         await self._write_waiting_for_space(hash, start, data)
         self.fetches_done += 1
@@ -388,3 +451,14 @@ class Mover:
                 await self._run(self.volume.finish_partial, hash)
             finally:
                 self._finishing.discard(hash)
+            self._fetched(hash, size)
+
+    def _fetched(self, hash: str, size: int) -> None:
+        """A fetch completed: evictable at once if every block came from the bucket (this
+        site saw the bucket hold each one); otherwise the site checks the bucket."""
+        from_bucket = self._from_bucket.pop(hash, set())
+        if len(from_bucket) == self.bucket.block_count(size):
+            if self._on_in_bucket is not None:
+                self._on_in_bucket(hash)
+        elif self._on_maybe_in_bucket is not None:
+            self._on_maybe_in_bucket(hash)

@@ -7,7 +7,8 @@ Written down for operators and other implementations in ``docs/bucket-format.md`
     content/<H[0:2]>/<H>/blocks/00000000      bytes [0, B) of the content named H
     content/<H[0:2]>/<H>/blocks/00000001      bytes [B, 2B) ...
     content/<H[0:2]>/<H>/manifest.json        {"hash": H, "size": N, "block_size": B,
-                                               "blocks": n}, written LAST
+                                               "blocks": n, "block_hashes": [...]},
+                                               written LAST
 
 "Manifest present" means "content complete in the bucket"; deletion runs in reverse (manifest
 first), so no manifest ever points at a missing block. Version 2 adds one rule: *small* content
@@ -15,7 +16,11 @@ first), so no manifest ever points at a missing block. Version 2 adds one rule: 
 block 0 shorter than the block size cannot be part of a larger content (whose block 0 is
 always full), so it is complete. One PUT per small file instead of two: moto answers ~400 PUTs
 a second here, so the second PUT halved the rate of small files made durable. Version-1
-buckets are read and written as before (every content has a manifest).
+buckets are read and written as before (every content has a manifest). Version 3 makes
+``block_hashes`` (the BLAKE3 hash of each block, in order) required in every manifest, so a
+reader verifies each block on its own before using any of its bytes; small content needs none
+(its one block's hash is the content hash). Version-1 and -2 buckets stay at their version and
+their manifests gain ``block_hashes`` as an optional field (their readers ignore it).
 A site refuses a bucket whose format marker is missing or names a version it does not know
 (:meth:`ContentBucket.check_format`).
 """
@@ -24,7 +29,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,8 +38,8 @@ from meridian.objects.interface import ObjectStore
 
 FORMAT_KEY = "meridian-format.json"
 FORMAT_NAME = "meridian-bucket"
-FORMAT_VERSION = 2
-KNOWN_VERSIONS = frozenset({1, FORMAT_VERSION})
+FORMAT_VERSION = 3
+KNOWN_VERSIONS = frozenset({1, 2, FORMAT_VERSION})
 HASH_NAME = "blake3"
 DEFAULT_BLOCK_SIZE = 4 * 1024 * 1024
 MAX_BLOCK_SIZE = 5 * 1024**3
@@ -57,12 +62,15 @@ class BucketFormat:
 
 @dataclass(frozen=True)
 class ContentManifest:
-    """A complete content in the bucket: its hash, size, and how it is cut into blocks."""
+    """A complete content in the bucket: its hash, size, and how it is cut into blocks.
+    ``block_hashes``: each block's hash, in order, when the bucket says (always in version 3,
+    for content of one block too: then it is ``(hash,)``); ``None`` for an older manifest."""
 
     hash: str
     size: int
     block_size: int
     blocks: int
+    block_hashes: tuple[str, ...] | None = None
 
 
 def check_hash(h: str) -> str:
@@ -181,21 +189,37 @@ class ContentBucket:
         """Whether content of ``size`` bytes is stored without a manifest (version 2)."""
         return self._checked().version >= 2 and 0 < size < self.block_size
 
-    def finish(self, h: str, size: int) -> ContentManifest:
+    def finish(self, h: str, size: int,
+               block_hashes: Sequence[str] | None = None) -> ContentManifest:
         """Mark content ``h`` complete once all its blocks are stored: its manifest, except for
-        small content, whose one block is the mark. Idempotent."""
+        small content, whose one block is the mark. Idempotent. ``block_hashes`` as for
+        :meth:`put_manifest`."""
         if self.is_small(size):
-            return ContentManifest(check_hash(h), size, self.block_size, 1)
-        return self.put_manifest(h, size)
+            return ContentManifest(check_hash(h), size, self.block_size, 1, (h,))
+        return self.put_manifest(h, size, block_hashes)
 
-    def put_manifest(self, h: str, size: int) -> ContentManifest:
+    def put_manifest(self, h: str, size: int,
+                     block_hashes: Sequence[str] | None = None) -> ContentManifest:
         """Write the manifest of content ``h`` (``size`` bytes): call it after every block.
 
         From then on the content counts as complete in the bucket. Idempotent.
+        ``block_hashes``: the hash of each block, in order; required in a version-3 bucket
+        (``ValueError`` without it), written when given in older ones. ``ValueError`` when
+        there is not one valid hash per block.
         """
-        manifest = ContentManifest(check_hash(h), size, self.block_size, self.block_count(size))
-        body = {"hash": h, "size": size, "block_size": manifest.block_size,
-                "blocks": manifest.blocks}
+        check_hash(h)
+        blocks = self.block_count(size)
+        hashes = None if block_hashes is None else tuple(block_hashes)
+        if hashes is None and self._checked().version >= 3:
+            raise ValueError(f"content {h[:12]}: a version-3 manifest needs block_hashes")
+        if hashes is not None and not _block_hashes_fit(h, blocks, hashes):
+            raise ValueError(f"content {h[:12]}: {len(hashes)} block hashes for {blocks} "
+                             "blocks (one valid hash per block; a lone block's is the content's)")
+        manifest = ContentManifest(h, size, self.block_size, blocks, hashes)
+        body: dict[str, Any] = {"hash": h, "size": size, "block_size": manifest.block_size,
+                                "blocks": blocks}
+        if hashes is not None:
+            body["block_hashes"] = list(hashes)
         self._store.put(self.manifest_key(h), _to_json(body))
         return manifest
 
@@ -212,6 +236,7 @@ class ContentBucket:
             return self._small_content(h)
         doc = _parse_object(raw, f"{self._store.url}: {key}")
         size, block_size, blocks = doc.get("size"), doc.get("block_size"), doc.get("blocks")
+        listed = doc.get("block_hashes")
         if (
             doc.get("hash") != h
             or type(size) is not int
@@ -221,8 +246,17 @@ class ContentBucket:
             or size < 0
             or blocks != blocks_for(size, block_size)
         ):
-            raise BucketFormatError(f"{self._store.url}: {key} is inconsistent: {doc!r}")
-        return ContentManifest(h, size, block_size, blocks)
+            raise BucketFormatError(f"{self._store.url}: {key} is inconsistent: {doc!r:.300}")
+        if listed is None and self._checked().version >= 3:
+            raise BucketFormatError(f"{self._store.url}: {key} has no block_hashes (required "
+                                    "in a version-3 bucket)")
+        hashes = None
+        if listed is not None:
+            if not isinstance(listed, list) or not _block_hashes_fit(h, blocks, listed):
+                raise BucketFormatError(f"{self._store.url}: {key}: block_hashes is not one "
+                                        f"hash per block: {listed!r:.300}")
+            hashes = tuple(listed)
+        return ContentManifest(h, size, block_size, blocks, hashes)
 
     def _small_content(self, h: str) -> ContentManifest | None:
         """Small content without a manifest (version 2): a lone block 0, shorter than B."""
@@ -231,7 +265,23 @@ class ContentBucket:
         info = self._store.head(self.block_key(h, 0))
         if info is None or not 0 < info.size < self.block_size:
             return None
-        return ContentManifest(h, info.size, self.block_size, 1)
+        return ContentManifest(h, info.size, self.block_size, 1, (h,))
+
+    def confirm_complete(self, h: str, size: int) -> bool:
+        """Whether this site can see for itself that content ``h`` (``size`` bytes) is whole
+        in the bucket: a manifest (or small content) of that size, and every block present at
+        its full length (one HEAD each). Stronger than :meth:`is_complete`, which trusts the
+        manifest; what a site checks before it lets its own copy go on another site's word.
+        Raises ObjectStoreError when the bucket does not answer."""
+        manifest = self.manifest(h)
+        if manifest is None or manifest.size != size:
+            return False
+        for index in range(manifest.blocks):
+            info = self._store.head(self.block_key(h, index))
+            expected = min(manifest.block_size, size - index * manifest.block_size)
+            if info is None or info.size != expected:
+                return False
+        return True
 
     def is_complete(self, h: str) -> bool:
         """Whether content ``h`` is complete in the bucket: its manifest is present (one
@@ -305,6 +355,13 @@ class ContentBucket:
         raise BucketFormatError(
             f"{where}: found {problem}; this Meridian understands {_understood()}"
         )
+
+
+def _block_hashes_fit(h: str, blocks: int, hashes: Sequence[object]) -> bool:
+    """One valid hash per block; a content of one block is that block, so its hash is ``h``."""
+    if len(hashes) != blocks or not all(isinstance(x, str) and _HASH.match(x) for x in hashes):
+        return False
+    return blocks != 1 or hashes[0] == h
 
 
 def _understood() -> str:

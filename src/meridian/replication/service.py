@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from meridian.errors import MeridianError
 from meridian.meta import MetaStore
@@ -88,10 +88,14 @@ class Replication:
         return [link.state.as_dict() for link in self.links.values()]
 
     async def fetch_range(self, hash: str, start: int, length: int,
-                          prefer: str | None = None) -> bytes | None:
+                          prefer: str | None = None,
+                          accept: Callable[[str, bytes], Awaitable[bool]] | None = None,
+                          ) -> bytes | None:
         """Bytes [start, start+length) of content ``hash`` from a peer that holds them (the
         site named ``prefer`` first: the content's origin), or None if none does now. Used
-        for content whose upload to the bucket has not finished (DESIGN.md step 6)."""
+        for content whose upload to the bucket has not finished (DESIGN.md step 6), and for a
+        block the bucket served wrong. ``accept(peer, bytes)`` checks an answer; one it
+        refuses is dropped and the next peer asked."""
         if self._client is None:
             return None
         order = sorted(self.peers, key=lambda p: p.name != prefer)
@@ -103,6 +107,38 @@ class Replication:
             except MeridianError as exc:
                 log.debug("content %s from %s: %s", hash[:12], peer.name, exc)
                 continue
-            if response.status_code in (200, 206) and len(response.content) == length:
+            if response.status_code not in (200, 206):
+                continue
+            if accept is None:
+                if len(response.content) == length:
+                    return response.content
+            elif await accept(peer.name, response.content):
                 return response.content
+        return None
+
+    async def fetch_block_hashes(self, hash: str, size: int,
+                                 prefer: str | None = None) -> list[str] | None:
+        """The hash of each block of content ``hash`` (``size`` bytes) from the first peer
+        that can vouch for them (``GET content/{hash}/blocks``; ``prefer`` first), or None.
+        The caller checks the list's shape; each block is then checked against it."""
+        if self._client is None:
+            return None
+        for peer in sorted(self.peers, key=lambda p: p.name != prefer):
+            try:
+                response = await self._client.request(peer, "GET", f"/content/{hash}/blocks",
+                                                      timeout=60.0)
+            except MeridianError as exc:
+                log.debug("block hashes of %s from %s: %s", hash[:12], peer.name, exc)
+                continue
+            if response.status_code != 200:
+                continue
+            try:
+                doc = response.json()
+            except ValueError:
+                continue
+            if not isinstance(doc, dict) or doc.get("size") != size:
+                continue
+            hashes = doc.get("block_hashes")
+            if isinstance(hashes, list) and all(isinstance(h, str) for h in hashes):
+                return hashes
         return None

@@ -132,15 +132,32 @@ def _check_content(h: str, size: int, meta: MetaStore, volume: VolumeView,
 
 
 def namespace_digest(meta: MetaStore) -> str:
-    """A digest of the tree that is equal at every site once all changes are delivered
-    (DESIGN.md rule 4): path, type, permission bits, size, content hash or symlink target of
-    every entry, in path order. Inode numbers, owners, times and where content is stored are
-    left out: they differ between sites by design or do not make two trees different."""
+    """A digest of everything a site shows of its tree, equal at every site once all changes
+    are delivered (DESIGN.md rule 4).
+
+    For every entry, in path order: path, type, permission bits, owner (uid and gid), size,
+    content hash (files) or target (symlinks), extended attributes (names and values),
+    modification time (files and symlinks), and for a file with several names, the first of
+    its paths (which names are links of one file). Left out: inode and file ids, which differ
+    between sites by design; ctime and atime, which record when a site applied a change (ctime
+    moves on every local change, so clients that watch it notice one); where content is stored;
+    and the modification time of directories, which each site sets when it applies a change
+    to an entry (``docs/conflicts.md``, "How it is checked")."""
+    entries = sorted(meta.walk(), key=lambda item: item[0].encode("utf-8", "surrogateescape"))
+    first_path: dict[int, str] = {}
+    for path, inode in entries:
+        if not inode.is_dir:
+            first_path.setdefault(inode.ino, path)
     digest = hashlib.sha256()
-    for path, inode in sorted(meta.walk(), key=lambda item: item[0].encode("utf-8", "surrogateescape")):
+    for path, inode in entries:
         kind = stat.S_IFMT(inode.mode)
         what = inode.content or "" if inode.is_file else inode.target or ""
         size = inode.size if not inode.is_dir else 0
-        line = f"{path}\0{kind:o}\0{stat.S_IMODE(inode.mode):o}\0{size}\0{what}\n"
+        mtime = inode.mtime_ns if not inode.is_dir else 0
+        linked = first_path[inode.ino] if not inode.is_dir and inode.nlink > 1 else ""
+        xattrs = ",".join(f"{name}={meta.getxattr(inode.ino, name).hex()}"
+                          for name in meta.listxattr(inode.ino))
+        line = (f"{path}\0{kind:o}\0{stat.S_IMODE(inode.mode):o}\0{inode.uid}:{inode.gid}\0"
+                f"{size}\0{what}\0{xattrs}\0{mtime}\0{linked}\n")
         digest.update(line.encode("utf-8", "surrogateescape"))
     return digest.hexdigest()

@@ -6,9 +6,11 @@ below this module knows about configuration files.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from meridian.content import LocalVolume
@@ -45,7 +47,13 @@ class Site:
         self.objects = objects
         self.bucket = bucket
         self._in_bucket_lock = threading.Lock()
+        # content this site saw complete in the bucket itself (its own upload, a fetch whose
+        # every block came from there, or a check of every block): only these are evictable
         self._in_bucket: set[str] = set()
+        self._confirming: set[str] = set()
+        self._confirm_tasks: set[asyncio.Task[None]] = set()
+        self._confirm_slots: asyncio.Semaphore | None = None
+        self._to_confirm: list[str] = []  # found at start with a peer's word only
         self._origins: dict[str, str] = {}  # content hash -> the site that wrote it
         from meridian.site.trust import peer_endpoint
         peers = tuple(peer_endpoint(config, p) for p in config.peers)
@@ -62,6 +70,8 @@ class Site:
                            space_wait=config.mover.space_wait,
                            on_in_bucket=self._known_in_bucket,
                            from_peers=self._from_peers if config.peers else None,
+                           hashes_from_peers=self._hashes_from_peers if config.peers else None,
+                           on_maybe_in_bucket=self.confirm_later,
                            may_upload=self._may_upload)
         from meridian.objectives.orchestrator import Orchestrator
         self.orchestrator = Orchestrator(meta, volume, self.mover,
@@ -70,8 +80,10 @@ class Site:
         self.jobs = JobRunner(meta, volume, self.mover)
         for info in volume.instances():
             record = meta.content(info.hash)
-            if record is None or record.in_bucket:
+            if record is None:  # nothing here refers to it: it can go
                 self._known_in_bucket(info.hash)
+            elif record.in_bucket:  # this site's upload, or only a peer's word: check
+                self._to_confirm.append(info.hash)
 
     @classmethod
     def open(cls, config: SiteConfig, *, check_bucket: bool = True) -> Site:
@@ -129,7 +141,9 @@ class Site:
 
     # -- what adapters call -----------------------------------------------------------------
     def in_bucket(self, hash: str) -> bool:
-        """Whether ``hash`` is known complete in the bucket (thread-safe; the volume asks)."""
+        """Whether this site saw for itself that ``hash`` is complete in the bucket, so its
+        local instance may be evicted (thread-safe; the volume asks). A peer's ``instance``
+        entry alone never makes it so: the site checks the bucket first."""
         with self._in_bucket_lock:
             return hash in self._in_bucket
 
@@ -142,10 +156,52 @@ class Site:
         there until it is in the bucket) and what is in the bucket now."""
         self._origins.update(result.contents)
         for hash in result.in_bucket:
-            self._known_in_bucket(hash)
+            self.confirm_later(hash)  # a peer's word: this site checks before relying on it
             self._origins.pop(hash, None)
         for hash in result.retired:
             self._retired(hash)
+
+    def confirm_later(self, hash: str) -> None:
+        """Check in the background that every block of ``hash`` is in the bucket; if so (and
+        no retire came meanwhile), its local instance becomes evictable. For content a peer
+        says is in the bucket, and fetched content whose blocks did not all come from there.
+        Nothing to do without a local instance, or once confirmed. Loop thread only."""
+        if self.in_bucket(hash) or hash in self._confirming or self.volume.size_of(hash) is None:
+            return
+        self._confirming.add(hash)
+        task = asyncio.get_running_loop().create_task(self._confirm(hash),
+                                                      name=f"confirm-{hash[:12]}")
+        self._confirm_tasks.add(task)
+        task.add_done_callback(self._confirm_tasks.discard)
+
+    async def _confirm(self, hash: str, attempts: int = 6) -> None:
+        if self._confirm_slots is None:
+            self._confirm_slots = asyncio.Semaphore(4)
+        try:
+            async with self._confirm_slots:
+                record = self.meta.content(hash)
+                if record is None or not record.in_bucket:
+                    return  # nobody claims it is there (or it is being retired)
+                for attempt in range(attempts):
+                    try:
+                        whole = await asyncio.to_thread(self.bucket.confirm_complete, hash,
+                                                        record.size)
+                        break
+                    except MeridianError as exc:
+                        log.info("checking that %s is in the bucket: %s (again in %ds)",
+                                 hash[:12], exc, 2 ** attempt)
+                        await asyncio.sleep(2 ** attempt)
+                else:
+                    return
+                record = self.meta.content(hash)
+                if whole and record is not None and record.in_bucket:
+                    self._known_in_bucket(hash)
+                elif not whole:
+                    log.warning("content %s is said to be in the bucket, but this site does "
+                                "not find all its blocks there: its local copy is kept",
+                                hash[:12])
+        finally:
+            self._confirming.discard(hash)
 
     def _content_deleted(self, hash: str) -> None:
         """Garbage collection deleted the content from the bucket; nothing here uses it."""
@@ -159,17 +215,27 @@ class Site:
         with self._in_bucket_lock:
             self._in_bucket.discard(hash)
 
-    async def _from_peers(self, hash: str, start: int, length: int) -> bytes | None:
-        return await self.replication.fetch_range(hash, start, length, self._origins.get(hash))
+    async def _from_peers(self, hash: str, start: int, length: int,
+                          accept: Callable[[str, bytes], Awaitable[bool]]) -> bytes | None:
+        return await self.replication.fetch_range(hash, start, length, self._origins.get(hash),
+                                                  accept)
+
+    async def _hashes_from_peers(self, hash: str, size: int) -> list[str] | None:
+        return await self.replication.fetch_block_hashes(hash, size, self._origins.get(hash))
 
     def _may_upload(self, hash: str) -> bool:
         return self.orchestrator.may_upload(hash)
 
     def content_committed(self, inode: Inode) -> None:
         """The mount committed new content: objectives decide on it at once (before any
-        upload can start), then the uploaders wake."""
+        upload can start), then the uploaders wake. Content a peer already put in the bucket
+        is not uploaded again: the site checks the bucket before its copy may go."""
         self.orchestrator.file_committed(inode)
         self.mover.wake()
+        if inode.content is not None:
+            record = self.meta.content(inode.content)
+            if record is not None and record.in_bucket:
+                self.confirm_later(inode.content)
 
     def describe(self) -> dict[str, Any]:
         info = self.config.describe()
@@ -184,6 +250,9 @@ class Site:
                  self.meta.last_seq(), self.volume.name, usage.used / 2**30, capacity,
                  usage.count, self.meta.upload_count())
         self.mover.start()
+        for hash in self._to_confirm:
+            self.confirm_later(hash)
+        self._to_confirm = []
         self.orchestrator.start()
         self.replication.start()
         self.collector.start()
@@ -193,6 +262,9 @@ class Site:
         await self.collector.stop()
         await self.orchestrator.stop()
         await self.replication.stop()
+        for task in list(self._confirm_tasks):
+            task.cancel()
+        await asyncio.gather(*self._confirm_tasks, return_exceptions=True)
         await self.mover.stop()
 
     def close(self) -> None:
