@@ -108,3 +108,8 @@ def test_invitations_need_the_ca_key_and_are_private(tmp_path: Path,
                  "https://127.0.0.1:7411", "--token", "x" * 43]) == 2
     assert "--join-file" in capsys.readouterr().err
     assert not (tmp_path / "north").exists()
+    old = east.secrets.admin_credential()
+    assert main(["site", "new-admin-credential", "--config", str(east_toml)]) == 0
+    accepted = CredentialStore(east.secrets)
+    assert accepted.check(old) is None
+    assert accepted.check(east.secrets.admin_credential()) is not None

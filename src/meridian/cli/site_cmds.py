@@ -69,6 +69,12 @@ def register(commands: Any) -> None:
     add_config_option(run)
     run.add_argument("--mount", metavar="DIR", help="mount point (default: site.mount of the config)")
     run.set_defaults(func=cmd_site_run)
+    admin = site_commands.add_parser(
+        "new-admin-credential", help="replace the site's admin credential",
+        description="Issue a new admin credential into DATA/secrets/admin.token (0600); the old "
+                    "one stops working at once, on a running site too.")
+    add_config_option(admin)
+    admin.set_defaults(func=cmd_new_admin_credential)
     from meridian.cli import drain
     drain.register(site_commands)
 
@@ -119,6 +125,16 @@ def cmd_init(args: argparse.Namespace) -> int:
           f"{config.secrets.admin}" + ("" if config.api and config.api.plain_http else
                                        f"; namespace CA {config.tls.ca}"))
     print(f"run it with: meridian site run --config {config_path} --mount DIR")
+    return 0
+
+
+def cmd_new_admin_credential(args: argparse.Namespace) -> int:
+    from meridian.trust.credentials import CredentialStore
+
+    config = locate_config(args)
+    CredentialStore(config.secrets).issue_admin()
+    print(f"site {config.name}: a new admin credential is in {config.secrets.admin}; the old "
+          "one no longer works")
     return 0
 
 
