@@ -41,7 +41,7 @@ def test_out_of_order_blocks_from_many_threads(volume: LocalVolume) -> None:
     assert volume.finish_partial(h)
     assert volume.has(h)
     assert volume.read(h, 0, len(data)) == data
-    assert stat.S_IMODE(volume.path_of(h).stat().st_mode) == 0o444
+    assert stat.S_IMODE(volume.path_of(h).stat().st_mode) == 0o400
     assert list((volume.root / "partial").iterdir()) == []
     usage = volume.usage()
     assert (usage.partial, usage.complete, usage.count) == (0, len(data), 1)

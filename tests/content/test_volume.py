@@ -137,7 +137,7 @@ def test_commit_makes_content_readable_and_read_only(volume: LocalVolume) -> Non
     assert committed.size == len(data)
     path = volume.path_of(h)
     assert path == volume.root / "content" / h[:2] / h
-    assert stat.S_IMODE(path.stat().st_mode) == 0o444
+    assert stat.S_IMODE(path.stat().st_mode) == 0o400
     assert path.read_bytes() == data
     assert volume.has(h) and volume.size_of(h) == len(data)
     assert volume.read(h, 5, 10) == data[5:15]
@@ -197,7 +197,7 @@ def test_add_complete_verifies_and_adopts(volume: LocalVolume, tmp_path: Path) -
     assert volume.add_complete(h, good).size == 13
     assert not good.exists()
     assert volume.read(h, 0, 100) == b"fetched whole"
-    assert stat.S_IMODE(volume.path_of(h).stat().st_mode) == 0o444
+    assert stat.S_IMODE(volume.path_of(h).stat().st_mode) == 0o400
 
     bad = tmp_path / "bad"
     bad.write_bytes(b"corrupt")
@@ -297,4 +297,4 @@ def test_add_complete_copies_from_another_file_system(volume: LocalVolume) -> No
     assert not Path(src.name).exists()
     assert volume.read(h, 0, len(data)) == data
     assert files_under(volume.root / "content") == [h]
-    assert stat.S_IMODE(volume.path_of(h).stat().st_mode) == 0o444
+    assert stat.S_IMODE(volume.path_of(h).stat().st_mode) == 0o400

@@ -3,17 +3,19 @@ site that may still need it cannot say so."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import tomllib
 from pathlib import Path
 
 import blake3
+import pytest
 import tomli_w
 
 from meridian.objects import open_object_store
 from meridian.objects.layout import ContentBucket
-from tests.sitehelpers import RunningSite, init_linked, wait_for
+from tests.sitehelpers import RunningSite, init_linked, meridian, wait_for
 
 
 def test_unreferenced_content_leaves_the_bucket_only_when_every_site_agrees(
@@ -54,3 +56,100 @@ def test_unreferenced_content_leaves_the_bucket_only_when_every_site_agrees(
     wait_for(lambda: not (west.mount / "kept-while-west-is-down.exr").exists(), what="delete replicated")
     wait_for(lambda: not in_bucket(kept), what="collected once west agrees")
     assert (west.mount / "b.bin").read_bytes() == shared and in_bucket(shared)
+
+
+def _gc_config(site: RunningSite, **mover: float) -> None:
+    doc = tomllib.loads(site.config.read_text())
+    doc.setdefault("mover", {}).update(mover)
+    site.config.write_text(tomli_w.dumps(doc))
+
+
+def test_a_site_that_is_not_a_peer_of_the_collector_holds_collection_back(
+        tmp_path: Path, stopper: list[RunningSite]) -> None:
+    """north's changes reach east through west, but east does not ask north: east must not
+    collect (north may refer to anything) and must say that north holds it back."""
+    bucket_url = f"file://{tmp_path / 'bucket'}"
+    sites = init_linked(tmp_path, ["east", "west", "north"], bucket_url)
+    east, west, north = sites["east"], sites["west"], sites["north"]
+    doc = tomllib.loads(east.config.read_text())
+    full_peers = doc["peers"]
+    doc["peers"] = [p for p in full_peers if p["name"] != "north"]  # east pulls only from west
+    east.config.write_text(tomli_w.dumps(doc))
+    _gc_config(east, gc_grace=0, gc_interval=0.3)
+    for other in (west, north):
+        _gc_config(other, gc_interval=0)  # only east collects
+    for site in sites.values():
+        stopper.append(site)
+        site.start()
+    bucket = ContentBucket(open_object_store(bucket_url))
+    data = os.urandom(120_000)
+    digest = blake3.blake3(data).hexdigest()
+    (north.mount / "n.bin").write_bytes(data)
+    wait_for(lambda: bucket.manifest(digest) is not None, what="north's upload")
+    wait_for(lambda: (east.mount / "n.bin").exists(), what="north's file relayed to east")
+    (north.mount / "n.bin").unlink()
+    wait_for(lambda: not (east.mount / "n.bin").exists(), what="the unlink relayed to east")
+    wait_for(lambda: "site north made changes this site holds, but is not one of its peers"
+             in east.log(), what="east saying north holds collection back")
+    time.sleep(2)  # several more rounds of east's collector
+    assert bucket.manifest(digest) is not None, "collected without asking a site of the mesh"
+
+    east.stop()  # with north as a peer the content goes
+    doc = tomllib.loads(east.config.read_text())
+    doc["peers"] = full_peers
+    east.config.write_text(tomli_w.dumps(doc))
+    east.start()
+    wait_for(lambda: bucket.manifest(digest) is None, what="collected once north is asked")
+
+
+@pytest.mark.parametrize("point", ["gc.acknowledged", "gc.delete"])
+def test_a_reference_made_during_the_collection_keeps_the_content(
+        tmp_path: Path, stopper: list[RunningSite], point: str) -> None:
+    """east pauses a collection after every peer acknowledged the retirement, either before
+    its own last look (west's new file reaches it: revived) or right before the delete
+    (west's upload is held until the delete is done). Both ways the bytes end up in the
+    bucket and every site reads them."""
+    bucket_url = f"file://{tmp_path / 'bucket'}"
+    sites = init_linked(tmp_path, ["east", "west"], bucket_url)
+    east, west = sites["east"], sites["west"]
+    flag = tmp_path / "resume"
+    _gc_config(east, gc_grace=0, gc_interval=0.3, gc_hold=20)
+    _gc_config(west, gc_interval=0)
+    east.extra_env = {"MERIDIAN_TESTPOINT": f"{point}:pause:{flag}"}
+    for site in sites.values():
+        stopper.append(site)
+        site.start()
+    bucket = ContentBucket(open_object_store(bucket_url))
+    data = os.urandom(150_000)
+    digest = blake3.blake3(data).hexdigest()
+    (east.mount / "x.bin").write_bytes(data)
+    wait_for(lambda: bucket.manifest(digest) is not None, what="east's upload")
+    wait_for(lambda: (west.mount / "x.bin").exists(), what="replicated")
+    (east.mount / "x.bin").unlink()
+    wait_for(lambda: Path(f"{flag}.paused").exists(), what=f"east's collector at {point}")
+
+    (west.mount / "y.bin").write_bytes(data)  # the same bytes again, during the collection
+    wait_for(lambda: (east.mount / "y.bin").exists(), what="west's new file at east")
+    time.sleep(1)  # west's uploaders have looked at the new upload
+    flag.touch()
+
+    def in_bucket_whole() -> bool:
+        return (bucket.manifest(digest) is not None
+                and bucket.get_block(digest, 0) == data)
+
+    wait_for(in_bucket_whole, timeout=60, what="the content in the bucket after the collection")
+    wait_for(lambda: _placement(west, "/y.bin") == "both", timeout=60,
+             what="west recording its copy in the bucket")
+    west.stop()  # east now reads through the bucket or its own copy, never from west
+    assert (east.mount / "y.bin").read_bytes() == data
+    east.stop()
+    for site in (east, west):
+        fsck = meridian("fsck", "--json", "--config", str(site.config), check=False)
+        assert fsck.returncode == 0, fsck.stdout
+    assert in_bucket_whole()
+
+
+def _placement(site: RunningSite, path: str) -> str | None:
+    rows = json.loads(meridian("ls", "--placement", "--json", "--config", str(site.config),
+                               "./").stdout)
+    return next((r["state"] for r in rows if r["path"] == path), None)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from meridian.meta import ROOT_INO, AttrChanges, MetaStore
+from meridian.meta.clock import HybridClock
 from meridian.meta.memory import MemoryMetaStore
 from meridian.meta.replica import conflict_name
 from meridian.meta.sqlite import SqliteMetaStore
@@ -429,3 +430,32 @@ def test_a_loser_takes_its_name_back_when_the_winner_goes(make_site: Factory,
     for site in (east, west, north):
         assert site.resolve("/edit.otio").content == "from-east"
         assert not [n for n in names(site) if ".conflict-" in n]
+
+
+def test_a_directory_time_is_that_of_the_latest_change_in_it(make_site: Factory) -> None:
+    east, west, north = make_site("east"), make_site("west"), make_site("north")
+    now = [1_764_590_400_000]
+
+    def wall_ms() -> int:  # a second per reading: which change is later is certain
+        now[0] += 1000
+        return now[0]
+
+    for site in (east, west, north):
+        site._clock = HybridClock(site._clock.last, wall_ms)  # type: ignore[attr-defined]
+    east.create(ROOT_INO, "shots", DIR, 0, 0)
+    sync(east, west, north)
+    write(west, "/shots/b", "vb")
+    write(east, "/shots/a", "va")  # later: its clock time is the directory's
+    east_time = east.resolve("/shots").mtime_ns
+    pull(north, east)
+    pull(north, west)  # the earlier change arrives last
+    sync(east, west, north)
+    converged(east, west, north)
+    assert {s.resolve("/shots").mtime_ns for s in (east, west, north)} == {east_time}
+    east.unlink(east.resolve("/shots").ino, "b")
+    west.setattr(west.resolve("/shots").ino, AttrChanges(mtime_ns=42))  # touch -d, later
+    pull(north, west)
+    pull(north, east)  # the earlier change arrives last
+    sync(west, east, north)
+    converged(east, west, north)
+    assert {s.resolve("/shots").mtime_ns for s in (east, west, north)} == {42}

@@ -117,3 +117,21 @@ def test_a_failed_commit_of_an_emptied_file_keeps_it_staged_too(
         assert inode is not None and inode.content is None and inode.size == 0
 
     asyncio.run(run())
+
+
+def test_an_unexpected_error_in_a_handler_is_eio_not_the_end_of_the_mount() -> None:
+    import errno
+    import sqlite3
+
+    import pyfuse3
+
+    from meridian.mount.fs import fuse_errors
+
+    with pytest.raises(pyfuse3.FUSEError) as exc:
+        with fuse_errors("flush"):
+            raise sqlite3.OperationalError("database or disk is full")
+    assert exc.value.errno == errno.EIO
+    with pytest.raises(pyfuse3.FUSEError) as exc:
+        with fuse_errors("flush"):
+            raise StoreError("commit to meta.db failed")
+    assert exc.value.errno == errno.EIO

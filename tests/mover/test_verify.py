@@ -72,7 +72,8 @@ def far_mover(tmp_path: Path, bucket: ContentBucket, peers: Peers | None = None,
     options.update(kw)
     if peers is not None:
         options.update(from_peers=peers.fetch, hashes_from_peers=peers.block_hashes)
-    return Mover(MemoryMetaStore("far"), volume, bucket, **options), volume  # type: ignore[arg-type]
+    mover = Mover(MemoryMetaStore("far"), volume, bucket, **options)  # type: ignore[arg-type]
+    return mover, volume
 
 
 async def upload(tmp_path: Path, bucket: ContentBucket, data: bytes) -> str:
@@ -277,6 +278,29 @@ def test_a_bucket_that_does_not_answer_for_a_moment_is_asked_again(tmp_path: Pat
         await mover.ensure_local(h, len(data), 0, len(data))
         assert volume.read(h, 0, len(data)) == data
         assert flaky.store.failures == 0  # type: ignore[attr-defined]
+        await mover.stop()
+
+    asyncio.run(scenario())
+
+
+def test_who_is_told_what_of_a_fetch_from_the_bucket(tmp_path: Path,
+                                                     bucket: ContentBucket) -> None:
+    """A partial instance from the bucket asks for a check (it holds its first block by
+    then); a fetch whose every block came from the bucket needs none: it is evictable."""
+    data = os.urandom(3 * BLOCK)
+
+    async def scenario() -> None:
+        h = await upload(tmp_path, bucket, data)
+        seen: set[str] = set()
+        asked: list[tuple[str, int | None]] = []
+        volume = LocalVolume(tmp_path / "far")
+        mover = Mover(MemoryMetaStore("far"), volume, bucket, readahead_blocks=0,
+                      on_in_bucket=seen.add,
+                      on_maybe_in_bucket=lambda x: asked.append((x, volume.size_of(x))))
+        await mover.ensure_local(h, len(data), 0, 10)
+        assert asked == [(h, len(data))] and not seen
+        await mover.ensure_local(h, len(data), 0, len(data))
+        assert volume.has(h) and seen == {h} and len(asked) == 1
         await mover.stop()
 
     asyncio.run(scenario())

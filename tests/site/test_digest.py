@@ -57,6 +57,7 @@ VARIANTS: list[tuple[str, Callable[[MetaStore], object]]] = [
         ROOT_INO, "latest", stat.S_IFLNK | 0o777, 0, 0, target="shots/b"))),
     ("new directory", lambda s: s.create(ROOT_INO, "empty-dir", DIR, 0, 0)),
     ("directory mode", lambda s: s.setattr(shots(s), AttrChanges(mode=0o700))),
+    ("directory mtime", lambda s: s.setattr(shots(s), AttrChanges(mtime_ns=5))),
     ("xattr value", lambda s: s.setxattr(shots(s), "user.show", b"abd")),
     ("xattr name", lambda s: s.setxattr(a(s), "user.show", b"abc")),
     ("xattr gone", lambda s: s.removexattr(shots(s), "user.show")),

@@ -51,6 +51,8 @@ def caller_of(request: Request) -> Caller:
 
 class ReferencesRequest(BaseModel):
     hashes: list[str]
+    retiring: list[str] = []  # retired contents the caller is about to delete
+    hold: float = 0.0  # seconds to hold uploads of those (docs/replication.md)
 
 
 class JournalFeed:
@@ -161,7 +163,7 @@ def build_app(site: Site) -> FastAPI:
     async def snapshot() -> FileResponse:
         """One bulk transfer, not entry by entry: a consistent copy of this site's store.
         The joining site then pulls this site's journal from the position in the header.
-        One copy is made at a time, and callers within a minute share it."""
+        One copy is made at a time; callers that ask while it is sent share it."""
         copy = await copies.acquire()
         return FileResponse(copy.path, media_type="application/vnd.sqlite3",
                             headers={"X-Meridian-Journal-Seq": str(copy.seq),
@@ -170,17 +172,27 @@ def build_app(site: Site) -> FastAPI:
 
     @app.post("/api/v1/references", summary="Which of these contents this site still uses")
     async def references(body: ReferencesRequest) -> dict[str, Any]:
-        """For garbage collection at a peer: the hashes an inode here refers to, and how many
-        changes of each origin this site holds."""
+        """For garbage collection at a peer: which of ``retiring`` this site acknowledges
+        (it holds its uploads of them for ``hold`` seconds, counts them as not in the bucket,
+        uploads none and refers to none), then the hashes an inode here refers to, how many
+        changes of each origin this site holds, and the sites it knows have left."""
+        for hash in [*body.hashes, *body.retiring]:
+            try:
+                check_hash(hash)
+            except BadPath as exc:
+                raise HTTPException(400, str(exc)) from None
+        acknowledged, granted = site.acknowledge_retirement(body.retiring, body.hold)
         return {"site": site.config.name, "referenced": sorted(site.meta.referenced(body.hashes)),
-                "positions": site.meta.positions()}
+                "acknowledged": sorted(acknowledged), "hold": granted,
+                "positions": site.meta.positions(), "departed": sorted(site.meta.departed())}
 
     @app.get("/api/v1/replication", summary="This site's links to its peers, and what it holds")
     async def replication() -> dict[str, Any]:
         """Each link's state (connected, error, position in the peer's journal, entries and
         seconds behind) and, per origin site, how many of its changes this site holds."""
         return {"site": site.config.name, "links": site.replication.status(),
-                "positions": site.meta.positions()}
+                "positions": site.meta.positions(),
+                "gc": {"held_back": site.collector.held_back}}
 
     @app.get("/api/v1/content/{content_hash}", summary="Local content by hash (Range allowed)",
              responses={206: {"description": "the requested range"},

@@ -4,9 +4,9 @@
   credential; one more is answered 429 (a peer runs one long poll per link, so the default
   of 16 leaves room for restarts and a slow close).
 - ``SnapshotCopies``: a snapshot is a full copy of the store on disk. One is made at a time;
-  callers within ``REUSE`` seconds of it share that same consistent copy (the journal
-  position in its header is right for all of them); a copy is removed once it is no longer
-  the newest and its last reader is done.
+  callers that ask while it is being made or sent (and within ``REUSE`` seconds of its
+  making) share that same consistent copy (the journal position in its header is right for
+  all of them); a copy is removed as soon as its last reader is done.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from fastapi import HTTPException
 from meridian.meta import MetaStore
 from meridian.trust.credentials import Caller
 
-REUSE = 60.0  # seconds a snapshot copy is served to new callers
+REUSE = 60.0  # seconds a snapshot copy still being sent is served to new callers
 
 
 class StreamCaps:
@@ -81,7 +81,7 @@ class SnapshotCopies:
         async with self._lock:
             current = self._current
             if current is None or time.monotonic() - current.made > REUSE:
-                self.folder.mkdir(exist_ok=True)
+                self.folder.mkdir(0o700, exist_ok=True)
                 path = self.folder / f"snapshot-{secrets.token_hex(8)}.db"
                 seq = await asyncio.to_thread(self.meta.snapshot_to, path)
                 self.meta.sync()  # what the copy holds is durable before anyone sees it
@@ -94,8 +94,7 @@ class SnapshotCopies:
 
     def release(self, copy: SnapshotCopy) -> None:
         copy.readers -= 1
-        if copy.readers == 0 and (copy is not self._current
-                                  or time.monotonic() - copy.made > REUSE):
+        if copy.readers == 0:
             copy.path.unlink(missing_ok=True)
             if copy is self._current:
                 self._current = None

@@ -15,6 +15,7 @@ from meridian.errors import BadInput, MeridianError, NotFound
 from meridian.meta.sqlite import SqliteMetaStore
 from meridian.site import SiteConfig
 from meridian.site.inspect import fsck, namespace_digest, placements
+from meridian.site.privacy import loose_modes
 from meridian.site.site import open_bucket
 
 
@@ -41,7 +42,9 @@ def register(commands: Any) -> None:
     check = commands.add_parser(
         "fsck", help="check that every file's content is reachable (reports, never repairs)",
         description="Walk the namespace and check that every file's content is reachable: a "
-                    "complete local instance, or a manifest in the bucket. Reports problems; "
+                    "complete local instance, or a manifest in the bucket; and that no folder "
+                    "or file of the site (data, volumes, config) is open to other local "
+                    "users. Reports problems; "
                     "never repairs. Exit 0 clean, 1 problems found, 3 bucket unreachable.")
     add_config_option(check)
     check.add_argument("--json", action="store_true", help="machine-readable output")
@@ -258,6 +261,7 @@ def cmd_fsck(args: argparse.Namespace) -> int:
         progress = Progress("fsck", total=meta.count_inodes(), unit="inodes")
         report = fsck(meta, volume, bucket, progress.advance)
         progress.close()
+        report.problems.extend(loose_modes(config))
     finally:
         meta.close()
         objects.close()

@@ -9,7 +9,8 @@ back its certificate and its own credential there. Then the inviting site's stor
 one bulk transfer (``GET /api/v1/snapshot``, a SQLite file), becomes this site's store under a
 new identity, and the site pulls the peer's journal from the position the snapshot holds.
 Content is not copied: it is read from the bucket (or the peer) on first access, like at any
-site.
+site. The config is written last; a join that died after ``POST join`` (its credential spent)
+is resumed by the same command, with the certificate and credential it was given.
 """
 
 from __future__ import annotations
@@ -29,9 +30,11 @@ from meridian.sitecall import CallRefused, SiteClient, SiteEndpoint, check_site_
 from meridian.trust.credentials import (
     CredentialStore,
     PresentedCredentials,
+    SecretsDir,
     read_secret_input,
 )
-from meridian.trust.tls import check_ca_pem, host_names, install, new_request
+from meridian.trust.tls import TlsFiles, check_ca_pem, host_names, install, new_request
+from meridian.testpoints import reached
 
 INVITATION_FORMAT = 1
 
@@ -63,8 +66,12 @@ def cmd_join(args: Any, data: Path, config_path: Path) -> int:
     staging = data.parent / f".{data.name}.join-ca.pem"
     staging.parent.mkdir(parents=True, exist_ok=True)
     staging.write_text(invitation["ca"])
-    join_credential = invitation["credential"]
-    endpoint = SiteEndpoint(invitation["site"], base, lambda: join_credential, staging)
+    credential = invitation["credential"]
+    # a join that died after POST join (its credential spent) resumes with what it was given
+    earlier = PresentedCredentials(SecretsDir(data)).get(invitation["site"])
+    resuming = earlier is not None and TlsFiles.default(data).cert.exists()
+    endpoint = SiteEndpoint(invitation["site"], base, lambda: earlier if resuming else credential,
+                            staging)
     try:
         with SiteClient(endpoint) as client:
             try:
@@ -76,7 +83,7 @@ def cmd_join(args: Any, data: Path, config_path: Path) -> int:
             config = _config(args, data, config_path, peer, base)
             created = not data.exists()
             try:
-                return _join(args, config, client, peer, base, staging, started)
+                return _join(args, config, client, peer, base, staging, started, resuming)
             except BaseException:
                 if created:  # a refused join leaves no half-made site
                     shutil.rmtree(data, ignore_errors=True)
@@ -112,22 +119,23 @@ def _config(args: Any, data: Path, config_path: Path, peer: dict[str, Any],
 
 
 def _join(args: Any, config: SiteConfig, client: SiteClient, peer: dict[str, Any], base: str,
-          staging: Path, started: float) -> int:
+          staging: Path, started: float, resuming: bool) -> int:
     assert config.api is not None and config.path is not None
     Site.initialize(config)  # folders, and the bucket's format marker checked
-    accepted = CredentialStore(config.secrets)
-    accepted.issue_admin()
-    for_peer = accepted.issue_peer(peer["site"])
-    key, csr = new_request(config.name, host_names(config.api.host, tuple(args.api_host)))
-    try:
-        answer = client.call("POST", "/join", {"site": config.name, "csr": csr.decode(),
-                                               "credential": for_peer})
-    except CallRefused as exc:
-        raise PeerUnreachable(f"{base}: the join was refused: {exc}") from None
-    if answer.get("ca", "").strip() != staging.read_text().strip():
-        raise MeridianError(f"{peer['site']} answered with another CA than its invitation's")
-    install(config.tls, key, str(answer["certificate"]).encode(), str(answer["ca"]).encode())
-    PresentedCredentials(config.secrets).put(peer["site"], str(answer["credential"]))
+    if not resuming:
+        accepted = CredentialStore(config.secrets)
+        accepted.issue_admin()
+        for_peer = accepted.issue_peer(peer["site"])
+        key, csr = new_request(config.name, host_names(config.api.host, tuple(args.api_host)))
+        try:
+            answer = client.call("POST", "/join", {"site": config.name, "csr": csr.decode(),
+                                                   "credential": for_peer})
+        except CallRefused as exc:
+            raise PeerUnreachable(f"{base}: the join was refused: {exc}") from None
+        if answer.get("ca", "").strip() != staging.read_text().strip():
+            raise MeridianError(f"{peer['site']} answered with another CA than its invitation's")
+        install(config.tls, key, str(answer["certificate"]).encode(), str(answer["ca"]).encode())
+        PresentedCredentials(config.secrets).put(peer["site"], str(answer["credential"]))
     download = config.data / "tmp" / "join-snapshot.db"
     download.parent.mkdir(parents=True, exist_ok=True)
     member = SiteEndpoint(peer["site"], base,
@@ -142,9 +150,11 @@ def _join(args: Any, config: SiteConfig, client: SiteClient, peer: dict[str, Any
 
         snapshots.download("/snapshot", write)
         progress.close()
+    reached("join.downloaded")
     store = SqliteMetaStore.adopt_snapshot(download, config.meta_path, config.name, peer["site"])
     try:
         inodes, position = store.count_inodes(), store.peer_position(peer["site"])
+        reached("join.adopted")  # the store is the new site's (still open); no config yet
     finally:
         store.close()
     write_config(config, config.path)

@@ -15,6 +15,7 @@ from typing import Any
 from meridian.cli.locate import add_config_option, locate_config
 from meridian.errors import BadInput
 from meridian.site import Site, SiteConfig, parse_config, write_config
+from meridian.site.privacy import use_private_umask
 
 log = logging.getLogger("meridian.cli")
 
@@ -80,6 +81,7 @@ def register(commands: Any) -> None:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
+    use_private_umask()  # the site's folders, store and config are its own
     data = Path(args.data).absolute()
     config_path = data / "meridian.toml"
     if args.token is not None:
@@ -144,6 +146,7 @@ def cmd_site_run(args: argparse.Namespace) -> int:
     if mount is None:
         raise BadInput("no mount point: give --mount DIR or set site.mount in the config")
     config = dataclasses.replace(config, mount=mount)
+    use_private_umask()  # every file the running site makes is its own
     log.info("starting site %s (config %s)", config.name, config.path)
     site = Site.open(config)
     run_file = config.data / RUN_FILE

@@ -24,6 +24,7 @@ from meridian.content.records import (
     EvictResult,
 )
 from meridian.errors import NoSpace
+from meridian.testpoints import reached
 
 _MAX_STALLED_ROUNDS = 3  # eviction rounds that freed nothing (others kept using the victims)
 
@@ -131,8 +132,10 @@ class CapacityGuard:
         try:
             if entry.complete:
                 unlink_if_present(self._layout.content_path(entry.hash))
+                reached("volume.evicting")
             else:
                 unlink_if_present(self._layout.partial_ranges_path(entry.hash))
+                reached("volume.evicting")  # a partial's data without its ranges
                 unlink_if_present(self._layout.partial_data_path(entry.hash))
         except OSError as exc:
             raise volume_error(exc, f"deleting instance {entry.hash}") from exc

@@ -14,6 +14,11 @@ from pathlib import Path
 from meridian.errors import ContentError, MeridianError, NoSpace
 
 TEMP_PREFIX = ".tmp-"  # every temp file a volume writes starts with this; start-up removes them
+# A site's files are its own (docs/operations.md, "Private data"): folders 0700, files 0600,
+# and content files read-only to their owner, whom the mount's permission checks stand for.
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+CONTENT_FILE_MODE = 0o400
 
 
 def is_temp_name(name: str) -> bool:
@@ -41,7 +46,7 @@ def make_dir_durably(path: Path) -> None:
     Idempotent; safe to call from several threads at once.
     """
     try:
-        os.mkdir(path)
+        os.mkdir(path, PRIVATE_DIR_MODE)
     except FileExistsError:
         return
     fsync_dir(path.parent)
@@ -56,7 +61,7 @@ def replace_file_atomically(target: Path, data: bytes, *, durable_name: bool = F
     removed on failure.
     """
     temp = temp_path_beside(target)
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
     try:
         try:
             view = memoryview(data)
@@ -74,11 +79,12 @@ def replace_file_atomically(target: Path, data: bytes, *, durable_name: bool = F
 
 
 def seal_file(path: Path) -> None:
-    """fsync ``path`` and make it read-only: a content file is never written again."""
+    """fsync ``path`` and make it read-only (to its owner only): a content file is never
+    written again."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
-        os.fchmod(fd, 0o444)
+        os.fchmod(fd, CONTENT_FILE_MODE)
     finally:
         os.close(fd)
 
@@ -92,12 +98,13 @@ def ready_to_rename(src: Path, dest: Path, chunk_size: int = 1 << 20) -> Path:
         return src
     temp = temp_path_beside(dest)
     try:
-        with open(src, "rb") as reader, open(temp, "xb") as writer:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+        with open(src, "rb") as reader, open(fd, "wb") as writer:
             while chunk := reader.read(chunk_size):
                 writer.write(chunk)
             writer.flush()
             os.fsync(writer.fileno())
-        os.chmod(temp, 0o444)
+        os.chmod(temp, CONTENT_FILE_MODE)
     except BaseException:
         unlink_if_present(temp)
         raise

@@ -3,12 +3,13 @@
 Layout under the volume's root::
 
     staging/<random>            files being written through the mount (never acknowledged)
-    content/<h[0:2]>/<h>        complete instances, read-only (mode 0o444)
+    content/<h[0:2]>/<h>        complete instances, read-only to the owner (mode 0o400)
     partial/<h>.data            a partial instance's bytes (sparse file of the full size)
     partial/<h>.ranges          {"size": N, "ranges": [[a, b], ...]}: which bytes are present
 
 A ``.ranges`` file only ever names bytes already fsync'd in its ``.data`` file, and is
-replaced atomically, so after any crash it is an honest (possibly older) account.
+replaced atomically, so after any crash it is an honest (possibly older) account. Every folder
+is 0700 and every file 0600 or 0400: no other local user reads a volume.
 """
 
 from __future__ import annotations
@@ -19,7 +20,13 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from meridian.content.durable import fsync_dir, is_temp_name, unlink_if_present
+from meridian.content.durable import (
+    CONTENT_FILE_MODE,
+    PRIVATE_DIR_MODE,
+    fsync_dir,
+    is_temp_name,
+    unlink_if_present,
+)
 from meridian.content.hashing import HASH_HEX_LENGTH, check_hash
 from meridian.content.ranges import RangeSet
 from meridian.errors import BadPath
@@ -59,13 +66,16 @@ class VolumeLayout:
         return self.staging_dir / secrets.token_hex(16)
 
     def create_dirs(self) -> None:
-        """Create the root and its three folders durably. Idempotent."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        """Create the root and its three folders durably, private to the owner (a folder
+        that is open to others is closed). Idempotent."""
+        self.root.mkdir(PRIVATE_DIR_MODE, parents=True, exist_ok=True)
         created = False
-        for folder in (self.staging_dir, self.content_dir, self.partial_dir):
+        for folder in (self.root, self.staging_dir, self.content_dir, self.partial_dir):
             if not folder.is_dir():
-                folder.mkdir()
+                folder.mkdir(PRIVATE_DIR_MODE)
                 created = True
+            elif folder.stat().st_mode & 0o077:
+                folder.chmod(PRIVATE_DIR_MODE)
         if created:
             fsync_dir(self.root)
 
@@ -122,7 +132,8 @@ def recover(layout: VolumeLayout) -> list[FoundInstance]:
 
     Removes every staging file (none was acknowledged), every temp file, partial instances
     whose ``.ranges`` is missing or corrupt or whose ``.data`` has the wrong size, orphan
-    ``.ranges`` files, and partial instances of content that is also complete. Files with
+    ``.ranges`` files, and partial instances of content that is also complete; closes content
+    files and folders that other users could read (older versions made them 0444). Files with
     names it does not recognise are left alone and not counted. Idempotent; not thread-safe
     (runs before the volume is shared). Raises OSError from the file system.
     """
@@ -136,11 +147,15 @@ def recover(layout: VolumeLayout) -> list[FoundInstance]:
     for shard in os.scandir(layout.content_dir):
         if not shard.is_dir(follow_symlinks=False):
             continue
+        if shard.stat(follow_symlinks=False).st_mode & 0o077:
+            os.chmod(shard.path, PRIVATE_DIR_MODE)
         for entry in os.scandir(shard.path):
             if is_temp_name(entry.name):
                 unlink_if_present(Path(entry.path))
             elif _is_hash(entry.name) and entry.name[:2] == shard.name:
                 stat = entry.stat(follow_symlinks=False)
+                if stat.st_mode & 0o077:
+                    os.chmod(entry.path, CONTENT_FILE_MODE)
                 found.append(FoundInstance(entry.name, stat.st_size, None, _last_used(stat)))
                 complete.add(entry.name)
 

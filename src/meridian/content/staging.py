@@ -13,7 +13,13 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from meridian.content.durable import pread_exact, pwrite_all, unlink_if_present, volume_error
+from meridian.content.durable import (
+    CONTENT_FILE_MODE,
+    pread_exact,
+    pwrite_all,
+    unlink_if_present,
+    volume_error,
+)
 from meridian.content.hashing import hash_file, new_hasher, update_from_fd
 from meridian.content.records import CommittedContent
 from meridian.errors import ContentError
@@ -152,7 +158,7 @@ class StagingFile:
                 try:
                     self._sealed_hash = self._finish_hash()
                     os.fsync(self.fd)
-                    os.fchmod(self.fd, 0o444)
+                    os.fchmod(self.fd, CONTENT_FILE_MODE)
                 except OSError as exc:
                     raise volume_error(exc, f"sealing staging file {self.path.name}") from exc
                 self._state = _State.SEALED

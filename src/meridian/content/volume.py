@@ -35,6 +35,7 @@ from meridian.content.partial import PartialInstances
 from meridian.content.ranges import RangeSet
 from meridian.content.records import CommittedContent, EvictResult, InstanceInfo, VolumeUsage
 from meridian.content.staging import StagingFile
+from meridian.testpoints import reached
 from meridian.errors import ContentError
 
 _READ_ATTEMPTS = 3  # a read retries when the instance was renamed (finished) under it
@@ -440,6 +441,7 @@ class LocalVolume:
 
     def _after_install(self, dest: Path, installed: bool, stale: IndexEntry | None) -> None:
         if installed:
+            reached("volume.installed")  # renamed into content/, its folder not fsync'd yet
             fsync_dir(dest.parent)
         if stale is not None:
             self._partials.delete_files(stale)

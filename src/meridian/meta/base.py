@@ -30,7 +30,7 @@ from meridian.errors import (
     NotFound,
 )
 from meridian.meta.clock import HybridClock, physical_ms
-from meridian.meta.replica import Applier, ApplyResult
+from meridian.meta.replica import Applier, ApplyResult, original_name
 from meridian.meta.interface import (
     ROOT_FILE_ID,
     ROOT_INO,
@@ -203,15 +203,16 @@ class EngineStore(MetaStore):
                 self._put_kv("next_counter", "1")
                 self._put_kv("last_seq", "0")
                 now = time.time_ns()
+                # modification time 0 until a change names them: the same at every site
                 self._put_inode(Inode(ROOT_INO, ROOT_FILE_ID, stat.S_IFDIR | 0o755, 0, 0, 0, 3,
-                                      now, now, now, origin_site=site_name))
+                                      now, 0, now, origin_site=site_name))
                 # Meridian's own directories: the same file ids at every site, never journaled
                 # (every site makes them itself), never removed or renamed.
                 self._put_inode(Inode(ROOT_INO + 1, META_DIR_FILE_ID, stat.S_IFDIR | 0o755, 0, 0,
-                                      0, 3, now, now, now, origin_site=site_name))
+                                      0, 3, now, 0, now, origin_site=site_name))
                 self._put_entry(ROOT_INO, ".meridian", ROOT_INO + 1)
                 self._put_inode(Inode(ROOT_INO + 2, LOST_FOUND_FILE_ID, stat.S_IFDIR | 0o700, 0,
-                                      0, 0, 2, now, now, now, origin_site=site_name))
+                                      0, 0, 2, now, 0, now, origin_site=site_name))
                 self._put_entry(ROOT_INO + 1, "lost+found", ROOT_INO + 2)
                 self._put_kv("next_ino", str(ROOT_INO + 3))
             elif stored_name != site_name:
@@ -257,6 +258,7 @@ class EngineStore(MetaStore):
     def _journal(self, hlc: int, op: Op) -> None:
         """Append a local change to the journal (in the caller's transaction)."""
         origin_seq = self._bump_applied(self.site_name)
+        self._entries_changed(op, hlc, version(hlc, self.site_name))
         self._append(JournalEntry(0, self.site_name, hlc, op, origin_seq))
 
     def _append(self, entry: JournalEntry) -> None:
@@ -295,8 +297,30 @@ class EngineStore(MetaStore):
         self._uncommitted = []
 
     def _touch_dir(self, inode: Inode, nlink_delta: int = 0) -> None:
-        now = time.time_ns()
-        self._put_inode(_replace(inode, mtime_ns=now, ctime_ns=now, nlink=inode.nlink + nlink_delta))
+        """An entry of ``inode`` changed here: its ctime is now. (Its mtime is the clock
+        time of the latest change that named it: ``_entries_changed``.)"""
+        self._put_inode(_replace(inode, ctime_ns=time.time_ns(), nlink=inode.nlink + nlink_delta))
+
+    def _entries_changed(self, op: Op, hlc: int, ver: str) -> None:
+        """A change ``op`` (made here or applied) named the directories it changes: each gets
+        its clock time as modification time, unless a later change set that already. The
+        same at every site whatever the order, since every site applies the same changes
+        (what a conflict moves as a consequence does not count: it differs between sites)."""
+        if isinstance(op, RenameOp):
+            directories = [op.parent, op.new_parent]
+        elif isinstance(op, (CreateOp, LinkOp, UnlinkOp, RmdirOp)):
+            directories = [op.parent]
+        else:
+            return
+        for file_id in dict.fromkeys(directories):
+            directory = self.by_file_id(file_id)
+            if (directory is None or not directory.is_dir
+                    or (directory.nlink == 0 and directory.ino != ROOT_INO)):
+                continue
+            if ver > self._touched(file_id)[0]:
+                changed = physical_ms(hlc) * 1_000_000
+                self._put_touched(file_id, ver, changed)
+                self._put_inode(_replace(directory, mtime_ns=changed))
 
     def _drop_name(self, parent: Inode, name: str, inode: Inode, *, refill: bool = True) -> Inode:
         """Remove one name of ``inode``; returns the inode as it is afterwards."""
@@ -347,6 +371,18 @@ class EngineStore(MetaStore):
         file_id, ver = json.loads(found)
         return str(ver) if file_id == inode.file_id else None
 
+    def _unlinked_names(self, file_id: str) -> list[list[str]]:
+        """The names of ``file_id`` removed one at a time while it kept others: [directory
+        file id, name, version of the unlink, version that bound the name]."""
+        return list(json.loads(self._get_kv(f"unlinked:{file_id}") or "[]"))
+
+    def _record_unlinked(self, file_id: str, removal: list[str]) -> None:
+        self._put_kv(f"unlinked:{file_id}", json.dumps(self._unlinked_names(file_id) + [removal]))
+
+    def _forget_unlinked(self, file_id: str, removal: list[str]) -> None:
+        self._put_kv(f"unlinked:{file_id}", json.dumps(
+            [r for r in self._unlinked_names(file_id) if r != removal]))
+
     def _want(self, directory: int, name: str, inode: Inode, placed_as: str) -> None:
         """``inode`` lost ``name`` in ``directory`` to a concurrent change and was placed as
         ``placed_as``; it gets ``name`` back if the name is freed (so the outcome does not
@@ -368,7 +404,14 @@ class EngineStore(MetaStore):
         waiting = []
         for file_id, placed_as in json.loads(found):
             ino = self._find_file_id(file_id)
-            if ino is not None and self._get_entry(directory, placed_as) == ino:
+            if ino is None:
+                continue
+            if self._get_entry(directory, placed_as) != ino:
+                # moved on to another conflict name of this name (a later change took the
+                # one it was given): it still waits; moved anywhere else, it stopped waiting
+                placed_as = next((n for parent, n in self._names_of(ino) if parent == directory
+                                  and n != name and original_name(n) == name), "")
+            if placed_as:
                 waiting.append((self._inode(ino), placed_as))
         if not waiting:
             self._del_kv(key)
@@ -517,7 +560,9 @@ class EngineStore(MetaStore):
             self._check_removable(inode)
             bound = self._bound_version(parent, name, inode)
             left = self._drop_name(parent_inode, name, inode)
-            hlc, _ = self._stamp()
+            hlc, ver = self._stamp()
+            if left.nlink:
+                self._record_unlinked(inode.file_id, [parent_inode.file_id, name, ver, bound])
             self._journal(hlc, UnlinkOp(parent_inode.file_id, name, inode.file_id,
                                         seen=inode.content_version, left=left.nlink,
                                         bound=bound))
@@ -598,10 +643,15 @@ class EngineStore(MetaStore):
         self._touch_dir(self._inode(parent), -moved_dir)
         self._touch_dir(self._inode(new_parent), moved_dir)
         current = self._inode(inode.ino)
-        if linked is not None and ver == current.name_version:
-            # a hard link's name moved by a conflict, not renamed: it keeps its link's version
-            self._bind_link(new_parent, new_name, current, linked)
-        self._put_inode(_replace(current, ctime_ns=time.time_ns(), name_version=ver))
+        if linked is not None:
+            # A name a link made keeps its own version: the link's if a conflict moved it
+            # (the move keeps the version), the rename's if renamed; the file's first name
+            # and its version stay as they are.
+            self._bind_link(new_parent, new_name, current,
+                            linked if ver == current.name_version else ver)
+            self._put_inode(_replace(current, ctime_ns=time.time_ns()))
+        else:
+            self._put_inode(_replace(current, ctime_ns=time.time_ns(), name_version=ver))
         if refill:
             self._freed(parent, name)
 
@@ -806,6 +856,7 @@ class EngineStore(MetaStore):
                 else:
                     self._clock.observe(entry.hlc)
                     applier.apply(entry)
+                    self._entries_changed(entry.op, entry.hlc, entry.version)
                     self._bump_applied(entry.origin)
                     self._append(_replace(entry, seq=0))
                     result.applied += 1

@@ -274,11 +274,12 @@ class Applier:
         return ino
 
     def _where(self, inode: Inode, parent_fid: str | None, name: str | None,
-               bound: str | None = None) -> tuple[int, str] | None:
+               bound: str | None = None, *, removing: bool = False) -> tuple[int, str] | None:
         """The name of ``inode`` an entry means: (parent, name) if it still binds the inode
-        (and was bound by the change ``bound``, when the entry says), else the name that
-        change bound, wherever a conflict moved it (hard links), else the file's first name
-        (None if it has none)."""
+        and was bound by the change ``bound``, else the name that change bound wherever a
+        conflict moved it (hard links), else (``removing``: for an unlink) None if that name
+        was removed here already, else (parent, name) if it binds the inode, else the file's
+        first name (a rename moved the name meanwhile)."""
         parent = self._live(parent_fid)
         names = self.s._names_of(inode.ino)
         named = (parent.ino, name) if parent is not None and name is not None else None
@@ -289,8 +290,11 @@ class Applier:
             for where in names:
                 if self.s._bound_version(where[0], where[1], inode) == bound:
                     return where
-            if named in names:
-                return named
+            if removing and any(removed[3] == bound
+                                for removed in self.s._unlinked_names(inode.file_id)):
+                return None  # that name was removed here already
+        if named in names:
+            return named
         return names[0] if names else None
 
     def _record_content(self, hash: str | None, size: int) -> None:
@@ -323,9 +327,9 @@ class Applier:
         inode = self._live(op.fid)
         if inode is None:
             # deleted here: a delete wins over a link, unless a write brings the file back
-            # (``_resurrect``): then with this name too, as where the link came first
-            if self.s._tombstone(op.fid) is not None:
-                self._keep_link(op.fid, [op.parent, op.name, e.version])
+            # (``_resurrect``): then with this name too, as where the link came first. Or
+            # not here yet (a conflict copy made here later): it gets the name then.
+            self._keep_link(op.fid, [op.parent, op.name, e.version])
             return
         if not inode.is_dir:
             self._link(inode, op.parent, op.name, e.version)
@@ -343,6 +347,15 @@ class Applier:
         if name != wanted:
             self.s._want(directory.ino, wanted, linked, name)
 
+    def _relink(self, inode: Inode) -> None:
+        """Give a file that comes back, or is first made here, the names kept for it: those
+        it had here, or got elsewhere while it was gone or not here (``_keep_link``)."""
+        links = self.s._get_kv(f"links:{inode.file_id}")
+        if links:
+            self.s._del_kv(f"links:{inode.file_id}")
+            for parent_fid, link_name, ver in json.loads(links):
+                self._link(self.s._inode(inode.ino), parent_fid, link_name, ver)
+
     def _keep_link(self, file_id: str, link: list[str]) -> None:
         """A name of the deleted file ``file_id`` (directory file id, name, version of the
         change that gave it) that comes back should a write bring the file back."""
@@ -355,20 +368,21 @@ class Applier:
         if inode is None:  # deleted here too; what the deleting site saw may be a copy here
             if deleted:
                 self._drop_superseded_copy(op.fid, op.seen)
+            # a name kept for the file should it come back (_keep_link) goes as it went
+            links = json.loads(self.s._get_kv(f"links:{op.fid}") or "[]")
+            left = [link for link in links if not (link[2] == op.bound or op.bound is None
+                                                   and link[:2] == [op.parent, op.name])]
+            if left != links:
+                self.s._put_kv(f"links:{op.fid}", json.dumps(left))
             return
         if inode.is_dir:
             return
-        if op.seen is not None and inode.content_version != op.seen:
+        if deleted and op.seen is not None and inode.content_version != op.seen:
             # written here meanwhile: the modified file survives; what the deleting site saw
-            # may live on here as a conflict copy, which goes as it went there. (One name of
-            # several goes all the same: the version lives on under the others.)
-            if deleted:
-                self._drop_superseded_copy(inode.file_id, op.seen)
-            if deleted or inode.nlink <= 1:
-                return
-        where = self._where(inode, op.parent, op.name, op.bound)
-        if where is None:
+            # may live on here as a conflict copy, which goes as it went there
+            self._drop_superseded_copy(inode.file_id, op.seen)
             return
+        where = self._where(inode, op.parent, op.name, op.bound, removing=True)
         if deleted:
             # names given to it here concurrently (links the origin had not seen) go too: a
             # delete wins over a link; should a write bring the file back, they come back
@@ -378,6 +392,23 @@ class Applier:
                         self.s._inode(other[0]).file_id, original_name(other[1]),
                         self.s._bound_version(other[0], other[1], inode)])
                     self._drop(other, self.s._inode(inode.ino))
+            if where is not None:
+                self._drop(where, self.s._inode(inode.ino))
+            return
+        if where is None:
+            return
+        if inode.nlink <= 1:
+            # The origin kept other names, removed here by other sites' unlinks it had not
+            # seen: the file is not deleted by unlinks of one name each. It keeps the name
+            # the latest of them removed (that one is undone), whatever order they came in.
+            removed = self.s._unlinked_names(inode.file_id)
+            latest = max(removed, key=lambda item: item[2], default=None)
+            if latest is None or e.version > latest[2]:
+                return
+            self.s._forget_unlinked(inode.file_id, latest)
+            self._link(inode, latest[0], original_name(latest[1]), latest[3])
+        self.s._record_unlinked(inode.file_id, [self.s._inode(where[0]).file_id, where[1],
+                                               e.version, op.bound or ""])
         self._drop(where, self.s._inode(inode.ino))
 
     def _op_rmdir(self, e: JournalEntry, op: RmdirOp) -> None:
@@ -423,7 +454,8 @@ class Applier:
         if inode.is_dir and self.s._is_ancestor(inode.ino, directory.ino):
             directory, name = self._break_cycle(inode, directory, name, e.version)
         holder_ino = self._refilled(directory, name, e.version)
-        if holder_ino == inode.ino:  # renamed to the same name here: the later change names it
+        if holder_ino == inode.ino and where == (directory.ino, name):
+            # renamed to the same name here: the later change names it
             if e.version > inode.name_version:
                 self.s._put_inode(_replace(inode, name_version=e.version))
             return
@@ -448,7 +480,8 @@ class Applier:
 
     def _remove_replaced(self, op: RenameOp, moving: Inode | None) -> None:
         """The file a rename replaced at its origin goes here too, wherever it is by now (a
-        delete wins over a rename), unless it was written here meanwhile."""
+        delete wins over a rename), unless it was written here meanwhile and has no other
+        name (a hard link's other names keep the new version)."""
         if op.replaced:
             self._drop_superseded_copy(op.replaced, op.replaced_seen)
         replaced = self._live(op.replaced)
@@ -456,14 +489,12 @@ class Applier:
             return
         if moving is not None and replaced.ino == moving.ino:
             return
-        if replaced.content_version != op.replaced_seen:
-            return
+        names = self.s._names_of(replaced.ino)
+        if not names or (replaced.content_version != op.replaced_seen and len(names) == 1):
+            return  # written here meanwhile: it survives (as a conflict copy, see _rename)
         if replaced.is_dir:
             self._evacuate(replaced)
         destination = self._live(op.new_parent)
-        names = self.s._names_of(replaced.ino)
-        if not names:
-            return
         at_destination = (destination is not None and
                           self.s._get_entry(destination.ino, op.new_name) == replaced.ino)
         where = (destination.ino, op.new_name) if destination is not None and at_destination else names[0]
@@ -574,6 +605,7 @@ class Applier:
             name_version=ver, mode=kept("mode", inode.mode), uid=kept("uid", inode.uid),
             gid=kept("gid", inode.gid), mtime_ns=kept("mtime", inode.mtime_ns)))
         self._bind(directory, name, copy)
+        self._relink(copy)
 
     def _recorded_owner(self, file_id: str) -> tuple[str, int | None, int | None, int | None]:
         found = self.s._get_kv(f"owner:{file_id}")
@@ -653,11 +685,7 @@ class Applier:
                            content_version=e.version, name_version=name_ver)
         revived = self._with_recorded(revived)
         self._bind(directory, name, revived)
-        links = self.s._get_kv(f"links:{revived.file_id}")
-        if links:  # the names it had here, or got while it was gone (_op_link, _op_unlink)
-            self.s._del_kv(f"links:{revived.file_id}")
-            for parent_fid, link_name, ver in json.loads(links):
-                self._link(self.s._inode(revived.ino), parent_fid, link_name, ver)
+        self._relink(revived)
         self.result.inodes.add(revived.ino)
         self.s._put_kv(f"wrote:{revived.file_id}", json.dumps(authored(op)))
         if name != wanted:

@@ -241,6 +241,8 @@ class SqliteMetaStore(EngineStore):
             db.execute("DELETE FROM journal")
             db.execute("DELETE FROM uploads")
             db.execute("DELETE FROM kv WHERE key LIKE 'peer:%'")
+            # the source's own collection and upload holds are its own, not the new site's
+            db.execute("DELETE FROM kv WHERE key IN ('setting:gc', 'setting:gc_holds')")
             for key, value in (("site_name", site_name), ("site_id", os.urandom(16).hex()),
                                ("next_counter", "1"), ("last_seq", "0"),
                                (f"peer:{source}", last_seq)):
@@ -250,6 +252,8 @@ class SqliteMetaStore(EngineStore):
             raise StoreError(f"{snapshot}: not a usable snapshot: {exc}") from exc
         finally:
             db.close()
+        for leftover in (Path(f"{path}-wal"), Path(f"{path}-shm")):  # of an earlier attempt:
+            leftover.unlink(missing_ok=True)  # SQLite would replay them into the new store
         os.replace(snapshot, path)
         return cls(path, site_name)
 

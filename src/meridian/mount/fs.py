@@ -94,6 +94,9 @@ def errno_of(exc: BaseException) -> int:
 
 @contextmanager
 def fuse_errors(what: str) -> Iterator[None]:
+    """Errors leave a handler as FUSEError. Anything else (a bug, or a vendor error a store
+    let through) is logged with its traceback and answered EIO: raised into pyfuse3 it would
+    end the whole mount, and with it every file's staged bytes."""
     try:
         yield
     except pyfuse3.FUSEError:
@@ -103,6 +106,9 @@ def fuse_errors(what: str) -> Iterator[None]:
         level = logging.WARNING if code in (errno.EIO, errno.ENOSPC) else logging.DEBUG
         log.log(level, "%s: %s (%s)", what, exc, errno.errorcode.get(code, code))
         raise pyfuse3.FUSEError(code) from None
+    except Exception:
+        log.exception("%s: unexpected error (EIO)", what)
+        raise pyfuse3.FUSEError(errno.EIO) from None
 
 
 def _fsname(name: bytes) -> str:

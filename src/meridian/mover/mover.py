@@ -33,7 +33,7 @@ import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from meridian.content import LocalVolume, hash_bytes
 from meridian.errors import (
@@ -46,8 +46,9 @@ from meridian.errors import (
 )
 from meridian.meta import MetaStore, PendingUpload
 from meridian.mover.slots import FetchSlots
-from meridian.mover.verify import BlockHashes, PeerHashes, block_problem
+from meridian.mover.verify import BlockHashes, PeerHashes, block_problem, mismatch
 from meridian.objects.layout import ContentBucket
+from meridian.testpoints import reached_async
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -69,6 +70,12 @@ class MoverStats:
     queued: int
 
 
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark a background future's failure as seen (its waiter, if any, got it already)."""
+    if not future.cancelled():
+        future.exception()
+
+
 class Mover:
     """Not thread-safe: create and call it on the site's event loop."""
 
@@ -80,7 +87,8 @@ class Mover:
                  from_peers: PeerFetch | None = None,
                  hashes_from_peers: PeerHashes | None = None,
                  on_maybe_in_bucket: Callable[[str], None] | None = None,
-                 may_upload: Callable[[str], bool] | None = None) -> None:
+                 may_upload: Callable[[str], bool] | None = None,
+                 upload_held_until: Callable[[str], float | None] | None = None) -> None:
         self.meta = meta
         self.volume = volume
         self.bucket = bucket
@@ -97,6 +105,8 @@ class Mover:
         self.from_peers = from_peers
         # asked before each upload: content an objective confines to this site stays here
         self.may_upload = may_upload
+        # asked before each upload: until when a peer's garbage collection holds it back
+        self.upload_held_until = upload_held_until
         self._pool = ThreadPoolExecutor(max_workers=upload_workers * 2 + fetch_workers,
                                         thread_name_prefix="mover")
         self._fetch_slots = FetchSlots(fetch_workers)  # a reader's blocks before read-ahead
@@ -107,8 +117,11 @@ class Mover:
         self._marking: asyncio.Task[None] | None = None
         self._block_fetches: dict[tuple[str, int], asyncio.Future[None]] = {}
         self._from_bucket: dict[str, set[int]] = {}  # blocks of a fetch that came from the bucket
-        self.block_hashes = BlockHashes(bucket, volume, self._run, read_timeout=read_timeout,
-                                        from_peers=hashes_from_peers)
+        # learning block hashes (manifests, hashing a local copy for a peer) has threads of
+        # its own: it never queues behind block transfers, nor they behind it
+        self._aside = ThreadPoolExecutor(max_workers=4, thread_name_prefix="mover-hashes")
+        self.block_hashes = BlockHashes(bucket, volume, self._run_aside,
+                                        read_timeout=read_timeout, from_peers=hashes_from_peers)
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         self.uploads_done = self.uploads_failed = self.bytes_uploaded = 0
@@ -139,6 +152,10 @@ class Mover:
                      now.uploads_failed - last.uploads_failed, every, now.queued)
             last = now
 
+    def uploading(self, hash: str) -> bool:
+        """Whether an upload of ``hash`` has started and not finished (loop thread)."""
+        return hash in self._in_flight
+
     def wake(self) -> None:
         """New uploads were queued: let idle workers look now rather than at their next poll."""
         self._wake.set()
@@ -151,6 +168,7 @@ class Mover:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._aside.shutdown(wait=True, cancel_futures=True)
 
     def stats(self) -> MoverStats:
         return MoverStats(self.uploads_done, self.uploads_failed, self.bytes_uploaded,
@@ -160,6 +178,10 @@ class Mover:
     async def _run(self, fn: Callable[..., _T], *args: object) -> _T:
         """Run blocking I/O on the mover's thread pool."""
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    async def _run_aside(self, fn: Callable[..., _T], *args: object) -> _T:
+        """Run blocking work for block hashes on their own threads."""
+        return await asyncio.get_running_loop().run_in_executor(self._aside, fn, *args)
 
     # -- uploads ----------------------------------------------------------------------------
     def _next_upload(self) -> PendingUpload | None:
@@ -190,6 +212,12 @@ class Mover:
             self.meta.upload_failed(upload.hash, time.time() + 3600,
                                     "held: an objective confines this content to this site")
             return
+        held = self.upload_held_until(upload.hash) if self.upload_held_until else None
+        if held is not None:  # a collector is deleting the old copy: upload after it
+            self.meta.upload_failed(upload.hash, held + 0.1,
+                                    "held: garbage collection is deleting an earlier copy "
+                                    "from the bucket; uploading again after that")
+            return
         try:
             if not self.volume.has(upload.hash):
                 raise ContentError(f"content {upload.hash[:12]} is queued for upload "
@@ -202,6 +230,7 @@ class Mover:
                 raise ContentError(f"local instance of {upload.hash[:12]} hashes to "
                                    f"{hashes[0][:12]}: corrupt on this site's disk")
             await self._run(self.bucket.finish, upload.hash, upload.size, hashes)
+            await reached_async("mover.uploaded")  # in the bucket; not recorded so yet
             self.block_hashes.remember(upload.hash, hashes)
         except (MeridianError, OSError) as exc:
             self.uploads_failed += 1
@@ -357,14 +386,15 @@ class Mover:
             future.exception()  # retrieved here; readers get it through their shield
 
     async def _get_block(self, hash: str, index: int, start: int, length: int,
-                         expected: str) -> tuple[bytes, bool]:
-        """One block's bytes, checked against ``expected``, and whether they came from the
-        bucket. Sources in turn: the bucket, then each peer (the content's origin first). A
-        source whose bytes fail the check is logged (content, block, source) and the next one
-        asked; when no source has the block (the upload at the writing site is not done),
-        all are asked again until ``read_timeout``. When sources served the block but none
-        correctly, one more round is tried (a fault on the wire does not repeat), then
-        ContentUnavailable: the reader gets EIO, never wrong bytes."""
+                         expected: str | asyncio.Future[tuple[str, ...]]) -> tuple[bytes, bool]:
+        """One block's bytes, checked against its hash ``expected`` (or the content's block
+        hashes, still being learnt: the first GET goes out meanwhile), and whether they came
+        from the bucket. Sources in turn: the bucket, then each peer (the content's origin
+        first). A source whose bytes fail the check is logged (content, block, source) and
+        the next one asked; when no source has the block (the upload at the writing site is
+        not done), all are asked again until ``read_timeout``. When sources served the block
+        but none correctly, one more round is tried (a fault on the wire does not repeat),
+        then ContentUnavailable: the reader gets EIO, never wrong bytes."""
         deadline = time.monotonic() + self.read_timeout
         attempt = rounds_with_bad = 0
         where = f"content {hash[:12]} block {index}"
@@ -372,8 +402,10 @@ class Mover:
             bad: list[str] = []
             missing: Exception | None = None
             try:
-                data, problem = await self._run(self._checked_bucket_block, hash, index, length,
-                                                expected)
+                data, actual = await self._run(self._hashed_bucket_block, hash, index)
+                if not isinstance(expected, str):  # the GET overlapped learning the hashes
+                    expected = (await expected)[index]
+                problem = mismatch(len(data), actual, length, expected)
             except ObjectNotFound as exc:
                 missing = exc
             except ObjectStoreError as exc:
@@ -391,8 +423,12 @@ class Mover:
                 self._rejected(hash, index, "the bucket", problem)
                 bad.append("the bucket")
             if self.from_peers is not None:
+                if not isinstance(expected, str):
+                    expected = (await expected)[index]
+                want = expected
+
                 async def accept(peer: str, offered: bytes) -> bool:
-                    trouble = await self._run(block_problem, offered, length, expected)
+                    trouble = await self._run(block_problem, offered, length, want)
                     if trouble is not None:
                         self._rejected(hash, index, f"peer {peer}", trouble)
                         bad.append(f"peer {peer}")
@@ -416,11 +452,10 @@ class Mover:
                                          f"peer: {missing}")
             await asyncio.sleep(0.25)
 
-    def _checked_bucket_block(self, hash: str, index: int, length: int,
-                              expected: str) -> tuple[bytes, str | None]:
-        """A block from the bucket and what is wrong with it (None: nothing); thread."""
+    def _hashed_bucket_block(self, hash: str, index: int) -> tuple[bytes, str]:
+        """A block from the bucket and its hash, in one go on a transfer thread."""
         data = self.bucket.get_block(hash, index)
-        return data, block_problem(data, length, expected)
+        return data, hash_bytes(data)
 
     def _rejected(self, hash: str, index: int, source: str, problem: str) -> None:
         self.rejected_blocks += 1
@@ -433,16 +468,26 @@ class Mover:
         length = min(block, size - start)
         if self.volume.has(hash) or not self.volume.missing(hash, start, start + length):
             return
-        expected = (await self.block_hashes.of(hash, size))[index]
-        async with self._fetch_slots.slot((hash, index)):
-            data, from_bucket = await self._get_block(hash, index, start, length, expected)
+        known = self.block_hashes.known(hash, size)
+        expected: str | asyncio.Future[tuple[str, ...]]
+        if known is not None:
+            expected = known[index]
+        else:
+            expected = asyncio.ensure_future(self.block_hashes.of(hash, size))
+            expected.add_done_callback(_retrieve)
+        try:
+            async with self._fetch_slots.slot((hash, index)):
+                data, from_bucket = await self._get_block(hash, index, start, length, expected)
+        finally:
+            if not isinstance(expected, str):
+                expected.cancel()  # no-op once done; the shared resolution is shielded
+        self.volume.begin_partial(hash, size)
+        await self._write_waiting_for_space(hash, start, data)
         if from_bucket:
             seen = self._from_bucket.setdefault(hash, set())
             if not seen and self._on_maybe_in_bucket is not None and size > block:
                 self._on_maybe_in_bucket(hash)  # its partial instance may go once checked
             seen.add(index)
-        self.volume.begin_partial(hash, size)
-        await self._write_waiting_for_space(hash, start, data)
         self.fetches_done += 1
         self.bytes_fetched += length
         if hash not in self._finishing and not self.volume.missing(hash, 0, size):

@@ -50,9 +50,14 @@ class Runner(Protocol):
 def block_problem(data: bytes, length: int, expected: str) -> str | None:
     """Why ``data`` is not the block that hashes to ``expected`` and holds ``length`` bytes
     (None: it is). Runs a BLAKE3 pass over the block: call it off the event loop."""
-    if len(data) != length:
-        return f"{len(data)} bytes, expected {length}"
-    actual = hash_bytes(data)
+    return mismatch(len(data), hash_bytes(data), length, expected)
+
+
+def mismatch(got: int, actual: str, length: int, expected: str) -> str | None:
+    """Why a block of ``got`` bytes hashing to ``actual`` is not the one of ``length`` bytes
+    hashing to ``expected`` (None: it is)."""
+    if got != length:
+        return f"{got} bytes, expected {length}"
     if actual != expected:
         return f"hashes to {actual[:12]}, expected {expected[:12]}"
     return None
@@ -84,6 +89,13 @@ class BlockHashes:
     def remember(self, content_hash: str, hashes: Sequence[str]) -> None:
         """A list this site computed from bytes it checked (an upload, a verified instance)."""
         self._known[content_hash] = tuple(hashes)
+
+    def known(self, content_hash: str, size: int) -> tuple[str, ...] | None:
+        """The list if it is known without asking anyone (one block, or learnt before)."""
+        blocks = self.bucket.block_count(size)
+        if blocks <= 1:
+            return (content_hash,) * blocks
+        return self._known.get(content_hash)
 
     async def of(self, content_hash: str, size: int) -> tuple[str, ...]:
         """The hash of every block of the content (``size`` bytes). Waits for a source up to

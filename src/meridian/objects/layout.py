@@ -35,6 +35,7 @@ from typing import Any
 
 from meridian.errors import BadPath, BucketFormatError, ObjectNotFound
 from meridian.objects.interface import ObjectStore
+from meridian.testpoints import reached
 
 FORMAT_KEY = "meridian-format.json"
 FORMAT_NAME = "meridian-bucket"
@@ -325,6 +326,7 @@ class ContentBucket:
         manifest pointing at missing blocks) and running it again finishes the job.
         """
         self._store.delete(self.manifest_key(h))
+        reached("bucket.deleting")  # the manifest is gone, the blocks not yet
         leftovers = [info.key for info in self._store.list(self.content_prefix(h))]
         for key in leftovers:
             self._store.delete(key)

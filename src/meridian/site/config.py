@@ -33,6 +33,7 @@ Example::
     space_wait = 30                       # seconds a write on a full volume waits for uploads
     gc_grace = 86400                      # seconds unreferenced content stays in the bucket
     gc_interval = 600                     # seconds between garbage collection rounds (0: off)
+    gc_hold = 600                         # seconds peers hold uploads of what is being deleted
 
     [api]
     listen = "0.0.0.0:7411"               # HOST:PORT; port 0 picks a free port
@@ -53,6 +54,7 @@ Credentials are not in this file: ``DATA/secrets/`` (``meridian.trust.credential
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -114,6 +116,7 @@ class MoverConfig:
     space_wait: float = 30.0  # seconds a write on a full volume waits for uploads to make room
     gc_grace: float = 86400.0  # seconds content stays in the bucket after its last reference
     gc_interval: float = 600.0  # seconds between garbage collection rounds (0: never)
+    gc_hold: float = 600.0  # seconds a peer holds uploads of content being deleted
     objectives_sweep: float = 60.0  # seconds between sweeps for rules that depend on time
 
 
@@ -399,5 +402,8 @@ def write_config(config: SiteConfig, path: Path) -> None:
     if config.peers:
         doc["peers"] = [{"name": p.name, "url": p.url} for p in config.peers]
     tmp = path.with_suffix(".toml.tmp")
-    tmp.write_text(tomli_w.dumps(doc))
+    tmp.unlink(missing_ok=True)
+    # 0600: the file holds the API token and bucket credentials
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+        out.write(tomli_w.dumps(doc))
     tmp.replace(path)

@@ -137,12 +137,12 @@ def namespace_digest(meta: MetaStore) -> str:
 
     For every entry, in path order: path, type, permission bits, owner (uid and gid), size,
     content hash (files) or target (symlinks), extended attributes (names and values),
-    modification time (files and symlinks), and for a file with several names, the first of
-    its paths (which names are links of one file). Left out: inode and file ids, which differ
-    between sites by design; ctime and atime, which record when a site applied a change (ctime
-    moves on every local change, so clients that watch it notice one); where content is stored;
-    and the modification time of directories, which each site sets when it applies a change
-    to an entry (``docs/conflicts.md``, "How it is checked")."""
+    modification time (a directory's is the clock time of the latest change that named it, the
+    same at every site), and for a file with several names, the first of its paths (which
+    names are links of one file). Left out: inode and file ids, which differ between sites by
+    design; ctime and atime, which record when a site applied a change (ctime moves on every
+    change a site makes or applies, so clients that watch it notice one); and where content
+    is stored."""
     entries = sorted(meta.walk(), key=lambda item: item[0].encode("utf-8", "surrogateescape"))
     first_path: dict[int, str] = {}
     for path, inode in entries:
@@ -153,11 +153,10 @@ def namespace_digest(meta: MetaStore) -> str:
         kind = stat.S_IFMT(inode.mode)
         what = inode.content or "" if inode.is_file else inode.target or ""
         size = inode.size if not inode.is_dir else 0
-        mtime = inode.mtime_ns if not inode.is_dir else 0
         linked = first_path[inode.ino] if not inode.is_dir and inode.nlink > 1 else ""
         xattrs = ",".join(f"{name}={meta.getxattr(inode.ino, name).hex()}"
                           for name in meta.listxattr(inode.ino))
         line = (f"{path}\0{kind:o}\0{stat.S_IMODE(inode.mode):o}\0{inode.uid}:{inode.gid}\0"
-                f"{size}\0{what}\0{xattrs}\0{mtime}\0{linked}\n")
+                f"{size}\0{what}\0{xattrs}\0{inode.mtime_ns}\0{linked}\n")
         digest.update(line.encode("utf-8", "surrogateescape"))
     return digest.hexdigest()

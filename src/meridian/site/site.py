@@ -23,7 +23,10 @@ from meridian.objects.layout import ContentBucket
 from meridian.meta.replica import ApplyResult
 from meridian.replication import Replication
 from meridian.replication.gc import Collector
+from meridian.replication.holds import UploadHolds
 from meridian.site.config import SiteConfig
+from meridian.site.confirmed import ConfirmedLog
+from meridian.site.privacy import close_to_others
 
 log = logging.getLogger(__name__)
 
@@ -54,14 +57,18 @@ class Site:
         self._confirm_tasks: set[asyncio.Task[None]] = set()
         self._confirm_slots: asyncio.Semaphore | None = None
         self._to_confirm: list[str] = []  # found at start with a peer's word only
+        self._confirmed_log = ConfirmedLog(config.data / "confirmed-in-bucket")
         self._origins: dict[str, str] = {}  # content hash -> the site that wrote it
         from meridian.site.trust import peer_endpoint
         peers = tuple(peer_endpoint(config, p) for p in config.peers)
         self.replication = Replication(meta, peers,
                                        max_clock_skew=config.replication.max_clock_skew)
         self.replication.add_listener(self._applied)
+        self.upload_holds = UploadHolds(meta)
         self.collector = Collector(meta, bucket, peers, grace=config.mover.gc_grace,
-                                   interval=config.mover.gc_interval, on_retired=self._retired,
+                                   interval=config.mover.gc_interval, hold=config.mover.gc_hold,
+                                   acknowledge=lambda h, s: self.acknowledge_retirement(h, s)[0],
+                                   release=self.upload_holds.release, on_retired=self._retired,
                                    on_deleted=self._content_deleted)
         self.mover = Mover(meta, volume, bucket, upload_workers=config.mover.upload_workers,
                            fetch_workers=config.mover.fetch_workers,
@@ -71,18 +78,31 @@ class Site:
                            on_in_bucket=self._known_in_bucket,
                            from_peers=self._from_peers if config.peers else None,
                            hashes_from_peers=self._hashes_from_peers if config.peers else None,
-                           on_maybe_in_bucket=self.confirm_later,
-                           may_upload=self._may_upload)
+                           on_maybe_in_bucket=self._fetched_maybe_in_bucket,
+                           may_upload=self._may_upload,
+                           upload_held_until=self.upload_holds.held_until)
         from meridian.objectives.orchestrator import Orchestrator
         self.orchestrator = Orchestrator(meta, volume, self.mover,
                                          sweep_interval=config.mover.objectives_sweep)
         from meridian.objectives.jobs import JobRunner
         self.jobs = JobRunner(meta, volume, self.mover)
-        for info in volume.instances():
+        instances = volume.instances()
+        local = {info.hash for info in instances}
+
+        def still_in_bucket(hash: str) -> bool:
+            record = meta.content(hash)
+            return hash in local and record is not None and record.in_bucket
+
+        confirmed = self._confirmed_log.load(still_in_bucket)
+        for info in instances:
             record = meta.content(info.hash)
-            if record is None:  # nothing here refers to it: it can go
-                self._known_in_bucket(info.hash)
-            elif record.in_bucket:  # this site's upload, or only a peer's word: check
+            if record is None:  # installed, then a crash before its commit: nothing uses it
+                log.info("content %s on the volume is known to no file: removed", info.hash[:12])
+                volume.remove(info.hash)
+            elif info.hash in confirmed:  # seen in the bucket
+                with self._in_bucket_lock:
+                    self._in_bucket.add(info.hash)
+            elif record.in_bucket:  # only a peer's word, or a line lost: check
                 self._to_confirm.append(info.hash)
 
     @classmethod
@@ -92,6 +112,7 @@ class Site:
         start, not a hang). An unreachable bucket is BucketUnreachable too, unless this site
         has used it before: then the site starts without it (DESIGN.md rule 1: a site works
         while cut off), logs so, and its uploads wait for the bucket to answer."""
+        close_to_others(config)
         objects, bucket = open_bucket(config)
         meta = SqliteMetaStore(config.meta_path, config.name) if check_bucket else None
         if check_bucket:
@@ -130,9 +151,10 @@ class Site:
             fmt = bucket.initialize()  # first: a bucket we cannot use leaves nothing behind
         finally:
             objects.close()
-        config.data.mkdir(parents=True, exist_ok=True)
+        config.data.mkdir(0o700, parents=True, exist_ok=True)
         for volume in config.volumes:
-            volume.path.mkdir(parents=True, exist_ok=True)
+            volume.path.mkdir(0o700, parents=True, exist_ok=True)
+        close_to_others(config)
         meta = SqliteMetaStore(config.meta_path, config.name)
         try:
             meta.put_setting("bucket_format", str(fmt.version))
@@ -148,8 +170,12 @@ class Site:
             return hash in self._in_bucket
 
     def _known_in_bucket(self, hash: str) -> None:
+        """This site saw ``hash`` complete in the bucket: evictable, now and after restarts."""
         with self._in_bucket_lock:
+            if hash in self._in_bucket:
+                return
             self._in_bucket.add(hash)
+        self._confirmed_log.add([hash])
 
     def _applied(self, result: ApplyResult) -> None:
         """Entries from peers were applied: remember who wrote which content (to fetch it from
@@ -161,7 +187,14 @@ class Site:
         for hash in result.retired:
             self._retired(hash)
 
-    def confirm_later(self, hash: str) -> None:
+    def _fetched_maybe_in_bucket(self, hash: str) -> None:
+        """A fetch took blocks from the bucket, or finished with blocks from peers. A reader
+        going through the file usually finishes first, and a fetch whose every block came from
+        the bucket needs no check: so the check waits a little (fewer requests to the bucket
+        while it serves the reader)."""
+        self.confirm_later(hash, after=10.0)
+
+    def confirm_later(self, hash: str, after: float = 0.0) -> None:
         """Check in the background that every block of ``hash`` is in the bucket; if so (and
         no retire came meanwhile), its local instance becomes evictable. For content a peer
         says is in the bucket, and fetched content whose blocks did not all come from there.
@@ -169,37 +202,42 @@ class Site:
         if self.in_bucket(hash) or hash in self._confirming or self.volume.size_of(hash) is None:
             return
         self._confirming.add(hash)
-        task = asyncio.get_running_loop().create_task(self._confirm(hash),
+        task = asyncio.get_running_loop().create_task(self._confirm(hash, after),
                                                       name=f"confirm-{hash[:12]}")
         self._confirm_tasks.add(task)
         task.add_done_callback(self._confirm_tasks.discard)
 
-    async def _confirm(self, hash: str, attempts: int = 6) -> None:
+    async def _confirm(self, hash: str, after: float) -> None:
+        """One check (four at a time) ``after`` seconds from now, asked again with a growing
+        pause (up to 5 min) while the bucket does not answer, as long as the store says the
+        content is there, a local instance is here and it is not confirmed meanwhile."""
         if self._confirm_slots is None:
             self._confirm_slots = asyncio.Semaphore(4)
+        pause = 1.0
         try:
-            async with self._confirm_slots:
+            await asyncio.sleep(after)
+            while not self.in_bucket(hash):
                 record = self.meta.content(hash)
-                if record is None or not record.in_bucket:
-                    return  # nobody claims it is there (or it is being retired)
-                for attempt in range(attempts):
-                    try:
+                if record is None or not record.in_bucket or self.volume.size_of(hash) is None:
+                    return  # nobody claims it is there (or it is being retired), or it left
+                try:
+                    async with self._confirm_slots:
                         whole = await asyncio.to_thread(self.bucket.confirm_complete, hash,
                                                         record.size)
-                        break
-                    except MeridianError as exc:
-                        log.info("checking that %s is in the bucket: %s (again in %ds)",
-                                 hash[:12], exc, 2 ** attempt)
-                        await asyncio.sleep(2 ** attempt)
-                else:
-                    return
-                record = self.meta.content(hash)
-                if whole and record is not None and record.in_bucket:
-                    self._known_in_bucket(hash)
-                elif not whole:
-                    log.warning("content %s is said to be in the bucket, but this site does "
-                                "not find all its blocks there: its local copy is kept",
-                                hash[:12])
+                    break
+                except MeridianError as exc:
+                    log.info("checking that %s is in the bucket: %s (again in %.0fs)",
+                             hash[:12], exc, pause)
+                    await asyncio.sleep(pause)
+                    pause = min(300.0, pause * 2)
+            else:
+                return
+            record = self.meta.content(hash)
+            if whole and record is not None and record.in_bucket:
+                self._known_in_bucket(hash)
+            elif not whole:
+                log.warning("content %s is said to be in the bucket, but this site does not "
+                            "find all its blocks there: its local copy is kept", hash[:12])
         finally:
             self._confirming.discard(hash)
 
@@ -213,7 +251,10 @@ class Site:
     def _retired(self, hash: str) -> None:
         """The content is about to leave the bucket: its local instance is not evictable."""
         with self._in_bucket_lock:
+            was_confirmed = hash in self._in_bucket
             self._in_bucket.discard(hash)
+        if was_confirmed:
+            self._confirmed_log.strike(hash)
 
     async def _from_peers(self, hash: str, start: int, length: int,
                           accept: Callable[[str, bytes], Awaitable[bool]]) -> bytes | None:
@@ -222,6 +263,23 @@ class Site:
 
     async def _hashes_from_peers(self, hash: str, size: int) -> list[str] | None:
         return await self.replication.fetch_block_hashes(hash, size, self._origins.get(hash))
+
+    def acknowledge_retirement(self, hashes: list[str],
+                               seconds: float) -> tuple[set[str], float]:
+        """A collector (a peer's, or this site's own) is about to delete ``hashes`` from the
+        bucket: hold this site's uploads of them for ``seconds`` (durably, first), then
+        acknowledge those this site counts as not in the bucket, has no upload of under way
+        and no file refers to. Returns them and the seconds granted. Loop thread only."""
+        granted = self.upload_holds.hold(hashes, seconds)
+        acknowledged = set()
+        for hash in hashes:
+            record = self.meta.content(hash)
+            if record is not None and record.in_bucket:
+                continue  # this site has not applied the retirement, or it was uploaded again
+            if self.mover.uploading(hash) or self.meta.referenced([hash]):
+                continue
+            acknowledged.add(hash)
+        return acknowledged, granted
 
     def _may_upload(self, hash: str) -> bool:
         return self.orchestrator.may_upload(hash)

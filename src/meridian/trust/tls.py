@@ -61,15 +61,10 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
 
 
 def _write(path: Path, data: bytes, private: bool) -> None:
+    """Keys are secret; certificates are not, but a site's data stays its own (0600 both)."""
     from meridian.trust.credentials import write_secret
 
-    if private:
-        write_secret(path, data.decode())
-    else:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_bytes(data)
-        tmp.replace(path)
+    write_secret(path, data.decode())
 
 
 def new_ca(namespace: str) -> tuple[bytes, bytes]:
