@@ -107,6 +107,18 @@ class Churn:
             except IsADirectoryError:
                 return None
 
+    def _seen_replaced(self, mount: Path, src: str, dst: str) -> bytes | None:
+        """``_seen`` of what a rename of ``src`` onto ``dst`` replaces: nothing when both are
+        names of one file (rename(2) then does nothing). Removing one name of a file that has
+        others counts as dropping its version: a site that removes the other name meanwhile
+        removes the file, and neither change is wrong."""
+        try:
+            if os.lstat(mount / src).st_ino == os.lstat(mount / dst).st_ino:
+                return None
+        except OSError:
+            return None
+        return self._seen(mount, dst)
+
     def _drop(self, seen: bytes | None) -> str:
         if seen is None:
             return ""
@@ -140,7 +152,7 @@ class Churn:
         dst = self._file_path()
         if not os.path.lexists(mount / src) or os.path.isdir(mount / src):
             raise FileNotFoundError(errno.ENOENT, "no file to rename", src)
-        seen = self._seen(mount, dst)
+        seen = self._seen_replaced(mount, src, dst)
         os.rename(mount / src, mount / dst)
         return f"rename {src} -> {dst}{self._drop(seen)}"
 
@@ -162,7 +174,8 @@ class Churn:
         return f"rename dir {src} -> {dst}"
 
     def _chmod(self, site: str, mount: Path) -> str:
-        on_dir, rel_dir, rel_file = self.rng.random() < 0.3, self.rng.choice(SUBDIRS), self._file_path()
+        on_dir, rel_dir = self.rng.random() < 0.3, self.rng.choice(SUBDIRS)
+        rel_file = self._file_path()
         mode, dir_mode = self.rng.choice(MODES), self.rng.choice(DIR_MODES)
         rel = rel_dir if on_dir else rel_file
         if os.path.islink(mount / rel):

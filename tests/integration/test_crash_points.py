@@ -10,6 +10,7 @@ import os
 import pty
 import select
 import subprocess
+import sys
 import time
 import tomllib
 from pathlib import Path
@@ -18,6 +19,7 @@ import blake3
 import pytest
 import tomli_w
 
+from meridian.meta.sqlite import SqliteMetaStore
 from meridian.objects import open_object_store
 from meridian.objects.layout import ContentBucket
 from tests.sitehelpers import (
@@ -57,18 +59,21 @@ def _fsck_clean(site: RunningSite) -> None:
 
 def _leftovers(site: RunningSite) -> list[Path]:
     """Files on the site's volume that nothing accounts for: staging or temp files, content
-    no file refers to, a partial instance's data without its ranges (or the reverse)."""
-    rows = json.loads(meridian("ls", "--placement", "--json", "--config", str(site.config),
-                               "./").stdout)
-    used = {r["content"] for r in rows if r["content"]}
-    volume = site.data / "volumes" / "local"
-    found = list((volume / "staging").iterdir())
-    for shard in (volume / "content").iterdir():
-        found += [f for f in shard.iterdir() if f.name not in used]
-    for f in (volume / "partial").iterdir():
-        other = f.with_suffix(".ranges" if f.suffix == ".data" else ".data")
-        if f.name.split(".")[0] not in used or not other.exists():
-            found.append(f)
+    the store has no record of, a partial instance's data without its ranges (or the
+    reverse). (Content replaced or deleted meanwhile keeps its record until garbage
+    collection: not a leftover.)"""
+    store = SqliteMetaStore(site.data / "meta.db", site.name, read_only=True)
+    try:
+        volume = site.data / "volumes" / "local"
+        found = list((volume / "staging").iterdir())
+        for shard in (volume / "content").iterdir():
+            found += [f for f in shard.iterdir() if store.content(f.name) is None]
+        for f in (volume / "partial").iterdir():
+            other = f.with_suffix(".ranges" if f.suffix == ".data" else ".data")
+            if store.content(f.name.split(".")[0]) is None or not other.exists():
+                found.append(f)
+    finally:
+        store.close()
     return found
 
 
@@ -94,6 +99,47 @@ def test_kill_between_installing_content_and_fsyncing_its_folder(file_site: Runn
     if (site.mount / "dies.exr").exists():  # created, never acknowledged: empty or whole
         assert (site.mount / "dies.exr").read_bytes() in (b"", lost)
     assert _leftovers(site) == []  # the installed content no store commit refers to is gone
+    site.stop()
+    _fsck_clean(site)
+
+
+SAVER = r"""
+import os, sys
+mount, data = sys.argv[1], open(sys.argv[2], "rb").read()
+tmp, target = os.path.join(mount, "shot.clip.tmp"), os.path.join(mount, "shot.clip")
+with open(tmp, "wb") as f:  # an application's atomic save
+    f.write(data)
+    os.fsync(f.fileno())
+os.rename(tmp, target)  # the site dies here, after its commit, before answering
+fd = os.open(mount, os.O_RDONLY | os.O_DIRECTORY)
+os.fsync(fd)
+"""
+
+
+def test_kill_in_a_rename_before_the_directory_fsync(file_site: RunningSite,
+                                                     tmp_path: Path) -> None:
+    """An atomic save (write a temp file, fsync, rename over the target, fsync the folder)
+    with the site killed inside the rename: afterwards the target is one whole version and
+    the temp name is gone, or the rename did not happen at all; never both names, never a
+    mix."""
+    site = file_site
+    old, new = os.urandom(250_000), os.urandom(260_000)
+    (site.mount / "shot.clip").write_bytes(old)
+    site.stop()
+    site.extra_env = {POINT: "mount.renamed:kill"}
+    site.start()
+    (tmp_path / "new").write_bytes(new)
+    saver = subprocess.run([sys.executable, "-c", SAVER, str(site.mount), str(tmp_path / "new")],
+                           capture_output=True, timeout=60)
+    assert saver.returncode != 0  # the rename never answered
+    _died_at(site, "mount.renamed")
+
+    site.extra_env = {}
+    site.start()
+    names = sorted(p.name for p in site.mount.iterdir())
+    assert names == ["shot.clip"], names  # committed before the kill: the rename holds
+    assert (site.mount / "shot.clip").read_bytes() == new
+    assert _leftovers(site) == []
     site.stop()
     _fsck_clean(site)
 

@@ -91,6 +91,8 @@ def test_a_site_that_is_not_a_peer_of_the_collector_holds_collection_back(
     wait_for(lambda: not (east.mount / "n.bin").exists(), what="the unlink relayed to east")
     wait_for(lambda: "site north made changes this site holds, but is not one of its peers"
              in east.log(), what="east saying north holds collection back")
+    status = meridian("status", "--config", str(east.config)).stdout
+    assert "collection WAITS: site north made changes" in status, status
     time.sleep(2)  # several more rounds of east's collector
     assert bucket.manifest(digest) is not None, "collected without asking a site of the mesh"
 
@@ -153,3 +155,39 @@ def _placement(site: RunningSite, path: str) -> str | None:
     rows = json.loads(meridian("ls", "--placement", "--json", "--config", str(site.config),
                                "./").stdout)
     return next((r["state"] for r in rows if r["path"] == path), None)
+
+
+def test_a_site_that_left_does_not_hold_collection_back(
+        tmp_path: Path, stopper: list[RunningSite]) -> None:
+    """north (a peer of west only) writes, drains and leaves; east, which heard of north's
+    changes through west but never had it as a peer, learns from west that north left, and
+    collects what nobody refers to any more."""
+    bucket_url = f"file://{tmp_path / 'bucket'}"
+    sites = init_linked(tmp_path, ["east", "west", "north"], bucket_url)
+    east, west, north = sites["east"], sites["west"], sites["north"]
+    for site, without in ((east, "north"), (north, "east")):
+        doc = tomllib.loads(site.config.read_text())
+        doc["peers"] = [p for p in doc["peers"] if p["name"] != without]
+        site.config.write_text(tomli_w.dumps(doc))
+    _gc_config(east, gc_grace=0, gc_interval=0.3)
+    for other in (west, north):
+        _gc_config(other, gc_interval=0)
+    for site in sites.values():
+        stopper.append(site)
+        site.start()
+    bucket = ContentBucket(open_object_store(bucket_url))
+    data = os.urandom(110_000)
+    digest = blake3.blake3(data).hexdigest()
+    (north.mount / "n.bin").write_bytes(data)
+    wait_for(lambda: (east.mount / "n.bin").exists(), what="north's file relayed to east")
+    (east.mount / "n.bin").unlink()
+    wait_for(lambda: not (north.mount / "n.bin").exists(), what="the unlink at north")
+    wait_for(lambda: "site north made changes" in east.log(), what="north holding east back")
+    assert bucket.manifest(digest) is not None
+
+    meridian("site", "drain", "--config", str(north.config), "--timeout", "120")
+    left = meridian("site", "leave", "--config", str(north.config))
+    assert "west: stopped pulling from north" in left.stdout
+    assert north.process is not None and north.process.wait(timeout=30) == 0
+    north.process = None
+    wait_for(lambda: bucket.manifest(digest) is None, what="collected once north has left")

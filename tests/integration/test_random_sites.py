@@ -44,6 +44,14 @@ SITES = ("east", "west", "north")
 LINKS = tuple((puller, peer) for puller in SITES for peer in SITES if puller != peer)
 STEPS = 70
 SEEDS = [11, 12, 13, 14, 15]
+# Seeds that hit a known replication bug. Not strict: whether a run meets the bug depends on
+# timing (which operations find their targets), so a run may pass.
+KNOWN_BUGS = [
+    pytest.param(21, marks=pytest.mark.xfail(strict=False, reason=(
+        "a hard-linked file whose name is renamed at two sites at once ends with different "
+        "names: the site that applies the earlier rename first moves the file's other name "
+        "with the later one (meta/replica.py _rename/_where)"))),
+]
 
 pytestmark = pytest.mark.slow
 
@@ -51,6 +59,12 @@ pytestmark = pytest.mark.slow
 @pytest.mark.parametrize("seed", SEEDS)
 def test_random_faults_converge_and_lose_nothing(seed: int, tmp_path: Path,
                                                  stopper: list[RunningSite]) -> None:
+    run_seed(seed, tmp_path, stopper)
+
+
+@pytest.mark.parametrize("seed", KNOWN_BUGS)
+def test_random_faults_known_bugs(seed: int, tmp_path: Path,
+                                  stopper: list[RunningSite]) -> None:
     run_seed(seed, tmp_path, stopper)
 
 
@@ -146,12 +160,12 @@ def _maybe_fault(rng: random.Random, proxies: dict[tuple[str, str], FaultProxy],
     churn.note(f"links: {what} {state}")
 
 
-def _status(site: RunningSite) -> dict[str, object]:
+def _status(site: RunningSite) -> dict[str, Any]:
     out = subprocess.run([*MERIDIAN, "status", "--json", "--config", str(site.config)],
                          capture_output=True, text=True, timeout=60)
     if out.returncode != 0:
         raise ValueError(f"status of {site.name} exited {out.returncode}: {out.stderr[-500:]}")
-    info: dict[str, object] = json.loads(out.stdout)
+    info: dict[str, Any] = json.loads(out.stdout)
     return info
 
 
@@ -201,7 +215,7 @@ def _wait_converged(sites: dict[str, RunningSite], timeout: float = 90.0) -> Non
             last = str(exc)
             continue
         behind = {(name, str(peer["name"])): peer.get("entries_behind")
-                  for name, info in infos.items() for peer in info["peers"]}  # type: ignore[attr-defined]
+                  for name, info in infos.items() for peer in info["peers"]}
         digests = {name: info["digest"] for name, info in infos.items()}
         if any(value != 0 for value in behind.values()) or len(set(digests.values())) != 1:
             last = (f"entries behind {behind}, digests {digests}; what stat shows "
@@ -274,7 +288,8 @@ def _check_no_loss(sites: dict[str, RunningSite], churn: Churn) -> None:
     journals: dict[str, list[dict[str, Any]]] | None = None
     for name, site in sites.items():
         found = _readable_versions(site.mount)
-        missing = [data for data in churn.written if data not in found and data not in churn.dropped]
+        missing = [data for data in churn.written
+                   if data not in found and data not in churn.dropped]
         if missing:
             journals = journals or {n: _journal(s) for n, s in sites.items()}
             excused = {data: why for data in missing

@@ -82,6 +82,6 @@ class ThreeSites(RuleBasedStateMachine):
 
 
 ThreeSites.TestCase.settings = settings(
-    max_examples=60, stateful_step_count=40, deadline=None,
+    max_examples=150, stateful_step_count=40, deadline=None,
     suppress_health_check=[HealthCheck.too_slow])
 test_three_sites_state_machine = ThreeSites.TestCase

@@ -77,7 +77,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         finally:
             objects.close()
         running = read_run_file(config.data)
-        links = _links_of_running_site(running, config)
+        replication = _replication_of_running_site(running, config)
+        links = {link["peer"]: link for link in replication.get("links", [])}
         peers: list[dict[str, Any]] = []
         departed = meta.departed()
         for configured in config.peers:
@@ -107,6 +108,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                         "last_error": failing[0].last_error if failing else None},
             "bucket_state": bucket_state,
             "peers": peers,
+            "gc_held_back": (replication.get("gc") or {}).get("held_back"),
         }
         if running:
             info["mount"] = running["mount"]
@@ -129,6 +131,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"volume     {_size(usage.used)} used of {cap}; {usage.count} instances")
         print(f"uploads    {len(uploads)} queued ({_size(info['uploads']['bytes'])})"
               + (f", {len(failing)} failing: {failing[0].last_error}" if failing else ""))
+        if info["gc_held_back"]:
+            print(f"collection WAITS: {info['gc_held_back']}")
         for peer in peers:
             said = (f"reachable ({peer['ms']} ms), journal at {peer['journal_last_seq']}"
                     if peer["reachable"] else f"UNREACHABLE: {peer['error']}")
@@ -157,9 +161,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0 if bucket_state["reachable"] else 3
 
 
-def _links_of_running_site(running: dict[str, Any] | None,
-                           config: Any) -> dict[str, dict[str, Any]]:
-    """The running site's link states (from its own API), by peer name; {} if not running."""
+def _replication_of_running_site(running: dict[str, Any] | None,
+                                 config: Any) -> dict[str, Any]:
+    """The running site's ``GET /replication`` answer (its links, and what holds garbage
+    collection back); {} if it is not running."""
     if not running or not running.get("api") or config.api is None:
         return {}
     from meridian.cli.site_api import SiteApi
@@ -167,7 +172,7 @@ def _links_of_running_site(running: dict[str, Any] | None,
         info = SiteApi(config).call("GET", "/replication", timeout=3.0)
     except MeridianError:
         return {}
-    return {link["peer"]: link for link in info.get("links", [])}
+    return info if isinstance(info, dict) else {}
 
 
 def peer_state(config: Any, peer: Any, timeout: float = 3.0) -> dict[str, Any]:

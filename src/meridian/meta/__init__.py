@@ -9,8 +9,13 @@ from pathlib import Path
 
 from meridian.errors import ConfigError
 from meridian.meta.interface import (
+    LOST_FOUND_FILE_ID,
+    MAX_NAME,
+    META_DIR_FILE_ID,
+    RESERVED_FILE_IDS,
     ROOT_FILE_ID,
     ROOT_INO,
+    ApplyResult,
     AttrChanges,
     ContentRecord,
     Inode,
@@ -18,6 +23,8 @@ from meridian.meta.interface import (
     MetaStore,
     PendingUpload,
     StoredObjective,
+    check_name,
+    split_path,
 )
 from meridian.meta.journal import (
     JOURNAL_FORMAT,
@@ -54,8 +61,11 @@ def open_meta_store(url: str, site_name: str, *, read_only: bool = False) -> Met
     raise ConfigError("meta.url", f"unknown store {url!r}: use sqlite:///path or memory://")
 
 
-__all__ = ["JOURNAL_FORMAT", "ROOT_FILE_ID", "ROOT_INO", "AttrChanges", "ContentOp", "ContentRecord",
-           "CreateOp", "Inode", "InstanceOp", "JournalEntry", "LinkOp", "MetaStore", "Op",
-           "PendingUpload", "RemovexattrOp", "RenameOp", "RetireOp", "RmdirOp", "SetattrOp",
-           "SetxattrOp", "StoredObjective", "UnlinkOp", "check_entry", "entry_from_wire",
-           "open_meta_store"]
+__all__ = [
+    "JOURNAL_FORMAT", "LOST_FOUND_FILE_ID", "MAX_NAME", "META_DIR_FILE_ID",
+    "RESERVED_FILE_IDS", "ROOT_FILE_ID", "ROOT_INO", "ApplyResult", "AttrChanges", "ContentOp",
+    "ContentRecord", "CreateOp", "Inode", "InstanceOp", "JournalEntry", "LinkOp", "MetaStore",
+    "Op", "PendingUpload", "RemovexattrOp", "RenameOp", "RetireOp", "RmdirOp", "SetattrOp",
+    "SetxattrOp", "StoredObjective", "UnlinkOp", "check_entry", "check_name",
+    "entry_from_wire", "open_meta_store", "split_path",
+]

@@ -19,17 +19,15 @@ Contracts shared by every engine (the conformance suite in ``tests/meta`` checks
 
 from __future__ import annotations
 
+import os
 import stat
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from meridian.errors import BadPath, NameTooLong
 from meridian.meta.journal import JournalEntry as JournalEntry
-
-if TYPE_CHECKING:
-    from meridian.meta.replica import ApplyResult
 
 ROOT_INO = 1
 ROOT_FILE_ID = "root"
@@ -399,3 +397,49 @@ class MetaStore(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release the store. Idempotent."""
+
+
+@dataclass
+class ApplyResult:
+    """What one ``apply_entries`` call did.
+
+    ``names`` are the (directory inode, name) pairs whose binding changed and ``inodes`` the
+    inodes whose attributes or content changed: what the mount must drop from the kernel's
+    cache. ``gap`` is True when the batch stopped at an entry whose predecessors from the same
+    origin have not arrived yet (they will, through another peer; the position stays before
+    it)."""
+
+    applied: int = 0
+    skipped: int = 0
+    gap: bool = False
+    names: list[tuple[int, str]] = field(default_factory=list)
+    inodes: set[int] = field(default_factory=set)
+    contents: dict[str, str] = field(default_factory=dict)  # content hash -> site that wrote it
+    in_bucket: list[str] = field(default_factory=list)  # contents now known complete in the bucket
+    retired: list[str] = field(default_factory=list)  # contents about to leave the bucket
+
+
+MAX_NAME = 255
+
+META_DIR_FILE_ID = "meridian"  # /.meridian, the same directory at every site
+
+LOST_FOUND_FILE_ID = "lost+found"  # /.meridian/lost+found
+
+RESERVED_FILE_IDS = (ROOT_FILE_ID, META_DIR_FILE_ID, LOST_FOUND_FILE_ID)
+
+def check_name(name: str) -> str:
+    """Return ``name`` if it is one valid path component, else raise BadPath."""
+    if not name or name in (".", "..") or "/" in name or "\0" in name:
+        raise BadPath(f"invalid name {name!r}: a name is one path component")
+    if len(os.fsencode(name)) > MAX_NAME:
+        raise NameTooLong(f"name too long ({len(os.fsencode(name))} bytes, at most {MAX_NAME})")
+    return name
+
+def split_path(path: str) -> list[str]:
+    """Components of a namespace path (``./a/b``, ``/a/b``, ``a/b``); ``..`` is refused."""
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    for part in parts:
+        if part == "..":
+            raise BadPath(f"path {path!r} contains '..': paths are confined to the namespace")
+        check_name(part)
+    return parts

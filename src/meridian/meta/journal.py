@@ -304,6 +304,8 @@ class RenameOp(_FileOp):
     replaced: str | None = None
     replaced_seen: str | None = None
     bound: str | None = None
+    replaced_left: int | None = None
+    replaced_bound: str | None = None
 
     @property
     def place(self) -> tuple[str | None, str | None]:
@@ -315,7 +317,9 @@ class RenameOp(_FileOp):
                    f.text("fid"), f.maybe_text("name_seen", required=False),
                    f.maybe_text("replaced", required=False),
                    f.maybe_text("replaced_seen", required=False),
-                   f.maybe_text("bound", required=False))
+                   f.maybe_text("bound", required=False),
+                   f.maybe_number("replaced_left", required=False),
+                   f.maybe_text("replaced_bound", required=False))
 
     def check(self, c: _Checker) -> None:
         c.file_id("parent", self.parent)
@@ -328,6 +332,9 @@ class RenameOp(_FileOp):
             c.file_id("replaced", self.replaced)
         c.version("replaced_seen", self.replaced_seen)
         c.version("bound", self.bound)
+        if self.replaced_left is not None:
+            c.bounded("replaced_left", self.replaced_left, MAX_ID)
+        c.version("replaced_bound", self.replaced_bound)
 
 
 @_wire("setattr")

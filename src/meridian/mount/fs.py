@@ -39,11 +39,11 @@ from meridian.errors import (
     ObjectStoreError,
 )
 from meridian.meta import ROOT_INO, AttrChanges, Inode
-from meridian.meta.base import MAX_NAME, META_DIR_FILE_ID
-from meridian.meta.replica import ApplyResult
+from meridian.meta import MAX_NAME, META_DIR_FILE_ID, ApplyResult
 from meridian.mount.limits import largest_file_size
 from meridian.mount.openfiles import OpenFile
 from meridian.mount.sequence import following_frames
+from meridian.testpoints import reached
 
 if TYPE_CHECKING:
     from meridian.site import Site
@@ -422,6 +422,7 @@ class MeridianFS(pyfuse3.Operations):
             replaced = self.meta.rename(parent_inode_old, _fsname(name_old), parent_inode_new,
                                         _fsname(name_new),
                                         replace=not flags & pyfuse3.RENAME_NOREPLACE)
+            reached("mount.renamed")  # committed durably; the caller has no answer yet
             if replaced is not None and replaced.nlink == 0:
                 self._drop_if_unused(replaced.ino)
 

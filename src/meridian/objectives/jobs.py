@@ -19,7 +19,7 @@ from typing import Any
 from meridian.content import LocalVolume
 from meridian.errors import BadInput, MeridianError, NotFound
 from meridian.meta import Inode, MetaStore
-from meridian.meta.base import split_path
+from meridian.meta import split_path
 from meridian.mover import Mover
 
 log = logging.getLogger(__name__)

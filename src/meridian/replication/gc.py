@@ -122,17 +122,17 @@ class Collector:
 
     async def _retire_and_delete(self, state: dict[str, dict[str, Any]], due: list[str],
                                  retired: list[str], counts: dict[str, int]) -> None:
-        departed = self.meta.departed()
+        asked = time.monotonic()
+        answers = await self._ask_peers(due + retired, retired, self.hold)
+        if answers is None:
+            return  # _ask_peers said which peer
+        # a site that left is known to the sites it was a peer of, maybe not here
+        departed = self.meta.departed() | {str(d) for a in answers for d in a.get("departed", ())}
         missing = self._not_peers(self.meta.positions(), departed)
         if missing:
             self._hold_back(f"site {missing[0]} made changes this site holds, but is not one "
                             "of its peers (collection needs every site as a peer)")
             return
-        asked = time.monotonic()
-        answers = await self._ask_peers(due + retired, retired, self.hold)
-        if answers is None:
-            return  # _ask_peers said which peer
-        departed |= {str(d) for a in answers for d in a.get("departed", ())}
         for answer in answers:
             missing = self._not_peers(answer.get("positions", {}), departed)
             if missing:
@@ -181,9 +181,9 @@ class Collector:
         own uploads of it are held first, then its references looked at once more (a peer's
         new file that has arrived here counts). True if deleted."""
         await reached_async("gc.acknowledged")  # every peer acknowledged; nothing held here yet
-        if self.acknowledge is not None and hash not in self.acknowledge([hash], self.hold):
-            return False  # an upload of it is under way here
         try:
+            if self.acknowledge is not None and hash not in self.acknowledge([hash], self.hold):
+                return False  # an upload of it is under way here, or it is in use again
             record = self.meta.content(hash)
             if self.meta.referenced([hash]) or (record is not None and record.in_bucket):
                 log.info("garbage collection: %s is referenced again; revived, not deleted",

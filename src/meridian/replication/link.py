@@ -22,7 +22,7 @@ from typing import Any
 
 from meridian.errors import InvalidJournalEntry
 from meridian.meta import JOURNAL_FORMAT, JournalEntry, MetaStore, check_entry, entry_from_wire
-from meridian.meta.replica import ApplyResult
+from meridian.meta import ApplyResult
 from meridian.sitecall import AsyncSiteCaller, CallRefused, SiteEndpoint
 from meridian.sitecall.client import answer_error
 

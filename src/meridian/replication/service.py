@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 from meridian.errors import MeridianError
 from meridian.meta import MetaStore
-from meridian.meta.replica import ApplyResult
+from meridian.meta import ApplyResult
 from meridian.replication.link import DEFAULT_MAX_CLOCK_SKEW, Peer, PeerLink
 from meridian.sitecall import AsyncSiteCaller
 

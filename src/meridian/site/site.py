@@ -20,7 +20,7 @@ from meridian.meta.sqlite import SqliteMetaStore
 from meridian.mover import Mover
 from meridian.objects import ObjectStore, open_object_store
 from meridian.objects.layout import ContentBucket
-from meridian.meta.replica import ApplyResult
+from meridian.meta import ApplyResult
 from meridian.replication import Replication
 from meridian.replication.gc import Collector
 from meridian.replication.holds import UploadHolds

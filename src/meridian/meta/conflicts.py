@@ -1,0 +1,60 @@
+"""How conflicts are named: conflict copies' names and ids, the same at every site
+(``docs/conflicts.md``), and what a version's author wrote (kept for its copy)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import re
+from typing import Any
+
+from meridian.meta.clock import physical_ms
+from meridian.meta.journal import (
+    ContentOp,
+    version_hlc,
+    version_origin,
+)
+
+
+def conflict_name(name: str, ver: str, n: int = 1) -> str:
+    """``name.conflict-<yyyymmdd>-<hhmmss>-<site>.ext`` for the change ``ver`` (DESIGN.md rule 5;
+    ``n`` > 1 adds ``-n`` for a collision). A leading dot does not start an extension."""
+    when = _dt.datetime.fromtimestamp(physical_ms(version_hlc(ver)) / 1000, tz=_dt.timezone.utc)
+    stem, dot, ext = name.rpartition(".")
+    if not dot or not stem:
+        stem, ext = name, ""
+    tag = f".conflict-{when:%Y%m%d-%H%M%S}-{version_origin(ver)}" + (f"-{n}" if n > 1 else "")
+    room = 255 - len(os.fsencode(tag + (f".{ext}" if ext else "")))
+    while len(os.fsencode(stem)) > room:
+        stem = stem[:-1]
+    return stem + tag + (f".{ext}" if ext else "")
+
+_CONFLICT_TAG = re.compile(r"\.conflict-\d{8}-\d{6}-[a-z0-9_-]+?(?:-\d+)?(?=\.[^.]*$|$)")
+
+def original_name(name: str) -> str:
+    """``name`` without the conflict tags Meridian added to it (the name a copy is named
+    after, whatever name its file has at this site by now)."""
+    return _CONFLICT_TAG.sub("", name)
+
+def copy_file_id(file_id: str, ver: str) -> str:
+    """The id of the conflict copy that keeps version ``ver`` of ``file_id``: the same at every
+    site, so every site makes (and later removes) the same file."""
+    return f"{file_id}!{ver}"
+
+def is_copy_id(file_id: str) -> bool:
+    """Whether ``file_id`` is a conflict copy's (``copy_file_id``)."""
+    return "!" in file_id
+
+_AUTHORED = ("parent", "name", "mode", "mtime", "uid", "gid")
+
+def authored(op: ContentOp) -> dict[str, Any]:
+    """How a ``content`` entry's version was written: where (directory file id and name),
+    with which mode, owner and modification time. Kept per file (``wrote:<file id>``) while
+    the version is current: what its conflict copy gets, should it lose to a later one."""
+    return {key: getattr(op, key) for key in _AUTHORED}
+
+def authored_kept(raw: str | None) -> dict[str, Any]:
+    """``authored`` as kept (stores written before it was a mapping kept a list)."""
+    found = json.loads(raw) if raw else {}
+    return dict(zip(_AUTHORED, found)) if isinstance(found, list) else dict(found)

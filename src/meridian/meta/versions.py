@@ -1,0 +1,201 @@
+"""Replicated content: a write applied, kept as a conflict copy, or bringing a deleted file
+back (``docs/conflicts.md``: two writes, write against delete). Part of ``replica.Applier``."""
+
+from __future__ import annotations
+
+import json
+import stat
+from dataclasses import replace as _replace
+from typing import Any
+
+from meridian.meta.clock import physical_ms
+from meridian.meta.conflicts import (
+    authored,
+    authored_kept,
+    copy_file_id,
+    is_copy_id,
+    original_name,
+)
+from meridian.meta.interface import (
+    ROOT_INO,
+    Inode,
+)
+from meridian.meta.journal import (
+    ContentOp,
+    JournalEntry,
+    version_origin,
+)
+from meridian.meta.placing import Placing
+
+
+class ContentRules(Placing):
+    """How a replicated ``content`` entry is applied."""
+
+    def _op_content(self, e: JournalEntry, op: ContentOp) -> None:
+        self._record_content(op.hash, op.size)
+        if op.hash:
+            self.result.contents[op.hash] = e.origin
+        inode = self.s.by_file_id(op.fid)
+        if inode is None or (inode.nlink == 0 and inode.ino != ROOT_INO):
+            self._drop_superseded_copy(op.fid, op.base)
+            self._write_to_deleted(e, op, inode)
+            return
+        if not inode.is_file:
+            return
+        if inode.content_version == op.base:
+            self._set_content(inode, e, op)
+            return
+        self._drop_superseded_copy(inode.file_id, op.base)
+        if e.version > inode.content_version:
+            self.keep_current_as_copy(inode)
+            self._set_content(self.s._inode(inode.ino), e, op)
+        else:
+            directory, name = self._copy_place(inode, op.parent, op.name)
+            self._make_copy(directory, name, inode, op.hash, op.size, e.version, authored(op))
+
+    def keep_current_as_copy(self, inode: Inode) -> None:
+        """The file's current version lost to a later one: keep it as a conflict copy, where
+        and with the mode, owner and time its author wrote it."""
+        written = authored_kept(self.s._get_kv(f"wrote:{inode.file_id}"))
+        directory, name = self._copy_place(inode, written.get("parent"), written.get("name"))
+        self._make_copy(directory, name, inode, inode.content, inode.size,
+                        inode.content_version, written)
+
+    def _set_content(self, inode: Inode, e: JournalEntry, op: ContentOp) -> None:
+        # the time comes with the content, unless a later change set the time itself
+        self.s._put_inode(_replace(
+            inode, content=op.hash, size=op.size, mtime_ns=self._written_mtime(e, op),
+            ctime_ns=physical_ms(e.hlc) * 1_000_000,
+            origin_site=e.origin, content_version=e.version))
+        self.result.inodes.add(inode.ino)
+        # The names are dropped too, so the kernel lets go of the inode and asks again
+        # (needed whenever the kernel keeps its own idea of a cached file's size).
+        self.result.names += self.s._names_of(inode.ino)
+        self.s._put_kv(f"wrote:{inode.file_id}", json.dumps(authored(op)))
+
+    def _written_mtime(self, e: JournalEntry, op: ContentOp) -> int:
+        """A write's modification time, unless a later change set the file's time itself."""
+        touched, mtime_ns = self.s._touched(op.fid)
+        return mtime_ns if touched > e.version and mtime_ns is not None else op.mtime
+
+    def _copy_place(self, inode: Inode | None, parent_fid: str | None,
+                    name: str | None) -> tuple[Inode, str]:
+        """Where a conflict copy of a version written as ``name`` in ``parent_fid`` goes:
+        there (the name its author used); in lost+found if that directory is gone (where it
+        would be had the copy been made before the directory went); beside the file if the
+        entry does not say where it was written."""
+        directory = self._live(parent_fid)
+        if directory is not None and directory.is_dir and name:
+            return directory, name
+        names = self.s._names_of(inode.ino) if inode is not None else []
+        if name or not names:
+            return self._lost_found(), name or (inode.file_id if inode is not None else "copy")
+        return self.s._inode(names[0][0]), names[0][1]
+
+    def _make_copy(self, directory: Inode, name: str, inode: Inode, content: str | None,
+                   size: int, ver: str, written: dict[str, Any]) -> None:
+        """Keep version ``ver`` of ``inode`` as a conflict copy beside ``name``, with the mode,
+        owner and modification time the file had when that version was written (``written``,
+        see ``authored``; the file's own where unknown): every site makes the same copy,
+        whatever the file's attributes are by the time the conflict is seen there."""
+        copy_id = copy_file_id(inode.file_id, ver)
+        if self.s.by_file_id(copy_id) is not None:
+            return
+        if directory.file_id == self._lost_found().file_id:  # named as _evacuate names
+            name = self._free_name(directory, original_name(name), copy_id)
+        else:
+            name = self._conflict_place(directory, name, ver)
+        def kept(key: str, own: int) -> int:
+            return int(written[key]) if written.get(key) is not None else own
+
+        copy = self._with_recorded(_replace(
+            inode, ino=self.s._bump("next_ino"), file_id=copy_id, nlink=1, attr_version=ver,
+            content=content, size=size, origin_site=version_origin(ver), content_version=ver,
+            name_version=ver, mode=kept("mode", inode.mode), uid=kept("uid", inode.uid),
+            gid=kept("gid", inode.gid), mtime_ns=kept("mtime", inode.mtime_ns)))
+        self._bind(directory, name, copy)
+        self._relink(copy)
+
+    def _recorded_owner(self, file_id: str) -> tuple[str, int | None, int | None, int | None]:
+        found = self.s._get_kv(f"owner:{file_id}")
+        if not found:
+            return "", None, None, None
+        ver, mode, uid, gid = json.loads(found)
+        return str(ver), mode, uid, gid
+
+    def _with_recorded(self, inode: Inode) -> Inode:
+        """Store ``inode`` (a file made here or brought back) with what later changes to it
+        did while it was not here: mode and owner, time (``_op_setattr``) and extended
+        attributes (``NamespaceCore._xattr_newer``); returns it as stored."""
+        ver, mode, uid, gid = self._recorded_owner(inode.file_id)
+        if ver > inode.attr_version:
+            inode = _replace(inode, attr_version=ver,
+                             mode=stat.S_IFMT(inode.mode) | (mode & 0o7777) if mode is not None
+                             else inode.mode,
+                             uid=uid if uid is not None else inode.uid,
+                             gid=gid if gid is not None else inode.gid)
+        touched, mtime_ns = self.s._touched(inode.file_id)
+        if touched > inode.content_version and mtime_ns is not None:
+            inode = _replace(inode, mtime_ns=mtime_ns)
+        self.s._put_inode(inode)
+        for key, value in self.s._recorded_xattrs(inode.file_id).items():
+            self.s._put_xattr(inode.ino, key, value)
+        return inode
+
+    def _drop_superseded_copy(self, file_id: str, base: str | None) -> None:
+        """A write based on a version that lost a conflict here supersedes its conflict copy:
+        the copy goes if nobody changed it (so every site ends with the same copies)."""
+        if not base:
+            return
+        copy = self._live(copy_file_id(file_id, base))
+        if copy is None or copy.content_version != base:
+            return
+        for where in self.s._names_of(copy.ino):
+            self._drop(where, self.s._inode(copy.ino))
+
+    def _write_to_deleted(self, e: JournalEntry, op: ContentOp, inode: Inode | None) -> None:
+        """A write to a file deleted here. Concurrent with a later version that was then
+        deleted, it loses to that version: it stays as that version's conflict copy would
+        have. Otherwise the modified file survives the delete: it comes back where it was
+        (under its conflict name if the name was taken meanwhile, in lost+found if its
+        directory went)."""
+        tomb = self.s._tombstone(op.fid)
+        parent_fid, name = (tomb[0], tomb[1]) if tomb else (op.parent, op.name or op.fid)
+        deleted_version = tomb[2] if tomb else (inode.content_version if inode else "")
+        if deleted_version and e.version < deleted_version:
+            directory, name = self._copy_place(inode, op.parent, op.name or name)
+            template = inode or Inode(0, op.fid, op.mode or stat.S_IFREG | 0o644,
+                                      op.uid or 0, op.gid or 0, 0, 0,
+                                      0, 0, 0)
+            self._make_copy(directory, name, template, op.hash, op.size, e.version, authored(op))
+            return
+        self._resurrect(e, op, inode, parent_fid, name)
+
+    def _resurrect(self, e: JournalEntry, op: ContentOp, inode: Inode | None,
+                   parent_fid: str | None, name: str) -> None:
+        tomb = self.s._tombstone(op.fid)
+        name_ver = (tomb[3] if tomb else inode.name_version if inode is not None
+                    else op.name_version or e.version)
+        # a conflict copy comes back under its own name: no site ever gave it the plain one
+        plain = name if is_copy_id(op.fid) else original_name(name)
+        directory, name, lost = self._place(parent_fid, plain, op.fid)
+        wanted = name
+        if not lost:
+            name = self._claim(directory, name, name_ver)
+        t = physical_ms(e.hlc) * 1_000_000
+        if inode is None:
+            inode = Inode(ino=self.s._bump("next_ino"), file_id=op.fid,
+                          mode=op.mode or stat.S_IFREG | 0o644,
+                          uid=op.uid or 0, gid=op.gid or 0, size=0,
+                          nlink=0, atime_ns=t, mtime_ns=t, ctime_ns=t,
+                          attr_version=e.version)
+        revived = _replace(inode, nlink=1, content=op.hash, size=op.size,
+                           mtime_ns=self._written_mtime(e, op), origin_site=e.origin,
+                           content_version=e.version, name_version=name_ver)
+        revived = self._with_recorded(revived)
+        self._bind(directory, name, revived)
+        self._relink(revived)
+        self.result.inodes.add(revived.ino)
+        self.s._put_kv(f"wrote:{revived.file_id}", json.dumps(authored(op)))
+        if name != wanted:
+            self.s._want(directory.ino, wanted, revived, name)
