@@ -213,10 +213,12 @@ class EngineStore(SiteRecords, MetaStore):
             parent_inode = self._inode(parent)
             self._check_removable(inode)
             bound = self._binding_key(parent, name, inode)
+            bound_by = self._bound_version(parent, name, inode)
             left = self._drop_name(parent_inode, name, inode)
             hlc, ver = self._stamp()
             if left.nlink:
-                self._record_unlinked(inode.file_id, [parent_inode.file_id, name, ver, bound])
+                self._record_unlinked(inode.file_id, [parent_inode.file_id, name, ver, bound,
+                                                      bound_by])
             self._journal(hlc, UnlinkOp(parent_inode.file_id, name, inode.file_id,
                                         seen=inode.content_version, left=left.nlink,
                                         bound=bound))
@@ -266,11 +268,13 @@ class EngineStore(SiteRecords, MetaStore):
             seen = self._bound_version(parent, name, inode)
             replaced_bound = (self._binding_key(new_parent, new_name, target)
                               if target is not None else None)
+            replaced_by = (self._bound_version(new_parent, new_name, target)
+                           if target is not None else "")
             replaced = (self._drop_name(new_dir, new_name, target, refill=False)
                         if target is not None else None)
             if replaced is not None and replaced.nlink and not replaced.is_dir:
                 self._record_unlinked(replaced.file_id, [new_dir.file_id, new_name, ver,
-                                                         replaced_bound or ""])
+                                                         replaced_bound or "", replaced_by])
             self._move(inode, parent, name, new_parent, new_name, ver)
             self._journal(hlc, RenameOp(
                 old_dir.file_id, name, new_dir.file_id, new_name, inode.file_id,

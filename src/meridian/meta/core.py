@@ -156,12 +156,13 @@ class NamespaceCore(EngineHooks):
                 self._freed(parent.ino, name)
             return _replace(inode, nlink=0)
         self._touch_dir(self._inode(parent.ino))
-        self._unbind_link(parent.ino, name, inode)
+        record = self._unbind_link(parent.ino, name, inode)
         left = _replace(inode, nlink=inode.nlink - 1, ctime_ns=time.time_ns())
         self._put_inode(left)
         if left.nlink == 0:  # where it was: a write from another site may bring it back there
+            # the name's own version: a link's name brought back is judged as it was
             self._put_tombstone(inode.file_id, parent.file_id, name, inode.content_version,
-                                inode.name_version)
+                                record[0] if record is not None else inode.name_version)
         if refill:
             self._freed(parent.ino, name)
         return left
@@ -210,7 +211,8 @@ class NamespaceCore(EngineHooks):
 
     def _unlinked_names(self, file_id: str) -> list[list[str]]:
         """The names of ``file_id`` removed one at a time while it kept others: [directory
-        file id, name, version of the unlink, version that bound the name]."""
+        file id, name, version of the unlink, what identifies the name (``_binding_key``),
+        version of the change that bound it (absent in stores before it was kept)]."""
         return list(json.loads(self._get_kv(f"unlinked:{file_id}") or "[]"))
 
     def _record_unlinked(self, file_id: str, removal: list[str]) -> None:

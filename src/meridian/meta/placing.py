@@ -150,16 +150,22 @@ class Placing:
         if hash is not None and self.s._get_content(hash) is None:
             self.s._put_content(ContentRecord(hash, size, in_bucket=False))
 
-    def _link(self, inode: Inode, parent_fid: str, wanted_name: str, ver: str) -> None:
-        """Give ``inode`` the name a link change ``ver`` gave it (or its conflict name)."""
+    def _link(self, inode: Inode, parent_fid: str, wanted_name: str, ver: str,
+              made: str | None = None) -> None:
+        """Give ``inode`` the name a link change ``ver`` gave it (or its conflict name).
+        ``made``: the name is one it had, bound by ``ver`` and identified by ``made`` (its
+        ``_binding_key``; "" for the file's first name), given back as it was."""
         directory, name, lost = self._place(parent_fid, wanted_name, inode.file_id)
         wanted = name
         if not lost:
             name = self._claim(directory, name, ver)
-        self.s._put_inode(_replace(inode, nlink=inode.nlink + 1))
+        first = made == ""
+        self.s._put_inode(_replace(inode, nlink=inode.nlink + 1,
+                                   name_version=ver if first else inode.name_version))
         linked = self.s._inode(inode.ino)
         self._bind(directory, name, linked)
-        self.s._bind_link(directory.ino, name, linked, ver)
+        if not first:
+            self.s._bind_link(directory.ino, name, linked, ver, made)
         if name != wanted:
             self.s._want(directory.ino, wanted, linked, name)
 

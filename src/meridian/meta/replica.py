@@ -138,6 +138,35 @@ class Applier(ContentRules):
             return
         if not inode.is_dir:
             self._link(inode, op.parent, op.name, e.version)
+            self._redo_undone(self.s._inode(inode.ino))
+
+    def _redo_undone(self, inode: Inode) -> None:
+        """Unlinks left undone here because they would have removed the file's last name
+        (``_unlink``) are done once the file has another name (a link that came later here
+        came first elsewhere, where they were done): the same names in any order."""
+        key = f"undone:{inode.file_id}"
+        undone = json.loads(self.s._get_kv(key) or "[]")
+        if not undone:
+            return
+        self.s._del_kv(key)
+        for removal in sorted(undone, key=lambda item: item[2]):
+            inode = self.s._inode(inode.ino)
+            if inode.nlink <= 1:
+                self.s._put_kv(key, json.dumps(undone))
+                return
+            undone = [item for item in undone if item != removal]
+            where = self._where(inode, removal[0], removal[1], removal[3] or None,
+                                removing=True)
+            if where is None:
+                continue
+            self.s._record_unlinked(inode.file_id, [
+                self.s._inode(where[0]).file_id, where[1], removal[2], removal[3],
+                self.s._bound_version(where[0], where[1], inode)])
+            self._drop(where, inode)
+
+    def _leave_undone(self, file_id: str, removal: list[str]) -> None:
+        key = f"undone:{file_id}"
+        self.s._put_kv(key, json.dumps(json.loads(self.s._get_kv(key) or "[]") + [removal]))
 
     def _op_unlink(self, e: JournalEntry, op: UnlinkOp) -> None:
         self._unlink(e, op)
@@ -194,11 +223,19 @@ class Applier(ContentRules):
             removed = self.s._unlinked_names(inode.file_id)
             latest = max(removed, key=lambda item: item[2], default=None)
             if latest is None or e.version > latest[2]:
+                self._leave_undone(inode.file_id, [
+                    self.s._inode(where[0]).file_id, where[1], e.version, op.bound or "",
+                    self.s._bound_version(where[0], where[1], inode)])
                 return
             self.s._forget_unlinked(inode.file_id, latest)
-            self._link(inode, latest[0], original_name(latest[1]), latest[3])
-        self.s._record_unlinked(inode.file_id, [self.s._inode(where[0]).file_id, where[1],
-                                               e.version, op.bound or ""])
+            self._leave_undone(inode.file_id, latest)
+            # the name comes back as it was: bound by the same change, the same name
+            # (stores before this kept no binding version: the name's identity stands in)
+            restored = latest[4] if len(latest) > 4 else latest[3] or latest[2]
+            self._link(inode, latest[0], original_name(latest[1]), restored, latest[3])
+        self.s._record_unlinked(inode.file_id, [
+            self.s._inode(where[0]).file_id, where[1], e.version, op.bound or "",
+            self.s._bound_version(where[0], where[1], inode)])
         self._drop(where, self.s._inode(inode.ino), refill=where != keep)
 
     def _op_rmdir(self, e: JournalEntry, op: RmdirOp) -> None:
@@ -227,6 +264,13 @@ class Applier(ContentRules):
         if inode is None or not moving:
             # deleted meanwhile: a delete wins over a rename; but should a write bring the
             # file back, it comes back where the later rename put it
+            # (a name a link made, kept to come back with it, moves the same way)
+            links = json.loads(self.s._get_kv(f"links:{op.fid}") or "[]")
+            if op.bound and any(link[2] == op.bound for link in links):
+                self.s._put_kv(f"links:{op.fid}", json.dumps([
+                    [op.new_parent, op.new_name, link[2]] if link[2] == op.bound else link
+                    for link in links]))
+                return
             tomb = self.s._tombstone(op.fid)
             if tomb is not None and e.version > tomb[3]:
                 self.s._put_tombstone(op.fid, op.new_parent, op.new_name, tomb[2],
@@ -255,13 +299,17 @@ class Applier(ContentRules):
             return
         if holder_ino is not None:
             holder = self.s._inode(holder_ino)
+            held = self.s._bound_version(directory.ino, name, holder)
             if (holder.file_id == op.replaced and not self._reserved(holder)
-                    and holder.name_version < e.version):
+                    and held < e.version
+                    and (op.replaced_bound is None or op.replaced_bound
+                         == self.s._binding_key(directory.ino, name, holder))):
                 # replaced at the origin, written here meanwhile: it survives as a conflict
-                # copy (renamed here by a later change, it keeps the name: see _claim)
-                placed_as = self._conflict_place(directory, name, holder.name_version)
+                # copy (renamed here by a later change, it keeps the name: see _claim). Another
+                # name of the file there (a hard link) is a plain conflict over the name.
+                placed_as = self._conflict_place(directory, name, held)
                 self._move(holder, (directory.ino, name), directory, placed_as,
-                           holder.name_version, refill=False)
+                           held, refill=False)
                 self.s._want(directory.ino, name, holder, placed_as)
             else:
                 wanted = name
@@ -276,7 +324,7 @@ class Applier(ContentRules):
         """The file a rename replaced at its origin goes here too, wherever it is by now (a
         delete wins over a rename), unless it was written here meanwhile and has no other
         name (a hard link's other names keep the new version)."""
-        if op.replaced:
+        if op.replaced and not op.replaced_left:  # the origin deleted that version
             self._drop_superseded_copy(op.replaced, op.replaced_seen)
         replaced = self._live(op.replaced)
         if replaced is None or self._reserved(replaced):
