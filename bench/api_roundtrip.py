@@ -21,12 +21,12 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import ssl
 import statistics
 import sys
 import tempfile
 import threading
 import time
-import tomllib
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -111,9 +111,11 @@ def main(argv: list[str] | None = None) -> int:
         site.init()
         site.start()
         url = json.loads((site.data / "run.json").read_text())["api"]
-        token = tomllib.loads(site.config.read_text())["api"]["token"]
+        token = (site.data / "secrets" / "admin.token").read_text().strip()
         headers = {"Authorization": f"Bearer {token}"}
-        with httpx.Client(base_url=url, headers=headers, timeout=POLL_WAIT_S + 10) as client:
+        tls = ssl.create_default_context(cafile=str(site.data / "tls" / "ca.crt"))
+        with httpx.Client(base_url=url, headers=headers, timeout=POLL_WAIT_S + 10,
+                          verify=tls) as client:
             for run in range(args.runs):
                 trips.append(round_trips(client, args.requests))
                 woken = []

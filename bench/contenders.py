@@ -28,6 +28,7 @@ import contextlib
 import json
 import os
 import re
+import ssl
 import shutil
 import signal
 import socket
@@ -253,16 +254,16 @@ def meridian(moto: MotoServer, scratch: Path, west: dict[str, Any] | None = None
         path.write_text(tomli_w.dumps(doc))
     up = Up(root, *extra)
     try:
-        east = tomllib.loads((root / "east" / "meridian.toml").read_text())
         api = json.loads((root / "up.json").read_text())
         rows = api.get("sites", api) if isinstance(api, dict) else api
         url = next(r["api"] for r in rows if r["site"] == "east")
-        token = east["api"]["token"]
+        token = (root / "east" / "secrets" / "admin.token").read_text().strip()
+        tls = ssl.create_default_context(cafile=str(root / "east" / "tls" / "ca.crt"))
 
         def queued() -> int:
             req = urllib.request.Request(url + "/metrics",
                                          headers={"Authorization": f"Bearer {token}"})
-            with urllib.request.urlopen(req, timeout=30) as resp:
+            with urllib.request.urlopen(req, timeout=30, context=tls) as resp:
                 text = resp.read().decode()
             found = re.search(r"^meridian_uploads_queued\{[^}]*\} (\S+)", text, re.M)
             if found is None:

@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         build_namespace(scratch / "east" / "meta.db", args.files)
         print(f"built {args.files:,} files in {time.monotonic() - started:.1f} s", flush=True)
         config = tomllib.loads((scratch / "east" / "meridian.toml").read_text())
-        url, token = f"http://{config['api']['listen']}/api/v1", config["api"]["token"]
+        url = f"https://{config['api']['listen']}/api/v1"
         source = subprocess.Popen([*MERIDIAN, "site", "run", "--config",
                                    str(scratch / "east" / "meridian.toml"), "--mount",
                                    str(scratch / "east-mnt")],
@@ -127,7 +127,11 @@ def main(argv: list[str] | None = None) -> int:
             name = f"west{run}"
             data, mount = scratch / name, scratch / f"{name}-mnt"
             started = time.monotonic()
-            cli("init", "--site", name, "--data", str(data), "--join", url, "--token", token)
+            invitation = scratch / f"{name}.join"
+            cli("peer", "invite", name, "--url", url, "--out", str(invitation), "--config",
+                str(scratch / "east" / "meridian.toml"))
+            started = time.monotonic()
+            cli("init", "--site", name, "--data", str(data), "--join-file", str(invitation))
             joined = time.monotonic() - started
             site = subprocess.Popen([*MERIDIAN, "site", "run", "--config",
                                      str(data / "meridian.toml"), "--mount", str(mount)],

@@ -1,11 +1,12 @@
 """Cross-site visibility: from `close` at east to the name (then the bytes) at west.
 
 Two sites from `meridian up` on this machine, once with the local-directory bucket and once
-with moto's S3 server over HTTP. For each of N files (100 by default): write 64 KiB at east and
+with moto's S3 server over HTTP; and for each, the sites talking TLS (the default) and plain
+HTTP on loopback (`up --plain-http`), in the same run, to show what TLS costs. For each of N files (100 by default): write 64 KiB at east and
 close, then poll west (a stat every millisecond) until the name is visible and then until the
 bytes read back identical. Reports p50/p99/max of both delays. Target: p99 < 1 s.
 
-    .venv/bin/python bench/visibility.py [--files 100] [--buckets file,s3]
+    .venv/bin/python bench/visibility.py [--files 100] [--buckets file,s3] [--transports tls,plain]
 
 Results: bench/results/visibility.json and .md.
 """
@@ -114,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--files", type=int, default=100)
     parser.add_argument("--size", type=int, default=64 * 1024)
     parser.add_argument("--buckets", default="file,s3")
+    parser.add_argument("--transports", default="tls,plain",
+                        help="between the sites: tls (the default of up), plain (--plain-http)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "visibility")
     args = parser.parse_args(argv)
     scratch = Path(tempfile.mkdtemp(prefix="meridian-visbench-", dir=default_root()))
@@ -122,30 +125,33 @@ def main(argv: list[str] | None = None) -> int:
     moto = None
     try:
         for kind in args.buckets.split(","):
-            root = scratch / kind
-            extra: list[str] = []
-            if kind == "s3":
-                from contenders import MotoServer  # here: contenders imports this module
-                moto = MotoServer(scratch)  # its own process, as in compare_*.py
-                extra = ["--bucket", f"s3://{moto.bucket('visibility')}",
-                         "--endpoint-url", moto.endpoint]
-            up = Up(root, *extra)
-            try:
-                result = measure(root, args.files, args.size)
-            finally:
-                up.stop()
-            samples[kind] = result
-            row = {"bucket": kind, "name": summary(result["name"]), "bytes": summary(result["bytes"])}
-            rows.append(row)
-            print(f"{kind}: name p50 {row['name']['p50_ms']:.1f} ms p99 {row['name']['p99_ms']:.1f} ms;"
-                  f" bytes p50 {row['bytes']['p50_ms']:.1f} ms p99 {row['bytes']['p99_ms']:.1f} ms",
-                  flush=True)
+            for transport in args.transports.split(","):
+                root = scratch / f"{kind}-{transport}"
+                extra: list[str] = ["--plain-http"] if transport == "plain" else []
+                if kind == "s3":
+                    from contenders import MotoServer  # here: contenders imports this module
+                    if moto is None:
+                        moto = MotoServer(scratch)  # its own process, as in compare_*.py
+                    extra += ["--bucket", f"s3://{moto.bucket(f'visibility-{transport}')}",
+                              "--endpoint-url", moto.endpoint]
+                up = Up(root, *extra)
+                try:
+                    result = measure(root, args.files, args.size)
+                finally:
+                    up.stop()
+                samples[f"{kind}-{transport}"] = result
+                row = {"bucket": kind, "transport": transport, "name": summary(result["name"]),
+                       "bytes": summary(result["bytes"])}
+                rows.append(row)
+                print(f"{kind} {transport}: name p50 {row['name']['p50_ms']:.1f} ms p99 "
+                      f"{row['name']['p99_ms']:.1f} ms; bytes p50 {row['bytes']['p50_ms']:.1f} "
+                      f"ms p99 {row['bytes']['p99_ms']:.1f} ms", flush=True)
     finally:
         if moto is not None:
             moto.stop()
         shutil.rmtree(scratch, ignore_errors=True)
     command = (f".venv/bin/python bench/visibility.py --files {args.files} --size {args.size} "
-               f"--buckets {args.buckets}")
+               f"--buckets {args.buckets} --transports {args.transports}")
     result_doc = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                   "command": command, "files": args.files, "size": args.size,
                   "machine": machine_info(scratch.parent), "rows": rows, "samples": samples}
@@ -155,11 +161,12 @@ def main(argv: list[str] | None = None) -> int:
              f"{result_doc['date']}: {args.files} files of {args.size // 1024} KiB written and "
              "closed at east; time until west sees the name (stat succeeds) and until west reads "
              "identical bytes. Target: p99 < 1 s.", "",
-             "| bucket | name p50 | name p99 | name max | bytes p50 | bytes p99 | bytes max |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+             "| bucket | between sites | name p50 | name p99 | name max | bytes p50 | bytes p99 "
+             "| bytes max |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for row in rows:
         n, b = row["name"], row["bytes"]
-        lines.append(f"| {row['bucket']} | {n['p50_ms']:.1f} ms | {n['p99_ms']:.1f} ms | "
+        lines.append(f"| {row['bucket']} | {row['transport']} | {n['p50_ms']:.1f} ms | {n['p99_ms']:.1f} ms | "
                      f"{n['max_ms']:.1f} ms | {b['p50_ms']:.1f} ms | {b['p99_ms']:.1f} ms | "
                      f"{b['max_ms']:.1f} ms |")
     lines += ["", f"Reproduce: `{command}`", ""]

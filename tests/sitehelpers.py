@@ -118,35 +118,58 @@ def free_port() -> int:
 
 
 def init_linked(root: Path, names: list[str], bucket: str, *extra: str,
-                via: dict[str, str] | None = None) -> dict[str, RunningSite]:
+                via: dict[str, str] | None = None, plain: bool = False) -> dict[str, RunningSite]:
     """Sites that pull from each other: each gets an API on a known free port and every other
-    site as a peer. ``via`` maps a site name to the URL its peers should call instead of its
-    API (a fault proxy in front of it); ``api_url(site)`` gives the real one."""
+    site as a peer, certificates from the first site's CA and a credential issued by each
+    other site (``link_local``, what ``meridian up`` does). ``via`` maps a site name to the
+    URL its peers should call instead of its API (a fault proxy in front of it, which speaks
+    plain HTTP: give ``plain=True``); ``api_url(site)`` gives the real one."""
     import tomllib
 
     import tomli_w
 
+    from meridian.site import load_config
+    from meridian.site.trust import link_local
+
     sites = {}
     for name in names:
         sites[name] = init_site(root, name, bucket, "--api-listen", f"127.0.0.1:{free_port()}",
-                                *extra)
+                                *(["--plain-http"] if plain else []), *extra)
     docs = {name: tomllib.loads(site.config.read_text()) for name, site in sites.items()}
     for name, site in sites.items():
         doc = docs[name]
-        doc["peers"] = [{"name": other, "url": (via or {}).get(other) or api_url_of(docs[other]),
-                         "token": docs[other]["api"]["token"]}
+        doc["peers"] = [{"name": other, "url": (via or {}).get(other) or api_url_of(docs[other])}
                         for other in names if other != name]
         site.config.write_text(tomli_w.dumps(doc))
+    link_local([load_config(site.config) for site in sites.values()])
     return sites
 
 
 def api_url_of(doc: dict[str, object]) -> str:
-    return f"http://{doc['api']['listen']}/api/v1"  # type: ignore[index]
+    api: dict[str, object] = doc["api"]  # type: ignore[assignment]
+    scheme = "http" if api.get("plain_http") else "https"
+    return f"{scheme}://{api['listen']}/api/v1"
 
 
 def api_url(site: RunningSite) -> str:
     import tomllib
     return api_url_of(tomllib.loads(site.config.read_text()))
+
+
+def admin_headers(site: RunningSite) -> dict[str, str]:
+    """The site's admin credential, as a request header."""
+    credential = (site.data / "secrets" / "admin.token").read_text().strip()
+    return {"Authorization": f"Bearer {credential}"}
+
+
+def tls_verify(site: RunningSite) -> object:
+    """What httpx should verify the site's certificate with: its namespace CA (or nothing for
+    a plain-HTTP site)."""
+    import ssl
+
+    if api_url(site).startswith("http://"):
+        return False
+    return ssl.create_default_context(cafile=str(site.data / "tls" / "ca.crt"))
 
 
 def wait_for(check: object, timeout: float = 30.0, what: str = "condition") -> None:

@@ -14,26 +14,28 @@ import pytest
 from meridian.api import ApiServer
 from meridian.api.app import parse_range
 from meridian.meta import ROOT_INO
-from meridian.site import Site, parse_config
+from meridian.site import Site
+from tests.apisite import admin_auth, ca_context
+from tests.apisite import make_site as make_tls_site
 
-TOKEN = "t" * 32
+AUTH: dict[str, str] = {}  # the admin credential of the site of the running test
 
 
 def make_site(tmp_path: Path) -> Site:
-    config = parse_config({"site": {"name": "east", "data": str(tmp_path / "east")},
-                           "bucket": {"url": f"file://{tmp_path}/bucket"},
-                           "api": {"listen": "127.0.0.1:0", "token": TOKEN}})
-    Site.initialize(config)
-    return Site.open(config)
+    site = make_tls_site(tmp_path)
+    AUTH.clear()
+    AUTH.update(admin_auth(site))
+    return site
 
 
 def with_api(tmp_path: Path, scenario: Callable[[Site, httpx.AsyncClient, str], Awaitable[None]]) -> None:
     async def main() -> None:
         site = make_site(tmp_path)
-        api = ApiServer(site, "127.0.0.1:0", TOKEN)
+        api = ApiServer(site)
         await api.start()
         try:
-            async with httpx.AsyncClient(base_url=api.url, timeout=30) as client:
+            async with httpx.AsyncClient(base_url=api.url, timeout=30,
+                                         verify=ca_context(site)) as client:
                 await scenario(site, client, api.url)
         finally:
             await api.stop()
@@ -42,16 +44,14 @@ def with_api(tmp_path: Path, scenario: Callable[[Site, httpx.AsyncClient, str], 
     asyncio.run(main())
 
 
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-def test_requests_without_the_token_get_401(tmp_path: Path) -> None:
+def test_requests_without_the_credential_get_401(tmp_path: Path) -> None:
     async def scenario(site: Site, client: httpx.AsyncClient, url: str) -> None:
+        assert url.startswith("https://127.0.0.1:")
         for path in ["/site", "/journal", "/content/" + "a" * 64, "/openapi.json"]:
             for headers in [{}, {"Authorization": "Bearer wrong-token-wrong-token"}]:
                 answer = await client.get(url + path, headers=headers)
                 assert answer.status_code == 401, path
-                assert "token" in answer.json()["detail"]
+                assert "credential" in answer.json()["detail"]
         assert (await client.get("/site", headers=AUTH)).json()["site"] == "east"
 
     with_api(tmp_path, scenario)
@@ -158,7 +158,7 @@ def test_a_busy_port_is_a_clear_error(tmp_path: Path) -> None:
         with socket.socket() as busy:
             busy.bind(("127.0.0.1", 0))
             busy.listen()
-            api = ApiServer(site, f"127.0.0.1:{busy.getsockname()[1]}", TOKEN)
+            api = ApiServer(site, f"127.0.0.1:{busy.getsockname()[1]}")
             with pytest.raises(BadInput, match="cannot listen"):
                 await api.start()
         site.close()
@@ -204,9 +204,9 @@ def test_event_stream_replays_then_follows_filtered_by_glob(tmp_path: Path) -> N
 def test_stopping_does_not_wait_for_open_event_streams(tmp_path: Path) -> None:
     async def main() -> None:
         site = make_site(tmp_path)
-        api = ApiServer(site, "127.0.0.1:0", TOKEN)
+        api = ApiServer(site)
         await api.start()
-        client = httpx.AsyncClient(base_url=api.url, timeout=30)
+        client = httpx.AsyncClient(base_url=api.url, timeout=30, verify=ca_context(site))
         stream = client.stream("GET", "/events", headers=AUTH)
         answer = await stream.__aenter__()
         assert answer.status_code == 200

@@ -94,8 +94,9 @@ def test_status_reports_an_unreachable_peer(capsys: pytest.CaptureFixture[str], 
                        "--bucket", f"file://{tmp_path}/bucket")
     assert code == 0, err
     with open(config, "a") as f:
-        f.write(f'\n[[peers]]\nname = "west"\nurl = "http://127.0.0.1:{port}/api/v1"\n'
-                'token = "west-token-west-token"\n')
+        f.write(f'\n[[peers]]\nname = "west"\nurl = "https://127.0.0.1:{port}/api/v1"\n')
+    from meridian.trust.credentials import PresentedCredentials, SecretsDir
+    PresentedCredentials(SecretsDir(tmp_path / "east")).put("west", "west-credential-" * 3)
     code, out, _ = run(capsys, "status", "--config", str(config))
     assert code == 0 and "peer       west" in out and "UNREACHABLE" in out
-    assert "west-token" not in out
+    assert "west-credential" not in out

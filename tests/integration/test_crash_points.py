@@ -25,7 +25,6 @@ from meridian.objects.layout import ContentBucket
 from tests.sitehelpers import (
     MERIDIAN,
     RunningSite,
-    api_url,
     free_port,
     init_linked,
     init_site,
@@ -149,20 +148,22 @@ def test_kill_in_a_rename_before_the_directory_fsync(file_site: RunningSite,
 def test_kill_while_a_joining_site_installs_its_snapshot(tmp_path: Path, point: str) -> None:
     east = init_site(tmp_path, "east", f"file://{tmp_path / 'bucket'}",
                      "--api-listen", f"127.0.0.1:{free_port()}")
-    token = tomllib.loads(east.config.read_text())["api"]["token"]
     west = RunningSite("west", tmp_path / "west", tmp_path / "west-mnt", tmp_path / "west.log")
     east.start()
     try:
         (east.mount / "shots").mkdir()
         for n in range(30):
             (east.mount / "shots" / f"f{n:02d}.exr").write_bytes(os.urandom(2000 + n))
-        args = ["init", "--site", "west", "--data", str(west.data), "--join", api_url(east),
-                "--token", token, "--api-listen", f"127.0.0.1:{free_port()}"]
+        invitation = tmp_path / "west.join"
+        meridian("peer", "invite", "west", "--config", str(east.config), "--out",
+                 str(invitation))
+        args = ["init", "--site", "west", "--data", str(west.data), "--join-file",
+                str(invitation), "--api-listen", f"127.0.0.1:{free_port()}"]
         died = meridian(*args, check=False, env={POINT: f"{point}:kill"})
         assert died.returncode == -9 and f"testpoint {point}: kill" in died.stderr
         assert not west.config.exists()  # no site yet: the config is written last
 
-        meridian(*args)  # the same command again finishes the join
+        meridian(*args)  # the same command again finishes the join (its credential spent)
         assert not (west.data / "tmp" / "join-snapshot.db").exists()
         assert not list((east.data / "tmp").glob("snapshot-*"))
         _fsck_clean(west)

@@ -28,7 +28,8 @@ def test_the_demo_runs_the_whole_workflow() -> None:
 
 def test_two_sites_adding_a_version_at_once_keep_both(tmp_path: Path,
                                                      stopper: list[RunningSite]) -> None:
-    sites = init_linked(tmp_path, ["east", "west"], f"file://{tmp_path / 'bucket'}")
+    sites = init_linked(tmp_path, ["east", "west"], f"file://{tmp_path / 'bucket'}",
+                        plain=True)  # the proxies speak plain HTTP
     proxies = {name: FaultProxy(api_url(site).removesuffix("/api/v1")).start()
                for name, site in sites.items()}
     try:

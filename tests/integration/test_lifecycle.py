@@ -66,23 +66,33 @@ def test_commands_find_their_site_from_inside_the_mount(file_site: RunningSite) 
     assert by_path.stdout.split() == ["/shots/sh010/plate.exr"]
 
 
-def test_running_site_serves_its_api_with_its_token(file_site: RunningSite) -> None:
-    import tomllib
+def test_running_site_serves_its_api_over_tls_with_its_admin_credential(
+        file_site: RunningSite) -> None:
+    import ssl
+    import stat as stat_module
     import urllib.error
     import urllib.request
 
     status = json.loads(meridian("status", "--json", "--config", str(file_site.config)).stdout)
     url = status["api"]
-    assert url.startswith("http://127.0.0.1:")
-    token = tomllib.loads(file_site.config.read_text())["api"]["token"]
-    assert token not in meridian("status", "--config", str(file_site.config)).stdout
-    assert token not in file_site.log()
-    request = urllib.request.Request(url + "/site", headers={"Authorization": f"Bearer {token}"})
-    with urllib.request.urlopen(request, timeout=10) as answer:
+    assert url.startswith("https://127.0.0.1:")
+    secrets = file_site.data / "secrets"
+    credential = (secrets / "admin.token").read_text().strip()
+    assert credential not in file_site.config.read_text()
+    assert credential not in (secrets / "credentials.json").read_text()  # kept hashed
+    for secret in (secrets / "admin.token", secrets / "credentials.json",
+                   file_site.data / "tls" / "site.key", file_site.data / "tls" / "ca.key"):
+        assert stat_module.S_IMODE(secret.stat().st_mode) == 0o600, secret
+    assert credential not in meridian("status", "--config", str(file_site.config)).stdout
+    assert credential not in file_site.log()
+    context = ssl.create_default_context(cafile=str(file_site.data / "tls" / "ca.crt"))
+    request = urllib.request.Request(url + "/site",
+                                     headers={"Authorization": f"Bearer {credential}"})
+    with urllib.request.urlopen(request, timeout=10, context=context) as answer:
         assert json.loads(answer.read())["site"] == "solo"
     try:
-        urllib.request.urlopen(url + "/site", timeout=10)
+        urllib.request.urlopen(url + "/site", timeout=10, context=context)
     except urllib.error.HTTPError as exc:
         assert exc.code == 401
     else:
-        raise AssertionError("a request without a token was answered")
+        raise AssertionError("a request without a credential was answered")

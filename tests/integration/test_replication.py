@@ -14,11 +14,13 @@ from pathlib import Path
 
 from tests.faultproxy import FaultProxy
 from tests.sitehelpers import (
+    admin_headers,
     MERIDIAN,
     RunningSite,
     api_url,
     init_linked,
     snapshot,
+    tls_verify,
     wait_for,
 )
 
@@ -79,9 +81,9 @@ def _first_event(site: RunningSite, glob: str) -> dict[str, object]:
 
     import httpx
 
-    token = tomllib.loads(site.config.read_text())["api"]["token"]
-    with httpx.stream("GET", f"{api_url(site)}/events", params={"after": 0, "glob": glob},
-                      headers={"Authorization": f"Bearer {token}"}, timeout=30) as response:
+    with httpx.Client(verify=tls_verify(site)) as client, client.stream(  # type: ignore[arg-type]
+            "GET", f"{api_url(site)}/events", params={"after": 0, "glob": glob},
+            headers=admin_headers(site), timeout=30) as response:
         for line in response.iter_lines():
             if line.startswith("data: "):
                 event: dict[str, object] = json.loads(line.removeprefix("data: "))
@@ -134,7 +136,7 @@ def test_partition_then_heal_converges_and_loses_nothing(tmp_path: Path,
     bucket = f"file://{tmp_path / 'bucket'}"
     names = ["east", "west"]
     proxies = {}
-    sites = init_linked(tmp_path, names, bucket)
+    sites = init_linked(tmp_path, names, bucket, plain=True)  # the proxies speak plain HTTP
     try:
         # each site is reached through a proxy, so a link can be cut while both keep running
         for name, site in sites.items():
@@ -215,7 +217,8 @@ def test_random_cuts_and_heals_over_three_sites_converge_without_loss(
     seed = int(os.environ.get("MERIDIAN_TEST_SEED", "1234"))
     rng = random.Random(seed)
     names = ["a.exr", "b.exr", "shot.clip"]
-    sites = init_linked(tmp_path, ["east", "west", "north"], f"file://{tmp_path / 'bucket'}")
+    sites = init_linked(tmp_path, ["east", "west", "north"], f"file://{tmp_path / 'bucket'}",
+                        plain=True)  # the proxies speak plain HTTP
     proxies: dict[str, FaultProxy] = {}
     try:
         for name, site in sites.items():

@@ -49,9 +49,13 @@ def test_up_runs_linked_sites_and_stops_cleanly(tmp_path: Path) -> None:
             assert json.loads((mount / ".meridian" / "site.json").read_text())["site"] == name
             config = tomllib.loads((root / name / "meridian.toml").read_text())
             other = "west" if name == "east" else "east"
-            other_config = tomllib.loads((root / other / "meridian.toml").read_text())
-            assert config["peers"] == [{"name": other, "url": sites[other]["api"],
-                                        "token": other_config["api"]["token"]}]
+            assert sites[other]["api"].startswith("https://127.0.0.1:")  # TLS between sites
+            assert config["peers"] == [{"name": other, "url": sites[other]["api"]}]
+            presented = json.loads((root / name / "secrets" / "peers.json").read_text())
+            accepted = (root / other / "secrets" / "credentials.json").read_text()
+            assert presented["peers"][other] not in accepted  # the other keeps its hash only
+            assert (root / name / "tls" / "ca.crt").read_bytes() == \
+                (root / "east" / "tls" / "ca.crt").read_bytes()  # one namespace CA
             assert config["bucket"]["url"] == f"file://{root / 'bucket'}"
         frame = os.urandom(3 * 1024 * 1024)
         (root / "east" / "mnt" / "kept.exr").write_bytes(frame)  # copied in at east ...

@@ -24,9 +24,12 @@ from meridian.api import ApiServer
 from meridian.errors import NotFound
 from meridian.meta import ROOT_INO
 from meridian.meta.journal import version
-from meridian.site import Site, parse_config
+from meridian.site import Site
+from meridian.site.trust import link_local
+from meridian.trust.credentials import PresentedCredentials
+from tests.apisite import make_site
 
-TOKEN = "t" * 32
+ROGUE_CREDENTIAL = "r" * 43
 ROGUE_ID = "fedcba9876543210fedcba9876543210"
 
 
@@ -74,12 +77,15 @@ class RogueServer:
         self.thread.join()
 
 
-def open_site(root: Path, name: str, peers: list[dict[str, str]]) -> Site:
-    config = parse_config({"site": {"name": name, "data": str(root / name)},
-                           "bucket": {"url": f"file://{root}/bucket"},
-                           "api": {"listen": "127.0.0.1:0", "token": TOKEN}, "peers": peers})
-    Site.initialize(config)
-    return Site.open(config)
+def open_site(root: Path, name: str, peers: list[dict[str, str]],
+              linked: Site | None = None) -> Site:
+    """A site pulling from ``peers``: in the namespace of ``linked`` (its CA, and credentials
+    exchanged with it); the rogue gets a credential too (it accepts any)."""
+    site = make_site(root, name, peers=peers)
+    if linked is not None:
+        link_local([linked.config, site.config])
+    PresentedCredentials(site.config.secrets).put("rogue", ROGUE_CREDENTIAL)
+    return site
 
 
 YEAR_MS = 365 * 86400 * 1000
@@ -109,11 +115,11 @@ def test_a_hostile_peer_is_stopped_while_other_links_go_on(
 
     async def scenario(rogue: RogueServer) -> None:
         east = open_site(tmp_path, "east", [])
-        east_api = ApiServer(east, "127.0.0.1:0", TOKEN)
+        east_api = ApiServer(east)
         await east_api.start()
         west = open_site(tmp_path, "west", [
-            {"name": "east", "url": east_api.url, "token": TOKEN},
-            {"name": "rogue", "url": rogue.url, "token": TOKEN}])
+            {"name": "east", "url": east_api.url},
+            {"name": "rogue", "url": rogue.url}], linked=east)
         try:
             west.replication.start()
             east.meta.create(ROOT_INO, "from-east", stat.S_IFREG | 0o644, 0, 0)
@@ -159,7 +165,7 @@ def test_a_hostile_peer_is_stopped_while_other_links_go_on(
 
 def test_a_peer_in_a_newer_journal_format_is_refused(tmp_path: Path) -> None:
     async def scenario(rogue: RogueServer) -> None:
-        west = open_site(tmp_path, "west", [{"name": "rogue", "url": rogue.url, "token": TOKEN}])
+        west = open_site(tmp_path, "west", [{"name": "rogue", "url": rogue.url}])
         try:
             west.replication.start()
             link = west.replication.links["rogue"]

@@ -54,11 +54,18 @@ def test_minimal_config_gets_a_default_volume() -> None:
     ({"mover": {"upload_workers": 0}}, "mover.upload_workers", "≥ 1"),
     ({"mover": {"read_timeout": "soon"}}, "mover.read_timeout", "number"),
     ({"mover": {"speed": 3}}, "mover.speed", "unknown key"),
-    ({"api": {"listen": "127.0.0.1:0", "token": "short"}}, "api.token", "too short"),
-    ({"api": {"listen": "nowhere", "token": "x" * 20}}, "api.listen", "HOST:PORT"),
-    ({"peers": [{"name": "west", "url": "ftp://w", "token": "t"}]}, "peers[0].url", "http"),
-    ({"peers": [{"name": "east", "url": "http://w", "token": "t"}]}, "peers[0].name", "another"),
-    ({"peers": [{"name": "west", "url": "http://w"}]}, "peers[0].token", "missing"),
+    ({"api": {"listen": "127.0.0.1:0", "token": "x" * 43}}, "api.token", "no longer"),
+    ({"api": {"listen": "nowhere"}}, "api.listen", "HOST:PORT"),
+    ({"api": {"listen": "0.0.0.0:7411", "plain_http": True}}, "api.plain_http", "loopback"),
+    ({"api": {"listen": "127.0.0.1:0", "plain_http": "yes"}}, "api.plain_http", "true or false"),
+    ({"api": {"listen": "127.0.0.1:0", "max_body": "huge"}}, "api.max_body", "not a size"),
+    ({"api": {"listen": "127.0.0.1:0", "max_streams": 0}}, "api.max_streams", "whole number"),
+    ({"api": {"listen": "127.0.0.1:0", "cert": "site.crt"}}, "api.cert", "absolute"),
+    ({"peers": [{"name": "west", "url": "ftp://w"}]}, "peers[0].url", "API URL"),
+    ({"peers": [{"name": "west", "url": "http://10.0.0.2:7411"}]}, "peers[0].url", "loopback"),
+    ({"peers": [{"name": "east", "url": "https://w"}]}, "peers[0].name", "another"),
+    ({"peers": [{"name": "west", "url": "https://w", "token": "t" * 43}]}, "peers[0].token",
+     "no longer"),
 ])
 def test_bad_values_name_the_key(overrides: dict[str, Any], key: str, problem: str) -> None:
     bad = doc()
@@ -94,15 +101,20 @@ def test_write_then_load_round_trips_and_secrets_stay_out_of_describe(tmp_path: 
     config = parse_config(doc(bucket__secret_access_key="s3cr3t", bucket__access_key_id="AKIA1",
                               site__request_spin_us=0, site__writeback_cache=True,
                               volumes=[{"name": "local", "path": "/fast", "capacity": "1GiB"}],
-                              api={"listen": "127.0.0.1:7411", "token": "tok" * 8},
-                              peers=[{"name": "west", "url": "http://127.0.0.1:7412/api/v1",
-                                      "token": "peer-s3cr3t"}]),
+                              api={"listen": "127.0.0.1:7411", "max_streams": 4,
+                                   "ca": "/etc/studio/ca.pem", "max_body": "1MiB"},
+                              peers=[{"name": "west", "url": "http://127.0.0.1:7412/api/v1"},
+                                     {"name": "north", "url": "https://north.studio:7411"}]),
                           tmp_path / "meridian.toml")
     write_config(config, tmp_path / "meridian.toml")
     again = load_config(tmp_path / "meridian.toml")
     assert again == config and again.request_spin == 0.0 and again.writeback_cache
     assert "s3cr3t" not in repr(again) and "s3cr3t" not in str(again.describe())
     assert again.peers[0].url == "http://127.0.0.1:7412/api/v1"
+    assert again.peers[1].url == "https://north.studio:7411/api/v1"
+    assert again.api is not None and again.api.max_body == 1 << 20
+    assert again.tls.ca == Path("/etc/studio/ca.pem")
+    assert again.tls.key == Path("/srv/east/tls/site.key")
 
 
 def test_missing_and_malformed_files(tmp_path: Path) -> None:

@@ -4,41 +4,49 @@ Why FastAPI: it runs on the loop the mount already uses (through uvicorn's ``Ser
 and it writes the OpenAPI document (``/api/v1/openapi.json``) from the routes themselves, so
 the document cannot drift from the code.
 
-Every route needs the called site's token (``Authorization: Bearer <token>``); without it the
-answer is 401 and nothing changes. This first slice serves what peers need from a site that
-are not replication logic yet: its identity, its journal (long poll), local content by hash
-with ``Range``, and the event stream (server-sent events, filterable by glob).
+Every request passes ``meridian.api.guard`` first (credential, scope, body size, audit).
+The routes here serve what peers and operators read: the site's identity, its journal (long
+poll), local content by hash with ``Range`` (streamed: memory does not grow with its size),
+one snapshot copy at a time, and the event stream (server-sent events, filterable by glob;
+a replay is at most ``EVENTS_PAGE`` entries, then says where to continue). Long polls and
+event streams open at once are capped per credential (``[api] max_streams``): 429 beyond.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
-import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import FastAPI, HTTPException, Query, Request, Response
 from pydantic import BaseModel
-from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.responses import FileResponse, StreamingResponse
 from starlette.background import BackgroundTask
 
 from meridian.api.events import EventHub, matches, normalise_glob, sse
+from meridian.api.limits import SnapshotCopies, StreamCaps
 from meridian.content.hashing import check_hash
 from meridian.api.paths import resolve_path
-from meridian.errors import BadPath, ContentError, NotFound
+from meridian.errors import BadPath, ContentError
 from meridian.meta import JOURNAL_FORMAT, JournalEntry
 from meridian.site.inspect import placements
+from meridian.trust.credentials import Caller
 
 if TYPE_CHECKING:
     from meridian.site import Site
 
 MAX_WAIT = 30.0
+EVENTS_PAGE = 1000  # entries an event stream replays before it says where to continue
+CONTENT_CHUNK = 1 << 20  # bytes read from the volume per step of a content answer
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
-class LeaveRequest(BaseModel):
-    origin_seq: int  # how many changes the leaving site made (its own journal count)
+def caller_of(request: Request) -> Caller:
+    """The caller the guard let in (``meridian.api.guard``)."""
+    caller: Caller = request.state.caller
+    return caller
 
 
 class ReferencesRequest(BaseModel):
@@ -89,11 +97,14 @@ def parse_range(header: str, size: int) -> tuple[int, int]:
     return start, end
 
 
-def build_app(site: Site, token: str) -> FastAPI:
-    """The API of ``site``; requests must present ``token``."""
+def build_app(site: Site) -> FastAPI:
+    """The API of ``site`` (wrap it in ``meridian.api.guard.Guard`` to serve it)."""
     feed = JournalFeed()
     site.meta.add_listener(feed.committed)
     hub = EventHub(site.meta)
+    assert site.config.api is not None
+    caps = StreamCaps(site.config.api.max_streams)
+    copies = SnapshotCopies(site.meta, site.config.data / "tmp")
 
     app = FastAPI(title="Meridian site API", version="1", openapi_url="/api/v1/openapi.json",
                   docs_url="/api/v1/docs", redoc_url=None)
@@ -101,21 +112,13 @@ def build_app(site: Site, token: str) -> FastAPI:
     def shutdown() -> None:
         feed.close()
         hub.close()
+        copies.close()
 
     app.state.shutdown = shutdown
     from meridian.api.admin import add_admin_routes
+    from meridian.api.peers import add_peer_routes
     add_admin_routes(app, site)
-    expected = token.encode()
-
-    @app.middleware("http")
-    async def authorized(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        """Every request, the OpenAPI document included, carries this site's token."""
-        presented = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-        if not presented or not secrets.compare_digest(presented.encode(), expected):
-            return JSONResponse({"detail": "missing or wrong token: send 'Authorization: "
-                                           "Bearer <token of the site you call>'"},
-                                status_code=401, headers={"WWW-Authenticate": "Bearer"})
-        return await call_next(request)
+    add_peer_routes(app, site)
 
     @app.get("/api/v1/site", summary="Who this site is (no credentials)")
     async def describe() -> dict[str, Any]:
@@ -124,7 +127,7 @@ def build_app(site: Site, token: str) -> FastAPI:
         return info
 
     @app.get("/api/v1/journal", summary="Journal entries after a sequence number (long poll)")
-    async def journal(after: Annotated[int, Query(ge=0)] = 0,
+    async def journal(request: Request, after: Annotated[int, Query(ge=0)] = 0,
                       limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
                       wait: Annotated[float, Query(ge=0, le=MAX_WAIT)] = 0.0,
                       skip_origin: Annotated[str | None, Query(max_length=64)] = None,
@@ -136,16 +139,17 @@ def build_app(site: Site, token: str) -> FastAPI:
         busy site is not woken for its own echo; ``through`` still counts them."""
         deadline = asyncio.get_running_loop().time() + wait
         through, entries = after, []
-        while True:
-            scanned = site.meta.journal(through, limit)
-            if scanned:
-                through = scanned[-1].seq
-            entries = [e for e in scanned if e.origin != skip_origin]
-            left = deadline - asyncio.get_running_loop().time()
-            if entries or len(scanned) == limit or left <= 0 or feed.closed:
-                break
-            if not scanned:
-                await feed.wait(left)
+        with caps.hold(caller_of(request), wait > 0):
+            while True:
+                scanned = site.meta.journal(through, limit)
+                if scanned:
+                    through = scanned[-1].seq
+                entries = [e for e in scanned if e.origin != skip_origin]
+                left = deadline - asyncio.get_running_loop().time()
+                if entries or len(scanned) == limit or left <= 0 or feed.closed:
+                    break
+                if not scanned:
+                    await feed.wait(left)
         if entries and entries[-1].seq > site.meta.durable_seq():
             site.meta.sync()  # a peer never sees an entry a crash could take back (rule 2)
         return {"site": site.config.name, "format": JOURNAL_FORMAT,
@@ -158,32 +162,13 @@ def build_app(site: Site, token: str) -> FastAPI:
                                              "header X-Meridian-Journal-Seq: its journal position"}})
     async def snapshot() -> FileResponse:
         """One bulk transfer, not entry by entry: a consistent copy of this site's store.
-        The joining site then pulls this site's journal from the position in the header."""
-        folder = site.config.data / "tmp"
-        folder.mkdir(0o700, exist_ok=True)
-        path = folder / f"snapshot-{secrets.token_hex(8)}.db"
-        seq = await asyncio.to_thread(site.meta.snapshot_to, path)
-        site.meta.sync()  # what the copy holds is durable before anyone sees it
-        return FileResponse(path, media_type="application/vnd.sqlite3",
-                            headers={"X-Meridian-Journal-Seq": str(seq),
+        The joining site then pulls this site's journal from the position in the header.
+        One copy is made at a time; callers that ask while it is sent share it."""
+        copy = await copies.acquire()
+        return FileResponse(copy.path, media_type="application/vnd.sqlite3",
+                            headers={"X-Meridian-Journal-Seq": str(copy.seq),
                                      "X-Meridian-Site": site.config.name},
-                            background=BackgroundTask(path.unlink, missing_ok=True))
-
-    @app.post("/api/v1/peers/{name}/leave", summary="A peer leaves the namespace",
-              responses={404: {"description": "not a peer of this site"},
-                         409: {"description": "this site has not pulled all of the peer's "
-                                              "changes yet (drain first)"}})
-    async def peer_leaves(name: str, body: LeaveRequest) -> dict[str, Any]:
-        """Called by ``meridian site leave`` at the leaving site, with the number of changes it
-        made: this site stops pulling from it once it holds them all (nothing is lost)."""
-        if name not in {p.name for p in site.config.peers}:
-            raise HTTPException(404, f"{name!r} is not a peer of site {site.config.name}")
-        held = site.meta.applied_seq(name)
-        if held < body.origin_seq:
-            raise HTTPException(409, f"site {site.config.name} holds {held} of {name}'s "
-                                     f"{body.origin_seq} changes: drain {name} first")
-        await site.replication.retire(name)
-        return {"site": site.config.name, "left": name, "held": held}
+                            background=BackgroundTask(copies.release, copy))
 
     @app.post("/api/v1/references", summary="Which of these contents this site still uses")
     async def references(body: ReferencesRequest) -> dict[str, Any]:
@@ -227,16 +212,34 @@ def build_app(site: Site, token: str) -> FastAPI:
             start, end = parse_range(header, size) if header else (0, size)
         except ValueError as exc:
             raise HTTPException(416, str(exc), headers={"Content-Range": f"bytes */{size}"})
+        site.volume.open_ref(content_hash)  # not evicted while it is being sent
         try:
-            data = await asyncio.to_thread(site.volume.read, content_hash, start, end - start)
+            first = await asyncio.to_thread(site.volume.read, content_hash, start,
+                                            min(CONTENT_CHUNK, end - start))
         except ContentError:
+            site.volume.close_ref(content_hash)
             raise HTTPException(404, f"bytes {start}-{end - 1} of {content_hash[:12]} "
                                      "are not on this site's volume") from None
-        headers = {"Accept-Ranges": "bytes", "Content-Length": str(len(data))}
+
+        async def body() -> AsyncIterator[bytes]:
+            # a later piece missing (a partial instance) ends the answer short of its
+            # Content-Length: the caller sees an error, never wrong bytes
+            try:
+                yield first
+                position = start + len(first)
+                while position < end:
+                    piece = await asyncio.to_thread(site.volume.read, content_hash, position,
+                                                    min(CONTENT_CHUNK, end - position))
+                    yield piece
+                    position += len(piece)
+            finally:
+                site.volume.close_ref(content_hash)
+
+        headers = {"Accept-Ranges": "bytes", "Content-Length": str(end - start)}
         if header:
             headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
-            return Response(data, 206, headers, media_type="application/octet-stream")
-        return Response(data, 200, headers, media_type="application/octet-stream")
+        return StreamingResponse(body(), 206 if header else 200, headers,
+                                 media_type="application/octet-stream")
 
     @app.get("/api/v1/content/{content_hash}/blocks",
              summary="The hash of each block of a content, as this site vouches for it",
@@ -268,24 +271,31 @@ def build_app(site: Site, token: str) -> FastAPI:
 
     @app.get("/api/v1/events", summary="Server-sent events of every change, filterable by glob",
              response_class=StreamingResponse)
-    async def events(glob: str | None = None,
+    async def events(request: Request, glob: str | None = None,
                      after: Annotated[int | None, Query(ge=0)] = None,
                      heartbeat: Annotated[float, Query(gt=0, le=300)] = 15.0) -> StreamingResponse:
         """``text/event-stream``; each event's ``id`` is its journal sequence number. With
-        ``after``, entries after that number are replayed first. A comment line is sent every
-        ``heartbeat`` seconds so proxies keep the connection open."""
+        ``after``, entries after that number are replayed first: at most ``EVENTS_PAGE``; when
+        more are left, the stream ends with a ``continue`` event whose data is
+        ``{"after": N}``: ask again from there. A comment line is sent every ``heartbeat``
+        seconds so proxies keep the connection open."""
         pattern = normalise_glob(glob) if glob else None
+        hold = caps.hold(caller_of(request), True)
+        hold.__enter__()
         queue = hub.subscribe()  # before the replay, so nothing falls between the two
-        backlog = site.meta.journal(after, 1 << 30) if after is not None else []
+        backlog = site.meta.journal(after, EVENTS_PAGE + 1) if after is not None else []
 
         async def stream() -> AsyncIterator[bytes]:
             try:
                 last = after or 0
-                for entry in backlog:
+                for entry in backlog[:EVENTS_PAGE]:
                     event = hub.event_of(entry)
                     last = entry.seq
                     if matches(event, pattern):
                         yield sse(event)
+                if len(backlog) > EVENTS_PAGE:
+                    yield (f"event: continue\ndata: {json.dumps({'after': last})}\n\n").encode()
+                    return
                 yield b": live\n\n"
                 while True:
                     try:
@@ -300,6 +310,7 @@ def build_app(site: Site, token: str) -> FastAPI:
                         yield sse(live)
             finally:
                 hub.unsubscribe(queue)
+                hold.__exit__(None, None, None)
 
         return StreamingResponse(stream(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store"})

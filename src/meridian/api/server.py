@@ -1,4 +1,6 @@
-"""Serving the API on the site's own asyncio loop (uvicorn's ``Server.serve``)."""
+"""Serving the API on the site's own asyncio loop (uvicorn's ``Server.serve``), over TLS with
+the site's key and certificate (``[api] cert``/``key``) unless ``[api] plain_http`` is set, which
+the config allows only on a loopback address."""
 
 from __future__ import annotations
 
@@ -12,7 +14,9 @@ from typing import TYPE_CHECKING
 import uvicorn
 
 from meridian.api.app import build_app
+from meridian.api.guard import AuditLog, Guard
 from meridian.errors import BadInput
+from meridian.trust.credentials import CredentialStore
 
 if TYPE_CHECKING:
     from meridian.site import Site
@@ -39,16 +43,20 @@ def split_listen(listen: str) -> tuple[str, int]:
 class ApiServer:
     """The site's HTTP API. ``start`` binds (so a busy port fails at once), ``stop`` ends it."""
 
-    def __init__(self, site: Site, listen: str, token: str) -> None:
+    def __init__(self, site: Site, listen: str | None = None) -> None:
+        if site.config.api is None:
+            raise BadInput(f"site {site.config.name} has no [api] section")
         self.site = site
-        self.host, self.port = split_listen(listen)
-        self.token = token
+        self.host, self.port = split_listen(listen or site.config.api.listen)
         self._server: _QuietServer | None = None
         self._task: asyncio.Task[None] | None = None
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}/api/v1"
+        """Where this host's CLI reaches the API (a wildcard address: its loopback)."""
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(self.host, self.host)
+        host = f"[{host}]" if ":" in host else host
+        return f"{self.site.config.scheme}://{host}:{self.port}/api/v1"
 
     async def start(self) -> None:
         # IPPROTO_TCP, not the default 0: asyncio turns Nagle off (TCP_NODELAY) only on
@@ -63,9 +71,23 @@ class ApiServer:
             sock.close()
             raise BadInput(f"api.listen {self.host}:{self.port}: cannot listen: {exc.strerror}") from None
         self.port = sock.getsockname()[1]
-        self._app = build_app(self.site, self.token)
-        config = uvicorn.Config(self._app, log_level="warning",
-                                lifespan="off", access_log=False, timeout_graceful_shutdown=2)
+        self._app = build_app(self.site)
+        api = self.site.config.api
+        assert api is not None
+        guarded = Guard(self._app, CredentialStore(self.site.config.secrets),
+                        AuditLog(self.site.config.data / "audit.log"), max_body=api.max_body)
+        tls: dict[str, str] = {}
+        if not api.plain_http:
+            files = self.site.config.tls
+            for path, key in ((files.cert, "api.cert"), (files.key, "api.key")):
+                if not path.exists():
+                    sock.close()
+                    raise BadInput(f"{key} {path}: missing (made by `meridian init`; or set "
+                                   f"[api] cert and key to the studio CA's files)")
+            tls = {"ssl_certfile": str(files.cert), "ssl_keyfile": str(files.key)}
+        config = uvicorn.Config(guarded, log_level="warning", lifespan="off", access_log=False,
+                                timeout_graceful_shutdown=2, limit_concurrency=512,
+                                **tls)  # type: ignore[arg-type]
         self._server = _QuietServer(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="api")
         while not self._server.started:

@@ -9,13 +9,10 @@ its files stay readable everywhere, from the bucket.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import sys
 import time
-import urllib.error
-import urllib.request
 from typing import Any
 
 from meridian.cli.locate import add_config_option, locate_config
@@ -23,6 +20,8 @@ from meridian.cli.progress import Progress
 from meridian.errors import BadInput, MeridianError, PeerUnreachable
 from meridian.meta.sqlite import SqliteMetaStore
 from meridian.site.config import PeerConfig, SiteConfig
+from meridian.site.trust import peer_endpoint
+from meridian.sitecall import SiteClient
 
 
 def register(site_commands: Any) -> None:
@@ -45,20 +44,12 @@ def register(site_commands: Any) -> None:
     leave.set_defaults(func=cmd_leave)
 
 
-def _call(peer: PeerConfig, path: str, body: dict[str, Any] | None = None,
-          timeout: float = 10.0) -> Any:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(
-        f"{peer.url}{path}", data=data, method="POST" if data else "GET",
-        headers={"Authorization": f"Bearer {peer.token}", "Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as answer:
-            return json.loads(answer.read())
-    except urllib.error.HTTPError as exc:
-        detail = exc.read().decode(errors="replace")[:300]
-        raise PeerUnreachable(f"{peer.name}: HTTP {exc.code}: {detail}") from None
-    except (OSError, ValueError) as exc:
-        raise PeerUnreachable(f"{peer.name} ({peer.url}): {exc}") from None
+def _call(config: SiteConfig, peer: PeerConfig, path: str,
+          body: dict[str, Any] | None = None, timeout: float = 10.0) -> Any:
+    """A call to ``peer`` with this site's credential for it (``meridian.sitecall``)."""
+    with SiteClient(peer_endpoint(config, peer)) as client:
+        return client.call("POST" if body is not None else "GET", path, body, timeout=timeout,
+                           retries=0 if body is not None else 1)
 
 
 def drain_state(config: SiteConfig) -> tuple[int, int, dict[str, int | str]]:
@@ -74,7 +65,7 @@ def drain_state(config: SiteConfig) -> tuple[int, int, dict[str, int | str]]:
         if peer.name in departed:
             continue
         try:
-            held = int(_call(peer, "/replication")["positions"].get(config.name, 0))
+            held = int(_call(config, peer, "/replication")["positions"].get(config.name, 0))
             behind[peer.name] = max(0, made - held)
         except PeerUnreachable as exc:
             behind[peer.name] = f"unreachable: {exc}"
@@ -132,7 +123,7 @@ def cmd_leave(args: argparse.Namespace) -> int:
                             "`meridian site drain` first")
     for peer in config.peers:
         if peer.name in behind:
-            answer = _call(peer, f"/peers/{config.name}/leave", {"origin_seq": made})
+            answer = _call(config, peer, f"/peers/{config.name}/leave", {"origin_seq": made})
             print(f"{peer.name}: stopped pulling from {config.name} (holds {answer['held']} "
                   "changes)")
     pid = _running_pid(config)

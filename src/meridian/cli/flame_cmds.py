@@ -145,7 +145,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
         seen += 1
         print(version, flush=True)
 
-    watcher = ClipWatcher(api.url, api.token, mount, namespace_root, report)
+    watcher = ClipWatcher(api.client, mount, namespace_root, report)
     watcher.prime()
     start = api.call("GET", "/site")["journal_last_seq"]
     deadline = time.monotonic() + args.timeout if args.timeout else None
@@ -153,7 +153,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     while deadline is None or time.monotonic() < deadline:
         left = deadline - time.monotonic() if deadline else None
         for event in watcher.events(after=start, timeout=left):
-            start = max(start, int(event.get("seq") or 0))
+            start = max(start, int(event.get("seq") or event.get("continue") or 0))
             watcher.handle(event)
             if args.count and seen >= args.count:
                 return 0

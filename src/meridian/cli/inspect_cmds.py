@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-import urllib.error
-import urllib.request
 from typing import Any
 
 from meridian.cli.locate import add_config_option, locate_config, namespace_path
@@ -89,7 +87,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                               "reachable": False, "error": "left the namespace",
                               "position": meta.peer_position(configured.name)})
                 continue
-            state = peer_state(configured.name, configured.url, configured.token)
+            state = peer_state(config, configured)
             state["position"] = meta.peer_position(configured.name)
             if state["reachable"] and state.get("journal_last_seq") is not None:
                 state["entries_behind"] = max(0, int(state["journal_last_seq"]) - state["position"])
@@ -169,29 +167,29 @@ def _replication_of_running_site(running: dict[str, Any] | None,
     collection back); {} if it is not running."""
     if not running or not running.get("api") or config.api is None:
         return {}
-    request = urllib.request.Request(f"{running['api']}/replication",
-                                     headers={"Authorization": f"Bearer {config.api.token}"})
+    from meridian.cli.site_api import SiteApi
     try:
-        with urllib.request.urlopen(request, timeout=3.0) as answer:
-            info = json.loads(answer.read())
-    except (OSError, ValueError):
+        info = SiteApi(config).call("GET", "/replication", timeout=3.0)
+    except MeridianError:
         return {}
     return info if isinstance(info, dict) else {}
 
 
-def peer_state(name: str, url: str, token: str, timeout: float = 3.0) -> dict[str, Any]:
-    """Ask a peer's API who it is (its token presented); never raises."""
-    request = urllib.request.Request(f"{url}/site", headers={"Authorization": f"Bearer {token}"})
+def peer_state(config: Any, peer: Any, timeout: float = 3.0) -> dict[str, Any]:
+    """Ask a peer's API who it is (this site's credential for it presented); never raises."""
+    from meridian.site.trust import peer_endpoint
+    from meridian.sitecall import CallRefused, SiteClient
+
     started = time.monotonic()
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as answer:
-            info = json.loads(answer.read())
-    except urllib.error.HTTPError as exc:
-        return {"name": name, "url": url, "reachable": False,
-                "error": f"HTTP {exc.code}" + (" (token refused)" if exc.code == 401 else "")}
-    except (OSError, ValueError) as exc:
-        return {"name": name, "url": url, "reachable": False, "error": str(exc)}
-    return {"name": name, "url": url, "reachable": True,
+        with SiteClient(peer_endpoint(config, peer)) as client:
+            info = client.call("GET", "/site", timeout=timeout)
+    except CallRefused as exc:
+        return {"name": peer.name, "url": peer.url, "reachable": False,
+                "error": f"HTTP {exc.status} (credential refused)"}
+    except MeridianError as exc:
+        return {"name": peer.name, "url": peer.url, "reachable": False, "error": str(exc)}
+    return {"name": peer.name, "url": peer.url, "reachable": True,
             "ms": round((time.monotonic() - started) * 1000, 1),
             "journal_last_seq": info.get("journal_last_seq")}
 

@@ -43,7 +43,8 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from meridian.cli import flame_cmds, inspect_cmds, objective_cmds, site_cmds, up_cmd
+    from meridian.cli import (flame_cmds, inspect_cmds, objective_cmds, peer_cmds, site_cmds,
+                              up_cmd)
 
     parser = Parser(prog="meridian", description=DESCRIPTION,
                     formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -57,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     up_cmd.register_exec(commands)
     objective_cmds.register(commands)
     flame_cmds.register(commands)
+    peer_cmds.register(commands)
     return parser
 
 

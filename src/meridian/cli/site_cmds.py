@@ -14,7 +14,6 @@ from typing import Any
 
 from meridian.cli.locate import add_config_option, locate_config
 from meridian.errors import BadInput
-from meridian.site.config import new_token
 from meridian.site import Site, SiteConfig, parse_config, write_config
 from meridian.site.privacy import use_private_umask
 
@@ -41,12 +40,22 @@ def register(commands: Any) -> None:
     init.add_argument("--mount", metavar="DIR", help="default mount point for `site run`")
     init.add_argument("--api-listen", metavar="HOST:PORT", default="127.0.0.1:0",
                       help="where the site's HTTP API listens (default 127.0.0.1:0, a free "
-                           "port); its token is made up and written to the config")
+                           "port); it serves TLS with the key and certificate init makes")
+    init.add_argument("--api-host", metavar="NAME", action="append", default=[],
+                      help="a host name or address peers use to reach this site (repeatable): "
+                           "written into its certificate beside this host's own names")
+    init.add_argument("--plain-http", action="store_true",
+                      help="no TLS (only with a loopback --api-listen, e.g. behind a proxy "
+                           "that terminates TLS on this host)")
+    init.add_argument("--join-file", metavar="FILE",
+                      help="join an existing namespace with the invitation made by `meridian "
+                           "peer invite` at one of its sites (FILE, or - for standard input); "
+                           "the new site starts from that site's snapshot, then pulls its "
+                           "journal")
     init.add_argument("--join", metavar="URL",
-                      help="join an existing namespace: the API URL of one of its sites; the "
-                           "new site starts from that site's snapshot, then pulls its journal")
-    init.add_argument("--token", metavar="TOKEN",
-                      help="with --join: the token of the site joined (its meridian.toml [api])")
+                      help="with --join-file: the inviting site's API URL, if it is reached "
+                           "here under another address than the invitation says")
+    init.add_argument("--token", metavar="TOKEN", help=argparse.SUPPRESS)
     init.set_defaults(func=cmd_init)
 
     site = commands.add_parser("site", help="run a site", description="Run or manage a site.")
@@ -61,6 +70,12 @@ def register(commands: Any) -> None:
     add_config_option(run)
     run.add_argument("--mount", metavar="DIR", help="mount point (default: site.mount of the config)")
     run.set_defaults(func=cmd_site_run)
+    admin = site_commands.add_parser(
+        "new-admin-credential", help="replace the site's admin credential",
+        description="Issue a new admin credential into DATA/secrets/admin.token (0600); the old "
+                    "one stops working at once, on a running site too.")
+    add_config_option(admin)
+    admin.set_defaults(func=cmd_new_admin_credential)
     from meridian.cli import drain
     drain.register(site_commands)
 
@@ -69,9 +84,17 @@ def cmd_init(args: argparse.Namespace) -> int:
     use_private_umask()  # the site's folders, store and config are its own
     data = Path(args.data).absolute()
     config_path = data / "meridian.toml"
+    if args.token is not None:
+        raise BadInput("--token is gone: a secret on the command line is visible to every user "
+                       "of this host (ps). Ask the site you join for an invitation (`meridian "
+                       "peer invite NAME` there) and pass it with --join-file FILE, or "
+                       "--join-file - to read it from standard input")
     if config_path.exists():
         raise BadInput(f"{config_path} exists: this folder already holds a site")
-    if args.join:
+    if args.join and not args.join_file:
+        raise BadInput("--join needs --join-file FILE (or - for standard input): the "
+                       "invitation made by `meridian peer invite` at the site you join")
+    if args.join_file:
         from meridian.cli.join import cmd_join
         return cmd_join(args, data, config_path)
     if not args.bucket:
@@ -83,8 +106,10 @@ def cmd_init(args: argparse.Namespace) -> int:
         "site": {"name": args.site, "data": str(data)},
         "bucket": {"url": bucket},
         "volumes": [{"name": "local", "path": str(data / "volumes" / "local")}],
-        "api": {"listen": args.api_listen, "token": new_token()},
+        "api": {"listen": args.api_listen},
     }
+    if args.plain_http:
+        doc["api"]["plain_http"] = True
     if args.mount:
         doc["site"]["mount"] = str(Path(args.mount).absolute())
     if args.endpoint_url:
@@ -95,9 +120,23 @@ def cmd_init(args: argparse.Namespace) -> int:
         doc["volumes"][0]["capacity"] = args.capacity
     config: SiteConfig = parse_config(doc, config_path)
     Site.initialize(config)
+    from meridian.site.trust import init_trust
+    init_trust(config, tuple(args.api_host))
     write_config(config, config_path)
-    print(f"site {config.name} created: config {config_path}")
+    print(f"site {config.name} created: config {config_path}; admin credential "
+          f"{config.secrets.admin}" + ("" if config.api and config.api.plain_http else
+                                       f"; namespace CA {config.tls.ca}"))
     print(f"run it with: meridian site run --config {config_path} --mount DIR")
+    return 0
+
+
+def cmd_new_admin_credential(args: argparse.Namespace) -> int:
+    from meridian.trust.credentials import CredentialStore
+
+    config = locate_config(args)
+    CredentialStore(config.secrets).issue_admin()
+    print(f"site {config.name}: a new admin credential is in {config.secrets.admin}; the old "
+          "one no longer works")
     return 0
 
 
@@ -126,7 +165,7 @@ async def run_site(site: Site, mount: Path, run_file: Path) -> None:
 
     api = None
     if site.config.api is not None:
-        api = ApiServer(site, site.config.api.listen, site.config.api.token)
+        api = ApiServer(site)
         await api.start()
     try:
         write_run_file(run_file, mount, api.url if api else None)

@@ -2,8 +2,10 @@
 
 Each site's data lives in ``ROOT/<site>/``, its mount at ``ROOT/<site>/mnt``; all share one
 bucket (``file://ROOT/bucket`` unless ``--bucket`` says otherwise). API ports are chosen free
-on 127.0.0.1 when a site is first created and kept in its config, tokens are made up, and
-every site lists the others as peers. Each site runs as its own ``meridian site run``
+on 127.0.0.1 when a site is first created and kept in its config; the sites speak TLS, with
+certificates from the first site's namespace CA, and every pair exchanges credentials, as
+sites on different hosts would (``meridian.site.trust.link_local``); every site lists the
+others as peers. Each site runs as its own ``meridian site run``
 process (one FUSE mount per process). When all are mounted, ``up`` prints the table, writes
 ``ROOT/up.json`` and prints ``ready``; Ctrl-C (or SIGTERM) stops every site and leaves no
 mount and no process behind. Run again on the same ROOT, it resumes with the data it has.
@@ -26,7 +28,9 @@ from typing import Any
 
 from meridian.errors import BadInput, MeridianError
 from meridian.site import Site, load_config, parse_config, write_config
-from meridian.site.config import PeerConfig, SiteConfig, new_token
+from meridian.site.config import PeerConfig, SiteConfig
+from meridian.site.trust import init_trust, link_local, own_endpoint
+from meridian.sitecall import SiteClient
 
 MERIDIAN = [sys.executable, "-m", "meridian.cli.main"]
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -42,6 +46,8 @@ def register(commands: Any) -> None:
     up.add_argument("--bucket", metavar="URL", help="shared bucket (default file://ROOT/bucket)")
     up.add_argument("--endpoint-url", metavar="URL", help="S3 endpoint for an s3:// bucket")
     up.add_argument("--region", metavar="REGION", help="S3 region")
+    up.add_argument("--plain-http", action="store_true",
+                    help="new sites speak plain HTTP on loopback instead of TLS (to compare)")
     up.add_argument("--timeout", type=float, default=60.0,
                     help="seconds to wait for every site to mount (default 60)")
     up.set_defaults(func=cmd_up)
@@ -66,7 +72,7 @@ class LocalSite:
 
 def _api_url(config: SiteConfig) -> str:
     assert config.api is not None
-    return f"http://{config.api.listen}/api/v1"
+    return f"{config.scheme}://{config.api.listen}/api/v1"
 
 
 def _free_port() -> int:
@@ -102,7 +108,8 @@ def prepare(args: argparse.Namespace) -> list[LocalSite]:
             "site": {"name": name, "data": str(root / name), "mount": str(root / name / "mnt")},
             "bucket": {"url": bucket},
             "volumes": [{"name": "local", "path": str(root / name / "volumes" / "local")}],
-            "api": {"listen": f"127.0.0.1:{_free_port()}", "token": new_token()},
+            "api": {"listen": f"127.0.0.1:{_free_port()}",
+                    **({"plain_http": True} if args.plain_http else {})},
         }
         if args.endpoint_url:
             doc["bucket"]["endpoint_url"] = args.endpoint_url
@@ -110,13 +117,15 @@ def prepare(args: argparse.Namespace) -> list[LocalSite]:
             doc["bucket"]["region"] = args.region
         config = parse_config(doc, path)
         Site.initialize(config)
+        init_trust(config)
         write_config(config, path)
         configs[name] = config
+    link_local(list(configs.values()))
     sites = []
     for name, config in configs.items():
         if config.api is None:
             raise BadInput(f"{config.path}: site {name} has no [api] section; `up` needs one")
-        peers = tuple(PeerConfig(other.name, _api_url(other), other.api.token)  # type: ignore[union-attr]
+        peers = tuple(PeerConfig(other.name, _api_url(other))
                       for other in configs.values() if other.name != name)
         if peers != config.peers:
             config = parse_config({**_doc_of(config), "peers": [vars(p) for p in peers]},
@@ -144,15 +153,10 @@ def _mounted(site: LocalSite) -> bool:
 
 def _linked(site: LocalSite) -> bool:
     """Every link of the site is up (asked through its own API)."""
-    import urllib.request
-
-    assert site.config.api is not None
-    request = urllib.request.Request(f"{_api_url(site.config)}/replication",
-                                     headers={"Authorization": f"Bearer {site.config.api.token}"})
     try:
-        with urllib.request.urlopen(request, timeout=2.0) as answer:
-            links = json.loads(answer.read())["links"]
-    except (OSError, ValueError, KeyError):
+        with SiteClient(own_endpoint(site.config, _api_url(site.config))) as client:
+            links = client.call("GET", "/replication", timeout=2.0)["links"]
+    except (MeridianError, KeyError):
         return False
     return all(link["connected"] for link in links)
 

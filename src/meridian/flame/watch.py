@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from meridian.errors import MeridianError
+from meridian.sitecall import SiteClient
 
 
 @dataclass(frozen=True)
@@ -44,11 +43,10 @@ class ClipWatcher:
     """Follows one site's event stream for the clips under ``root`` (a folder in its mount,
     ``namespace_root`` the same folder as a namespace path ``/a/b``)."""
 
-    def __init__(self, api_url: str, token: str, mount: Path, namespace_root: str,
+    def __init__(self, client: SiteClient, mount: Path, namespace_root: str,
                  on_version: Callable[[NewVersion], None],
                  on_note: Callable[[str], None] = print) -> None:
-        self.api_url = api_url
-        self.token = token
+        self.client = client
         self.mount = mount
         self.namespace_root = "/" + namespace_root.strip("/")
         self.on_version = on_version
@@ -73,21 +71,25 @@ class ClipWatcher:
         return {v.name for v in clip.versions()}
 
     def events(self, after: int | None = None, timeout: float | None = None) -> Iterator[dict[str, Any]]:
+        """The stream's events, in order. A replay that stops at a page's end yields
+        ``{"continue": N}``: ask again with ``after=N``."""
         glob = "." + self.namespace_root.rstrip("/") + "/*.clip"
         params: dict[str, Any] = {"glob": glob, "heartbeat": 5}
         if after is not None:
             params["after"] = after
         deadline = time.monotonic() + timeout if timeout else None
-        with httpx.stream("GET", f"{self.api_url}/events", params=params,
-                          headers={"Authorization": f"Bearer {self.token}"},
-                          timeout=httpx.Timeout(30.0, read=15.0)) as response:
-            response.raise_for_status()
-            for line in response.iter_lines():
-                if deadline is not None and time.monotonic() > deadline:
+        kind = "change"
+        for line in self.client.stream_lines("/events", params):
+            if deadline is not None and time.monotonic() > deadline:
+                return
+            if line.startswith("event: "):
+                kind = line.removeprefix("event: ")
+            elif line.startswith("data: "):
+                event: dict[str, Any] = json.loads(line.removeprefix("data: "))
+                if kind == "continue":
+                    yield {"continue": int(event["after"])}
                     return
-                if line.startswith("data: "):
-                    event: dict[str, Any] = json.loads(line.removeprefix("data: "))
-                    yield event
+                yield event
 
     def handle(self, event: dict[str, Any]) -> list[NewVersion]:
         """One event: report the versions it brought (and merge conflict copies)."""

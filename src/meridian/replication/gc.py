@@ -32,12 +32,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import httpx
-
+from meridian.errors import MeridianError
 from meridian.testpoints import reached_async
 from meridian.meta import MetaStore
 from meridian.objects.layout import ContentBucket
 from meridian.replication.link import Peer
+from meridian.sitecall import AsyncSiteCaller
 
 # The collector's own side of an acknowledgement: hold this site's uploads of the hashes for
 # the seconds given and return those it acknowledges (see ``holds.py``); and end the holds.
@@ -219,20 +219,21 @@ class Collector:
         and the sites it knows have left."""
         departed = self.meta.departed()
         answers = []
-        async with httpx.AsyncClient() as client:
+        client = AsyncSiteCaller()
+        try:
             for peer in self.peers:
                 if peer.name in departed:
                     continue
                 try:
-                    response = await client.post(
-                        f"{peer.url}/references",
-                        json={"hashes": hashes, "retiring": retiring, "hold": hold},
-                        headers={"Authorization": f"Bearer {peer.token}"}, timeout=30.0)
-                    response.raise_for_status()
-                    answers.append(response.json())
-                except (httpx.HTTPError, ValueError) as exc:
+                    answers.append(await client.call(
+                        peer, "POST", "/references",
+                        body={"hashes": hashes, "retiring": retiring, "hold": hold},
+                        timeout=30.0))
+                except (MeridianError, ValueError) as exc:
                     self._hold_back(f"{peer.name} cannot answer ({exc})")
                     return None
+        finally:
+            await client.aclose()
         return answers
 
     def _load(self) -> dict[str, dict[str, Any]]:

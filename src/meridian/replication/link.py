@@ -3,8 +3,9 @@
 The link long-polls ``GET {peer}/journal?after=<position>&wait=...``; each answer's entries are
 applied in one store transaction together with the new position (``MetaStore.apply_entries``),
 so a crash never leaves the position past an entry that was not applied, and an entry pulled
-twice changes nothing the second time. A link that fails (peer down, network cut, wrong token)
-retries with exponential backoff and says so in the log once per state change, not once per
+twice changes nothing the second time. Calls go through ``meridian.sitecall`` (TLS, this
+site's credential for the peer). A link that fails (peer down, network cut, credential
+refused) retries with exponential backoff and says so in the log once per state change, not once per
 attempt. Sites never wait for each other (DESIGN.md rule 1): a dead link only delays what
 this site hears from that peer.
 """
@@ -16,14 +17,14 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
-
-import httpx
 
 from meridian.errors import InvalidJournalEntry
 from meridian.meta import JOURNAL_FORMAT, JournalEntry, MetaStore, check_entry, entry_from_wire
 from meridian.meta import ApplyResult
+from meridian.sitecall import AsyncSiteCaller, CallRefused, SiteEndpoint
+from meridian.sitecall.client import answer_error
 
 log = logging.getLogger(__name__)
 
@@ -33,14 +34,7 @@ DEFAULT_MAX_CLOCK_SKEW = 60.0  # seconds a peer's clock may be ahead ([replicati
 REFUSED_RETRY = 60.0  # seconds between looks at a peer whose entry was refused
 
 
-@dataclass(frozen=True)
-class Peer:
-    """A site this site pulls from: its name, its API base URL (``.../api/v1``) and the token
-    it expects."""
-
-    name: str
-    url: str
-    token: str = field(repr=False)
+Peer = SiteEndpoint  # a site this site pulls from: name, API URL, credential, CA
 
 
 @dataclass
@@ -115,7 +109,7 @@ def entries_of(body: dict[str, Any], peer: str, after: int, *,
 class PeerLink:
     """Pulls one peer. ``on_applied`` is called (on the loop) after each applied batch."""
 
-    def __init__(self, meta: MetaStore, peer: Peer, client: httpx.AsyncClient,
+    def __init__(self, meta: MetaStore, peer: Peer, client: AsyncSiteCaller,
                  on_applied: Callable[[ApplyResult], None], *, retry_max: float = 10.0,
                  max_clock_skew: float | None = DEFAULT_MAX_CLOCK_SKEW,
                  refused_retry: float = REFUSED_RETRY) -> None:
@@ -175,14 +169,16 @@ class PeerLink:
         """One pull and apply; returns True if the batch stopped at a gap. Raises on any
         network or protocol failure (nothing applied then)."""
         position = self.meta.peer_position(self.peer.name)
-        response = await self.client.get(
-            f"{self.peer.url}/journal", params={"after": position, "limit": BATCH, "wait": wait,
-                                                "skip_origin": self.meta.site_name},
-            headers={"Authorization": f"Bearer {self.peer.token}"}, timeout=wait + 15.0)
-        if response.status_code == 401:
-            raise PermissionError(f"{self.peer.name} refused this site's token for it "
-                                  "(check [[peers]] token in the config)")
-        response.raise_for_status()
+        response = await self.client.request(
+            self.peer, "GET", "/journal",
+            params={"after": position, "limit": BATCH, "wait": wait,
+                    "skip_origin": self.meta.site_name}, timeout=wait + 15.0)
+        error = answer_error(self.peer, response)
+        if isinstance(error, CallRefused) and error.status == 401:
+            raise CallRefused(f"{self.peer.name} refused this site's credential for it "
+                              f"(`meridian peer add {self.peer.name}` exchanges them)", 401)
+        if error is not None:
+            raise error
         body = response.json()
         if not isinstance(body, dict):
             raise EntryRefused(f"{self.peer.name} answered a journal pull with "

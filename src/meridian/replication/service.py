@@ -6,11 +6,11 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-import httpx
-
+from meridian.errors import MeridianError
 from meridian.meta import MetaStore
 from meridian.meta import ApplyResult
 from meridian.replication.link import DEFAULT_MAX_CLOCK_SKEW, Peer, PeerLink
+from meridian.sitecall import AsyncSiteCaller
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ class Replication:
         self.peers = peers
         self.max_clock_skew = max_clock_skew
         self._listeners: list[Callable[[ApplyResult], None]] = []
-        self._client: httpx.AsyncClient | None = None
+        self._client: AsyncSiteCaller | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.links: dict[str, PeerLink] = {}
 
@@ -43,7 +43,7 @@ class Replication:
     def start(self) -> None:
         if self._tasks or not self.peers:
             return
-        self._client = httpx.AsyncClient(limits=httpx.Limits(max_connections=4 * len(self.peers)))
+        self._client = AsyncSiteCaller(max_connections=4 * len(self.peers))
         departed = self.meta.departed()
         for peer in self.peers:
             if peer.name in departed:
@@ -101,12 +101,10 @@ class Replication:
         order = sorted(self.peers, key=lambda p: p.name != prefer)
         for peer in order:
             try:
-                response = await self._client.get(
-                    f"{peer.url}/content/{hash}",
-                    headers={"Authorization": f"Bearer {peer.token}",
-                             "Range": f"bytes={start}-{start + length - 1}"},
-                    timeout=60.0)
-            except httpx.HTTPError as exc:
+                response = await self._client.request(
+                    peer, "GET", f"/content/{hash}",
+                    headers={"Range": f"bytes={start}-{start + length - 1}"}, timeout=60.0)
+            except MeridianError as exc:
                 log.debug("content %s from %s: %s", hash[:12], peer.name, exc)
                 continue
             if response.status_code not in (200, 206):
@@ -127,10 +125,9 @@ class Replication:
             return None
         for peer in sorted(self.peers, key=lambda p: p.name != prefer):
             try:
-                response = await self._client.get(
-                    f"{peer.url}/content/{hash}/blocks",
-                    headers={"Authorization": f"Bearer {peer.token}"}, timeout=60.0)
-            except httpx.HTTPError as exc:
+                response = await self._client.request(peer, "GET", f"/content/{hash}/blocks",
+                                                      timeout=60.0)
+            except MeridianError as exc:
                 log.debug("block hashes of %s from %s: %s", hash[:12], peer.name, exc)
                 continue
             if response.status_code != 200:

@@ -37,14 +37,25 @@ Example::
 
     [api]
     listen = "0.0.0.0:7411"               # HOST:PORT; port 0 picks a free port
-    token = "..."                         # callers present it; made up by `meridian init`
+    # TLS (made by `meridian init`; or files from the studio's own CA):
+    cert = "/srv/meridian/east/tls/site.crt"
+    key = "/srv/meridian/east/tls/site.key"
+    ca = "/srv/meridian/east/tls/ca.crt"   # peers' certificates must chain to it
+    # plain_http = true                   # only with a loopback listen address
+    max_body = "4MiB"                     # larger request bodies: 413
+    max_streams = 16                      # long polls + event streams per credential
+
+    [[peers]]
+    name = "west"
+    url = "https://west.example:7411/api/v1"
+
+Credentials are not in this file: ``DATA/secrets/`` (``meridian.trust.credentials``).
 """
 
 from __future__ import annotations
 
 import os
 import re
-import secrets
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -52,7 +63,10 @@ from typing import Any
 
 import tomli_w
 
-from meridian.errors import ConfigError
+from meridian.errors import BadInput, ConfigError
+from meridian.sitecall.client import check_site_url, is_loopback
+from meridian.trust.credentials import SecretsDir
+from meridian.trust.tls import TlsFiles
 
 _UNITS = {"": 1, "B": 1, "K": 1 << 10, "KB": 1 << 10, "KIB": 1 << 10, "M": 1 << 20,
           "MB": 1 << 20, "MIB": 1 << 20, "G": 1 << 30, "GB": 1 << 30, "GIB": 1 << 30,
@@ -106,19 +120,19 @@ class MoverConfig:
     objectives_sweep: float = 60.0  # seconds between sweeps for rules that depend on time
 
 
-def new_token() -> str:
-    """A made-up API token: 43 URL-safe characters, never starting with '-' (so it can be
-    given on a command line: ``--token T``)."""
-    while True:
-        token = secrets.token_urlsafe(32)
-        if not token.startswith("-"):
-            return token
-
-
 @dataclass(frozen=True)
 class ApiConfig:
     listen: str = "127.0.0.1:0"  # port 0: any free port (written to DATA/run.json)
-    token: str = field(default="", repr=False)  # the token callers present to this site
+    cert: Path | None = None  # None: DATA/tls/site.crt
+    key: Path | None = None  # None: DATA/tls/site.key
+    ca: Path | None = None  # None: DATA/tls/ca.crt
+    plain_http: bool = False  # no TLS: allowed only on a loopback address
+    max_body: int = 4 << 20  # bytes; a larger request body is answered 413
+    max_streams: int = 16  # long polls and event streams open at once per credential
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]")
 
 
 @dataclass(frozen=True)
@@ -129,8 +143,7 @@ class ReplicationConfig:
 @dataclass(frozen=True)
 class PeerConfig:
     name: str
-    url: str  # the peer's API, e.g. http://10.0.0.2:7411/api/v1
-    token: str = field(repr=False)  # the peer's token, presented when calling it
+    url: str  # the peer's API, e.g. https://10.0.0.2:7411/api/v1 (its credential: secrets/)
 
 
 @dataclass(frozen=True)
@@ -156,6 +169,23 @@ class SiteConfig:
     @property
     def meta_path(self) -> Path:
         return self.data / "meta.db"
+
+    @property
+    def secrets(self) -> SecretsDir:
+        """``DATA/secrets``: credentials accepted (hashed) and presented to peers."""
+        return SecretsDir(self.data)
+
+    @property
+    def tls(self) -> TlsFiles:
+        """This site's key, certificate and CA: ``[api]`` paths, else ``DATA/tls/``."""
+        default = TlsFiles.default(self.data)
+        api = self.api or ApiConfig()
+        return TlsFiles(api.key or default.key, api.cert or default.cert,
+                        api.ca or default.ca, default.ca_key)
+
+    @property
+    def scheme(self) -> str:
+        return "http" if self.api is not None and self.api.plain_http else "https"
 
     def describe(self) -> dict[str, Any]:
         """A credential-free summary (for logs, ``status`` and ``/.meridian/site.json``)."""
@@ -259,17 +289,7 @@ def parse_config(doc: dict[str, Any], path: Path | None = None) -> SiteConfig:
         if key.endswith("workers") and (not isinstance(value, int) or value < 1):
             raise ConfigError(f"mover.{key}", f"must be a whole number ≥ 1, got {value!r}")
         mover_values[key] = value
-    api_doc = _table(doc, "api", required=False)
-    api = None
-    if api_doc:
-        _check_unknown(api_doc, "api", {"listen", "token"})
-        listen = _string(api_doc, "api", "listen", required=False) or ApiConfig.listen
-        if not re.fullmatch(r"\[?[0-9A-Za-z.:-]+\]?:\d{1,5}", listen):
-            raise ConfigError("api.listen", f"{listen!r}: use HOST:PORT (port 0: any free port)")
-        token = _string(api_doc, "api", "token") or ""
-        if len(token) < 16:
-            raise ConfigError("api.token", "too short: use at least 16 random characters")
-        api = ApiConfig(listen=listen, token=token)
+    api = _api(_table(doc, "api", required=False))
     raw_peers = doc.get("peers", [])
     if not isinstance(raw_peers, list):
         raise ConfigError("peers", "must be an array of tables ([[peers]])")
@@ -278,14 +298,19 @@ def parse_config(doc: dict[str, Any], path: Path | None = None) -> SiteConfig:
         key = f"peers[{i}]"
         if not isinstance(peer, dict):
             raise ConfigError(key, "must be a table")
-        _check_unknown(peer, key, {"name", "url", "token"})
+        if "token" in peer:
+            raise ConfigError(f"{key}.token", "credentials are no longer kept in the config: "
+                              "remove the key and exchange credentials with `meridian peer add`")
+        _check_unknown(peer, key, {"name", "url"})
         peer_name = _string(peer, key, "name") or ""
         if not _SITE_NAME.match(peer_name) or peer_name == name:
             raise ConfigError(f"{key}.name", f"{peer_name!r}: another site's name, lower-case")
         url = _string(peer, key, "url") or ""
-        if not url.startswith(("http://", "https://")):
-            raise ConfigError(f"{key}.url", f"{url!r} is not an http(s) URL")
-        peers.append(PeerConfig(peer_name, url.rstrip("/"), _string(peer, key, "token") or ""))
+        try:
+            url = check_site_url(url, "url")
+        except BadInput as exc:
+            raise ConfigError(f"{key}.url", str(exc)) from None
+        peers.append(PeerConfig(peer_name, url))
     if len({p.name for p in peers}) != len(peers):
         raise ConfigError("peers", "a peer is listed twice")
     replication_doc = _table(doc, "replication", required=False)
@@ -298,6 +323,36 @@ def parse_config(doc: dict[str, Any], path: Path | None = None) -> SiteConfig:
                       mover=MoverConfig(**mover_values), api=api, peers=tuple(peers),
                       replication=ReplicationConfig(float(skew)), path=path,
                       request_spin_us=spin, writeback_cache=writeback)
+
+
+def _api(api_doc: dict[str, Any]) -> ApiConfig | None:
+    if not api_doc:
+        return None
+    if "token" in api_doc:
+        raise ConfigError("api.token", "credentials are no longer kept in the config: remove "
+                          "the key (the admin credential is DATA/secrets/admin.token)")
+    _check_unknown(api_doc, "api", {"listen", "cert", "key", "ca", "plain_http", "max_body",
+                                    "max_streams"})
+    listen = _string(api_doc, "api", "listen", required=False) or ApiConfig.listen
+    if not re.fullmatch(r"\[?[0-9A-Za-z.:-]+\]?:\d{1,5}", listen):
+        raise ConfigError("api.listen", f"{listen!r}: use HOST:PORT (port 0: any free port)")
+    paths: dict[str, Path | None] = {}
+    for key in ("cert", "key", "ca"):
+        text = _string(api_doc, "api", key, required=False)
+        paths[key] = _absolute(text, f"api.{key}") if text else None
+    plain = api_doc.get("plain_http", False)
+    if not isinstance(plain, bool):
+        raise ConfigError("api.plain_http", f"must be true or false, got {plain!r}")
+    if plain and not is_loopback(ApiConfig(listen=listen).host):
+        raise ConfigError("api.plain_http", f"plain HTTP only on a loopback address, not on "
+                          f"{listen!r}: sites talk TLS to each other")
+    max_body = parse_size(api_doc.get("max_body", ApiConfig.max_body), "api.max_body")
+    streams = api_doc.get("max_streams", ApiConfig.max_streams)
+    if isinstance(streams, bool) or not isinstance(streams, int) or not 1 <= streams <= 10_000:
+        raise ConfigError("api.max_streams", f"must be a whole number from 1 to 10000, "
+                          f"got {streams!r}")
+    return ApiConfig(listen=listen, cert=paths["cert"], key=paths["key"], ca=paths["ca"],
+                     plain_http=plain, max_body=max_body, max_streams=streams)
 
 
 def load_config(path: Path | str) -> SiteConfig:
@@ -331,11 +386,21 @@ def write_config(config: SiteConfig, path: Path) -> None:
         "mover": vars(config.mover),
     }
     if config.api is not None:
-        doc["api"] = {"listen": config.api.listen, "token": config.api.token}
+        api: dict[str, Any] = {"listen": config.api.listen}
+        for key in ("cert", "key", "ca"):
+            if getattr(config.api, key) is not None:
+                api[key] = str(getattr(config.api, key))
+        if config.api.plain_http:
+            api["plain_http"] = True
+        if config.api.max_body != ApiConfig.max_body:
+            api["max_body"] = config.api.max_body
+        if config.api.max_streams != ApiConfig.max_streams:
+            api["max_streams"] = config.api.max_streams
+        doc["api"] = api
     if config.replication != ReplicationConfig():
         doc["replication"] = vars(config.replication)
     if config.peers:
-        doc["peers"] = [{"name": p.name, "url": p.url, "token": p.token} for p in config.peers]
+        doc["peers"] = [{"name": p.name, "url": p.url} for p in config.peers]
     tmp = path.with_suffix(".toml.tmp")
     tmp.unlink(missing_ok=True)
     # 0600: the file holds the API token and bucket credentials

@@ -21,7 +21,7 @@ from meridian.mover import Mover
 from meridian.objects import ObjectStore, open_object_store
 from meridian.objects.layout import ContentBucket
 from meridian.meta import ApplyResult
-from meridian.replication import Peer, Replication
+from meridian.replication import Replication
 from meridian.replication.gc import Collector
 from meridian.replication.holds import UploadHolds
 from meridian.site.config import SiteConfig
@@ -59,7 +59,8 @@ class Site:
         self._to_confirm: list[str] = []  # found at start with a peer's word only
         self._confirmed_log = ConfirmedLog(config.data / "confirmed-in-bucket")
         self._origins: dict[str, str] = {}  # content hash -> the site that wrote it
-        peers = tuple(Peer(p.name, p.url, p.token) for p in config.peers)
+        from meridian.site.trust import peer_endpoint
+        peers = tuple(peer_endpoint(config, p) for p in config.peers)
         self.replication = Replication(meta, peers,
                                        max_clock_skew=config.replication.max_clock_skew)
         self.replication.add_listener(self._applied)
