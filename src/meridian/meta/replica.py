@@ -179,6 +179,10 @@ class Applier(ContentRules):
         if inode is None:  # deleted here too; what the deleting site saw may be a copy here
             if deleted:
                 self._drop_superseded_copy(op.fid, op.seen)
+            elif op.bound == "":
+                # its first name went at the origin, which kept others: should a write bring
+                # the file back, it comes back with those only (``_resurrect``)
+                self.s._put_kv(f"firstgone:{op.fid}", "1")
             # a name kept for the file should it come back (_keep_link) goes as it went
             links = json.loads(self.s._get_kv(f"links:{op.fid}") or "[]")
             left = [link for link in links if not (link[2] == op.bound or op.bound is None

@@ -171,11 +171,35 @@ class ContentRules(Placing):
             return
         self._resurrect(e, op, inode, parent_fid, name)
 
+    def _revive_links(self, e: JournalEntry, op: ContentOp, inode: Inode | None) -> None:
+        """Bring back a file whose first name was unlinked at a site that kept its other
+        names: with the names links gave it only (``_relink``)."""
+        t = physical_ms(e.hlc) * 1_000_000
+        if inode is None:
+            inode = Inode(ino=self.s._bump("next_ino"), file_id=op.fid,
+                          mode=op.mode or stat.S_IFREG | 0o644,
+                          uid=op.uid or 0, gid=op.gid or 0, size=0,
+                          nlink=0, atime_ns=t, mtime_ns=t, ctime_ns=t,
+                          attr_version=e.version)
+        revived = self._with_recorded(_replace(
+            inode, nlink=0, content=op.hash, size=op.size,
+            mtime_ns=self._written_mtime(e, op), origin_site=e.origin,
+            content_version=e.version))
+        self._relink(revived)
+        self.result.inodes.add(revived.ino)
+        self.s._put_kv(f"wrote:{revived.file_id}", json.dumps(authored(op)))
+
     def _resurrect(self, e: JournalEntry, op: ContentOp, inode: Inode | None,
                    parent_fid: str | None, name: str) -> None:
         tomb = self.s._tombstone(op.fid)
         name_ver = (tomb[3] if tomb else inode.name_version if inode is not None
                     else op.name_version or e.version)
+        first_gone = self.s._get_kv(f"firstgone:{op.fid}") is not None
+        if first_gone:
+            self.s._del_kv(f"firstgone:{op.fid}")
+            if self.s._get_kv(f"links:{op.fid}") not in (None, "[]"):
+                self._revive_links(e, op, inode)
+                return
         # a conflict copy comes back under its own name: no site ever gave it the plain one
         plain = name if is_copy_id(op.fid) else original_name(name)
         directory, name, lost = self._place(parent_fid, plain, op.fid)
