@@ -203,6 +203,10 @@ class EngineStore(SiteRecords, MetaStore):
             self._bind_link(new_parent, new_name, linked, ver)
             self._touch_dir(parent_inode)
             self._journal(hlc, LinkOp(inode.file_id, parent_inode.file_id, new_name))
+            # another site's unlink left undone here (it would have removed the last name)
+            # is done now that the file has another name, as everywhere else
+            Applier(self, ApplyResult())._redo_undone(self._inode(ino))
+            linked = self._inode(ino)
         return linked
 
     def unlink(self, parent: int, name: str) -> Inode:
