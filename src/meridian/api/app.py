@@ -194,17 +194,22 @@ def build_app(site: Site) -> FastAPI:
                 "positions": site.meta.positions(),
                 "gc": {"held_back": site.collector.held_back}}
 
-    @app.get("/api/v1/content/{content_hash}", summary="Local content by hash (Range allowed)",
-             responses={206: {"description": "the requested range"},
-                        404: {"description": "no local bytes for that range"},
-                        416: {"description": "range not satisfiable"}})
-    async def content(content_hash: str, request: Request) -> Response:
+    def local_size(content_hash: str) -> int | None:
+        """The size of a content this site knows or holds (None: neither); 400 for a value
+        that is not a content hash."""
         try:
             check_hash(content_hash)
         except BadPath as exc:
             raise HTTPException(400, str(exc)) from None
         record = site.meta.content(content_hash)
-        size = record.size if record is not None else site.volume.size_of(content_hash)
+        return record.size if record is not None else site.volume.size_of(content_hash)
+
+    @app.get("/api/v1/content/{content_hash}", summary="Local content by hash (Range allowed)",
+             responses={206: {"description": "the requested range"},
+                        404: {"description": "no local bytes for that range"},
+                        416: {"description": "range not satisfiable"}})
+    async def content(content_hash: str, request: Request) -> Response:
+        size = local_size(content_hash)
         if size is None:
             raise HTTPException(404, f"content {content_hash[:12]} is not known here")
         header = request.headers.get("range")
@@ -250,12 +255,7 @@ def build_app(site: Site) -> FastAPI:
         which lists them too, is written last): each block's BLAKE3 hash, from a complete
         instance here whose whole hash was checked, or from a list this site learnt itself.
         The peer checks every block it fetches against it."""
-        try:
-            check_hash(content_hash)
-        except BadPath as exc:
-            raise HTTPException(400, str(exc)) from None
-        record = site.meta.content(content_hash)
-        size = record.size if record is not None else site.volume.size_of(content_hash)
+        size = local_size(content_hash)
         hashes = await site.mover.block_hashes.here(content_hash)
         if size is None or hashes is None:
             raise HTTPException(404, f"site {site.config.name} cannot vouch for the blocks of "
