@@ -171,16 +171,20 @@ class ContentRules(Placing):
             return
         self._resurrect(e, op, inode, parent_fid, name)
 
+    def _nameless_file(self, e: JournalEntry, op: ContentOp) -> Inode:
+        """A new, nameless inode for a file a write brings back to a site that never held it,
+        made as its author described it."""
+        t = physical_ms(e.hlc) * 1_000_000
+        return Inode(ino=self.s._bump("next_ino"), file_id=op.fid,
+                     mode=op.mode or stat.S_IFREG | 0o644, uid=op.uid or 0, gid=op.gid or 0,
+                     size=0, nlink=0, atime_ns=t, mtime_ns=t, ctime_ns=t,
+                     attr_version=e.version)
+
     def _revive_links(self, e: JournalEntry, op: ContentOp, inode: Inode | None) -> None:
         """Bring back a file whose first name was unlinked at a site that kept its other
         names: with the names links gave it only (``_relink``)."""
-        t = physical_ms(e.hlc) * 1_000_000
         if inode is None:
-            inode = Inode(ino=self.s._bump("next_ino"), file_id=op.fid,
-                          mode=op.mode or stat.S_IFREG | 0o644,
-                          uid=op.uid or 0, gid=op.gid or 0, size=0,
-                          nlink=0, atime_ns=t, mtime_ns=t, ctime_ns=t,
-                          attr_version=e.version)
+            inode = self._nameless_file(e, op)
         revived = self._with_recorded(_replace(
             inode, nlink=0, content=op.hash, size=op.size,
             mtime_ns=self._written_mtime(e, op), origin_site=e.origin,
@@ -206,13 +210,8 @@ class ContentRules(Placing):
         wanted = name
         if not lost:
             name = self._claim(directory, name, name_ver)
-        t = physical_ms(e.hlc) * 1_000_000
         if inode is None:
-            inode = Inode(ino=self.s._bump("next_ino"), file_id=op.fid,
-                          mode=op.mode or stat.S_IFREG | 0o644,
-                          uid=op.uid or 0, gid=op.gid or 0, size=0,
-                          nlink=0, atime_ns=t, mtime_ns=t, ctime_ns=t,
-                          attr_version=e.version)
+            inode = self._nameless_file(e, op)
         revived = _replace(inode, nlink=1, content=op.hash, size=op.size,
                            mtime_ns=self._written_mtime(e, op), origin_site=e.origin,
                            content_version=e.version, name_version=name_ver)
