@@ -17,12 +17,13 @@ Two levels of checking:
   change passes: names, file ids, versions, hashes, modes and file types, sizes, symlink and
   extended attribute sizes, and the entry's clock against this site's. It raises
   :class:`~meridian.errors.InvalidJournalEntry` naming the field.
+
+The values both rely on (limits, patterns, version helpers, the field reader and checker) are
+in ``wirevalues.py``.
 """
 
 from __future__ import annotations
 
-import os
-import re
 import stat
 import time
 from collections.abc import Callable, Mapping
@@ -30,95 +31,20 @@ from dataclasses import dataclass, fields
 from typing import Any, ClassVar, TypeVar
 
 from meridian.errors import InvalidJournalEntry
+from meridian.meta.wirevalues import (
+    MAX_ID,
+    MAX_SIZE,
+    MAX_XATTR_VALUE,
+    SITE_RE,
+    FieldChecker,
+    WireFields,
+    value_kind,
+)
+from meridian.meta.wirevalues import version as version
+from meridian.meta.wirevalues import version_hlc as version_hlc
+from meridian.meta.wirevalues import version_origin as version_origin
 
 JOURNAL_FORMAT = 1  # the version of the wire format below (docs/replication.md)
-
-MAX_NAME = 255  # bytes in one path component
-MAX_TARGET = 4095  # bytes in a symlink target (PATH_MAX less its NUL)
-MAX_XATTR_NAME = 255
-MAX_XATTR_VALUE = 65536
-MAX_SIZE = (1 << 63) - 1
-MAX_ID = (1 << 32) - 1  # uid, gid
-_PHYSICAL_SHIFT = 16  # an HLC is (ms << 16) | counter (meta/clock.py)
-
-_SITE = r"[a-z0-9][a-z0-9_-]{0,62}"
-_SITE_RE = re.compile(_SITE)
-_VERSION = rf"[0-9a-f]{{16}}\.{_SITE}"
-_VERSION_RE = re.compile(_VERSION)
-# a file's id: Meridian's own directories, "<site id>.<counter>", or a conflict copy's id,
-# "<file id>!<version it keeps>" (meta/replica.py copy_file_id)
-_FILE_ID_RE = re.compile(rf"(?:root|meridian|lost\+found|[0-9a-f]{{32}}\.[1-9][0-9]{{0,18}})"
-                         rf"(?:!{_VERSION})*")
-_HASH_RE = re.compile(r"[0-9a-f]{64}")
-_FILE_TYPES = frozenset({stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK, stat.S_IFIFO, stat.S_IFSOCK,
-                         stat.S_IFCHR, stat.S_IFBLK})
-
-
-def version(hlc: int, origin: str) -> str:
-    """A change's version: strings that compare as DESIGN.md rule 5 orders changes (the
-    later HLC wins; equal clocks are ordered by site name)."""
-    return f"{hlc:016x}.{origin}"
-
-
-def version_hlc(ver: str) -> int:
-    """The clock value inside a version ("" gives 0)."""
-    return int(ver.split(".", 1)[0], 16) if ver else 0
-
-
-def version_origin(ver: str) -> str:
-    return ver.split(".", 1)[1] if ver else ""
-
-
-# -- decoding -----------------------------------------------------------------------------------
-class _Fields:
-    """Reads one operation's fields from its wire form, naming the field in every error."""
-
-    def __init__(self, data: Mapping[str, Any], kind: str) -> None:
-        self.data = data
-        self.kind = kind
-        self.read: set[str] = {"op"}
-
-    def _get(self, key: str, required: bool) -> Any:
-        self.read.add(key)
-        if key not in self.data:
-            if required:
-                raise InvalidJournalEntry(f"op.{key}", f"missing from a {self.kind} operation")
-            return None
-        return self.data[key]
-
-    def text(self, key: str) -> str:
-        value = self._get(key, True)
-        if not isinstance(value, str):
-            raise InvalidJournalEntry(f"op.{key}", f"must be a string, got {_kind(value)}")
-        return value
-
-    def maybe_text(self, key: str, required: bool = True) -> str | None:
-        value = self._get(key, required)
-        if value is not None and not isinstance(value, str):
-            raise InvalidJournalEntry(f"op.{key}", f"must be a string or null, got {_kind(value)}")
-        return value
-
-    def number(self, key: str) -> int:
-        value = self.maybe_number(key)
-        if value is None:
-            raise InvalidJournalEntry(f"op.{key}", "must be a whole number, got null")
-        return value
-
-    def maybe_number(self, key: str, required: bool = True) -> int | None:
-        value = self._get(key, required)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-            raise InvalidJournalEntry(f"op.{key}", f"must be a whole number, got {_kind(value)}")
-        return value
-
-    def done(self) -> None:
-        unknown = sorted(set(self.data) - self.read)
-        if unknown:
-            raise InvalidJournalEntry(f"op.{unknown[0]}", f"unknown in a {self.kind} operation")
-
-
-def _kind(value: object) -> str:
-    return "null" if value is None else type(value).__name__
-
 
 # -- the operations -----------------------------------------------------------------------------
 class Op:
@@ -143,12 +69,12 @@ class Op:
             wire[f.name] = getattr(self, f.name)
         return wire
 
-    def check(self, c: _Checker) -> None:
+    def check(self, c: FieldChecker) -> None:
         """Raise InvalidJournalEntry if a field holds what no site could have written."""
 
 
 _O = TypeVar("_O", bound=Op)
-_DECODERS: dict[str, Callable[[_Fields], Op]] = {}
+_DECODERS: dict[str, Callable[[WireFields], Op]] = {}
 
 
 def _wire(kind: str) -> Callable[[type[_O]], type[_O]]:
@@ -187,12 +113,12 @@ class CreateOp(_FileOp):
         return self.parent, self.name
 
     @classmethod
-    def decode(cls, f: _Fields) -> CreateOp:
+    def decode(cls, f: WireFields) -> CreateOp:
         return cls(f.text("parent"), f.text("name"), f.text("fid"), f.number("mode"),
                    f.number("uid"), f.number("gid"), f.maybe_text("target", required=False),
                    f.maybe_number("rdev", required=False) or 0)
 
-    def check(self, c: _Checker) -> None:
+    def check(self, c: FieldChecker) -> None:
         c.file_id("parent", self.parent)
         c.name("name", self.name)
         c.file_id("fid", self.fid)
@@ -221,10 +147,10 @@ class LinkOp(_FileOp):
         return self.parent, self.name
 
     @classmethod
-    def decode(cls, f: _Fields) -> LinkOp:
+    def decode(cls, f: WireFields) -> LinkOp:
         return cls(f.text("fid"), f.text("parent"), f.text("name"))
 
-    def check(self, c: _Checker) -> None:
+    def check(self, c: FieldChecker) -> None:
         c.file_id("fid", self.fid)
         c.file_id("parent", self.parent)
         c.name("name", self.name)
@@ -249,12 +175,12 @@ class UnlinkOp(_FileOp):
         return self.parent, self.name
 
     @classmethod
-    def decode(cls, f: _Fields) -> UnlinkOp:
+    def decode(cls, f: WireFields) -> UnlinkOp:
         return cls(f.text("parent"), f.text("name"), f.text("fid"),
                    f.maybe_text("seen", required=False), f.maybe_number("left", required=False),
                    f.maybe_text("bound", required=False))
 
-    def check(self, c: _Checker) -> None:
+    def check(self, c: FieldChecker) -> None:
         c.file_id("parent", self.parent)
         c.name("name", self.name)
         c.file_id("fid", self.fid)
@@ -278,10 +204,10 @@ class RmdirOp(_FileOp):
         return self.parent, self.name
 
     @classmethod
-    def decode(cls, f: _Fields) -> RmdirOp:
+    def decode(cls, f: WireFields) -> RmdirOp:
         return cls(f.text("parent"), f.text("name"), f.text("fid"))
 
-    def check(self, c: _Checker) -> None:
+    def check(self, c: FieldChecker) -> None:
         c.file_id("parent", self.parent)
         c.name("name", self.name)
         c.file_id("fid", self.fid)
@@ -312,7 +238,7 @@ class RenameOp(_FileOp):
         return self.new_parent, self.new_name
 
     @classmethod
-    def decode(cls, f: _Fields) -> RenameOp:
+    def decode(cls, f: WireFields) -> RenameOp:
         return cls(f.text("parent"), f.text("name"), f.text("new_parent"), f.text("new_name"),
                    f.text("fid"), f.maybe_text("name_seen", required=False),
                    f.maybe_text("replaced", required=False),
@@ -321,7 +247,7 @@ class RenameOp(_FileOp):
                    f.maybe_number("replaced_left", required=False),
                    f.maybe_text("replaced_bound", required=False))
 
-    def check(self, c: _Checker) -> None:
+    def check(self, c: FieldChecker) -> None:
         c.file_id("parent", self.parent)
         c.name("name", self.name)
         c.file_id("new_parent", self.new_parent)
@@ -357,11 +283,11 @@ class SetattrOp(_FileOp):
         return {key: value for key, value in Op.to_wire(self).items() if value is not None}
 
     @classmethod
-    def decode(cls, f: _Fields) -> SetattrOp:
+    def decode(cls, f: WireFields) -> SetattrOp:
         return cls(f.text("fid"), *(f.maybe_number(key, required=False)
                                     for key in ("mode", "uid", "gid", "atime_ns", "mtime_ns")))
 
-    def check(self, c: _Checker) -> None:
+    def check(self, c: FieldChecker) -> None:
         c.file_id("fid", self.fid)
         if self.mode is not None:
             c.mode("mode", self.mode, full=False)
@@ -399,7 +325,7 @@ class ContentOp(_FileOp):
         return self.parent, self.name
 
     @classmethod
-    def decode(cls, f: _Fields) -> ContentOp:
+    def decode(cls, f: WireFields) -> ContentOp:
         return cls(f.text("fid"), f.maybe_text("hash"), f.number("size"), f.number("mtime"),
                    f.maybe_text("base", required=False), f.maybe_text("parent", required=False),
                    f.maybe_text("name", required=False),
@@ -407,7 +333,7 @@ class ContentOp(_FileOp):
                    f.maybe_number("mode", required=False), f.maybe_number("uid", required=False),
                    f.maybe_number("gid", required=False))
 
-    def check(self, c: _Checker) -> None:
+    def check(self, c: FieldChecker) -> None:
         c.file_id("fid", self.fid)
         if self.hash is not None:
             c.hash("hash", self.hash)
@@ -443,7 +369,7 @@ class SetxattrOp(_FileOp):
         return {"op": self.KIND, "fid": self.fid, "name": self.name, "value": self.value.hex()}
 
     @classmethod
-    def decode(cls, f: _Fields) -> SetxattrOp:
+    def decode(cls, f: WireFields) -> SetxattrOp:
         text = f.text("value")
         try:
             value = bytes.fromhex(text)
@@ -451,7 +377,7 @@ class SetxattrOp(_FileOp):
             raise InvalidJournalEntry("op.value", "must be hexadecimal") from None
         return cls(f.text("fid"), f.text("name"), value)
 
-    def check(self, c: _Checker) -> None:
+    def check(self, c: FieldChecker) -> None:
         c.file_id("fid", self.fid)
         c.xattr_name("name", self.name)
         if len(self.value) > MAX_XATTR_VALUE:
@@ -468,10 +394,10 @@ class RemovexattrOp(_FileOp):
     name: str
 
     @classmethod
-    def decode(cls, f: _Fields) -> RemovexattrOp:
+    def decode(cls, f: WireFields) -> RemovexattrOp:
         return cls(f.text("fid"), f.text("name"))
 
-    def check(self, c: _Checker) -> None:
+    def check(self, c: FieldChecker) -> None:
         c.file_id("fid", self.fid)
         c.xattr_name("name", self.name)
 
@@ -486,11 +412,11 @@ class InstanceOp(Op):
     volume: str = "bucket"
 
     @classmethod
-    def decode(cls, f: _Fields) -> InstanceOp:
+    def decode(cls, f: WireFields) -> InstanceOp:
         return cls(f.text("hash"), f.number("size"), f.maybe_text("volume", required=False)
                    or "bucket")
 
-    def check(self, c: _Checker) -> None:
+    def check(self, c: FieldChecker) -> None:
         c.hash("hash", self.hash)
         c.bounded("size", self.size, MAX_SIZE)
         if self.volume != "bucket":
@@ -505,10 +431,10 @@ class RetireOp(Op):
     hash: str
 
     @classmethod
-    def decode(cls, f: _Fields) -> RetireOp:
+    def decode(cls, f: WireFields) -> RetireOp:
         return cls(f.text("hash"))
 
-    def check(self, c: _Checker) -> None:
+    def check(self, c: FieldChecker) -> None:
         c.hash("hash", self.hash)
 
 
@@ -518,13 +444,13 @@ OP_KINDS = tuple(_DECODERS)
 def op_from_wire(data: object) -> Op:
     """The operation of ``data`` (its wire form). Raises InvalidJournalEntry."""
     if not isinstance(data, Mapping):
-        raise InvalidJournalEntry("op", f"must be an object, got {_kind(data)}")
+        raise InvalidJournalEntry("op", f"must be an object, got {value_kind(data)}")
     kind = data.get("op")
     decoder = _DECODERS.get(kind) if isinstance(kind, str) else None
     if decoder is None:
         raise InvalidJournalEntry("op.op", f"unknown operation {kind!r} (known: "
                                            f"{', '.join(OP_KINDS)})")
-    reader = _Fields(data, str(kind))
+    reader = WireFields(data, str(kind))
     op = decoder(reader)
     reader.done()
     return op
@@ -557,7 +483,7 @@ _ENTRY_KEYS = ("seq", "origin", "origin_seq", "hlc", "op")
 def entry_from_wire(data: object) -> JournalEntry:
     """A journal entry from its wire form. Raises InvalidJournalEntry naming the field."""
     if not isinstance(data, Mapping):
-        raise InvalidJournalEntry("entry", f"must be an object, got {_kind(data)}")
+        raise InvalidJournalEntry("entry", f"must be an object, got {value_kind(data)}")
     for key in _ENTRY_KEYS:
         if key not in data:
             raise InvalidJournalEntry(key, "missing")
@@ -568,10 +494,10 @@ def entry_from_wire(data: object) -> JournalEntry:
     for key in ("seq", "origin_seq", "hlc"):
         value = data[key]
         if isinstance(value, bool) or not isinstance(value, int):
-            raise InvalidJournalEntry(key, f"must be a whole number, got {_kind(value)}")
+            raise InvalidJournalEntry(key, f"must be a whole number, got {value_kind(value)}")
         numbers[key] = value
     if not isinstance(data["origin"], str):
-        raise InvalidJournalEntry("origin", f"must be a string, got {_kind(data['origin'])}")
+        raise InvalidJournalEntry("origin", f"must be a string, got {value_kind(data['origin'])}")
     return JournalEntry(numbers["seq"], data["origin"], numbers["hlc"], op_from_wire(data["op"]),
                         numbers["origin_seq"])
 
@@ -585,80 +511,12 @@ def check_entry(entry: JournalEntry, *, max_ahead_ms: int | None = None,
         raise InvalidJournalEntry("seq", f"{entry.seq}: journal positions start at 1")
     if entry.origin_seq < 1:
         raise InvalidJournalEntry("origin_seq", f"{entry.origin_seq}: origin positions start at 1")
-    if _SITE_RE.fullmatch(entry.origin) is None:
+    if SITE_RE.fullmatch(entry.origin) is None:
         raise InvalidJournalEntry("origin", f"{entry.origin!r} is not a site name")
     limit = None
     if max_ahead_ms is not None:
         now = now_ms if now_ms is not None else time.time_ns() // 1_000_000
         limit = now + max_ahead_ms
-    checker = _Checker(limit)
+    checker = FieldChecker(limit)
     checker.clock("hlc", entry.hlc)
     entry.op.check(checker)
-
-
-class _Checker:
-    """The field checks operations use; every failure names ``op.<field>``."""
-
-    def __init__(self, limit_ms: int | None) -> None:
-        self.limit_ms = limit_ms
-
-    def clock(self, key: str, hlc: int) -> None:
-        if not 0 <= hlc <= MAX_SIZE:
-            raise InvalidJournalEntry(key, f"{hlc} is not a clock value")
-        if self.limit_ms is not None and hlc >> _PHYSICAL_SHIFT > self.limit_ms:
-            ahead = ((hlc >> _PHYSICAL_SHIFT) - self.limit_ms) / 1000
-            raise InvalidJournalEntry(
-                key, f"clock {hlc >> _PHYSICAL_SHIFT} ms is {ahead:.1f} s beyond this site's "
-                     f"clock plus replication.max_clock_skew")
-
-    def name(self, key: str, value: str) -> None:
-        if not value or value in (".", "..") or "/" in value or "\0" in value:
-            raise InvalidJournalEntry(f"op.{key}", f"{value[:80]!r} is not one path component")
-        size = len(os.fsencode(value))
-        if size > MAX_NAME:
-            raise InvalidJournalEntry(f"op.{key}", f"name of {size} bytes (at most {MAX_NAME})")
-
-    def file_id(self, key: str, value: str) -> None:
-        if len(value) > 4096 or _FILE_ID_RE.fullmatch(value) is None:
-            raise InvalidJournalEntry(f"op.{key}", f"{value[:80]!r} is not a file id")
-
-    def version(self, key: str, value: str | None) -> None:
-        if value is None or value == "":
-            return
-        if _VERSION_RE.fullmatch(value) is None:
-            raise InvalidJournalEntry(f"op.{key}", f"{value[:80]!r} is not a version")
-        self.clock(f"op.{key}", version_hlc(value))
-
-    def hash(self, key: str, value: str) -> None:
-        if _HASH_RE.fullmatch(value) is None:
-            raise InvalidJournalEntry(f"op.{key}", f"{value[:80]!r} is not a content hash "
-                                                   "(64 lower-case hex characters)")
-
-    def mode(self, key: str, value: int, *, full: bool) -> None:
-        kind = stat.S_IFMT(value)
-        if not 0 <= value <= 0o177777 or (kind and kind not in _FILE_TYPES) or (full and not kind):
-            raise InvalidJournalEntry(f"op.{key}", f"{value:o} is not a file mode")
-
-    def owner(self, key: str, value: int) -> None:
-        self.bounded(key, value, MAX_ID)
-
-    def time(self, key: str, value: int) -> None:
-        """Nanoseconds since the epoch; before 1970 is allowed, as in a file system."""
-        if not -MAX_SIZE - 1 <= value <= MAX_SIZE:
-            raise InvalidJournalEntry(f"op.{key}", f"{value} is not a time in nanoseconds")
-
-    def bounded(self, key: str, value: int, top: int) -> None:
-        if not 0 <= value <= top:
-            raise InvalidJournalEntry(f"op.{key}", f"{value} is out of range (0 to {top})")
-
-    def target(self, key: str, value: str) -> None:
-        size = len(os.fsencode(value))
-        if not value or "\0" in value or size > MAX_TARGET:
-            raise InvalidJournalEntry(f"op.{key}", f"a symlink target of {size} bytes, or with "
-                                                   f"NUL (1 to {MAX_TARGET} bytes)")
-
-    def xattr_name(self, key: str, value: str) -> None:
-        size = len(os.fsencode(value))
-        if not value or "\0" in value or size > MAX_XATTR_NAME:
-            raise InvalidJournalEntry(f"op.{key}", f"{value[:80]!r} is not an attribute name "
-                                                   f"(1 to {MAX_XATTR_NAME} bytes, no NUL)")
