@@ -162,7 +162,8 @@ class NamespaceCore(EngineHooks):
         if left.nlink == 0:  # where it was: a write from another site may bring it back there
             # the name's own version: a link's name brought back is judged as it was
             self._put_tombstone(inode.file_id, parent.file_id, name, inode.content_version,
-                                record[0] if record is not None else inode.name_version)
+                                record[0] if record is not None else inode.name_version,
+                                record[1] if record is not None else "")
         if refill:
             self._freed(parent.ino, name)
         return left
@@ -269,9 +270,18 @@ class NamespaceCore(EngineHooks):
         return True
 
     def _put_tombstone(self, file_id: str, parent_fid: str, name: str, content_version: str,
-                       name_version: str) -> None:
+                       name_version: str, key: str = "") -> None:
+        """Remember where ``file_id`` had its last name here, and which name it was
+        (``key``: its ``_binding_key``, "" for the file's first name)."""
         self._put_kv(f"tomb:{file_id}",
-                     json.dumps([parent_fid, name, content_version, name_version]))
+                     json.dumps([parent_fid, name, content_version, name_version, key]))
+
+    def _tombstone_key(self, file_id: str) -> str:
+        """Which name of ``file_id`` its tombstone keeps (``_binding_key``; "" for the
+        first name, or a tombstone of a store before names were told apart)."""
+        found = self._get_kv(f"tomb:{file_id}")
+        record = json.loads(found) if found else []
+        return str(record[4]) if len(record) > 4 else ""
 
     def _tombstone(self, file_id: str) -> tuple[str, str, str, str] | None:
         """Where the file ``file_id`` last had a name at this site, if it was deleted here:
@@ -279,7 +289,7 @@ class NamespaceCore(EngineHooks):
         found = self._get_kv(f"tomb:{file_id}")
         if not found:
             return None
-        parent, name, content_version, name_version = json.loads(found)
+        parent, name, content_version, name_version = json.loads(found)[:4]
         return str(parent), str(name), str(content_version), str(name_version)
 
     def by_file_id(self, file_id: str) -> Inode | None:

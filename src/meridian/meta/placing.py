@@ -172,14 +172,50 @@ class Placing:
     def _relink(self, inode: Inode) -> None:
         """Give a file that comes back, or is first made here, the names kept for it: those
         it had here, or got elsewhere while it was gone or not here (``_keep_link``)."""
-        links = self.s._get_kv(f"links:{inode.file_id}")
+        links = self._kept_links(inode.file_id)
         if links:
             self.s._del_kv(f"links:{inode.file_id}")
-            for parent_fid, link_name, ver in json.loads(links):
-                self._link(self.s._inode(inode.ino), parent_fid, link_name, ver)
+            for link in links:
+                self._link(self.s._inode(inode.ino), link[0], link[1], link[2],
+                           link[3] if len(link) > 3 else None)
+
+    def _redo_undone(self, inode: Inode) -> None:
+        """Unlinks left undone here because they would have removed the file's last name
+        (``_unlink``) are done once the file has another name (a link that came later here
+        came first elsewhere, where they were done): the same names in any order."""
+        key = f"undone:{inode.file_id}"
+        undone = json.loads(self.s._get_kv(key) or "[]")
+        if not undone:
+            return
+        self.s._del_kv(key)
+        for removal in sorted(undone, key=lambda item: item[2]):
+            inode = self.s._inode(inode.ino)
+            if inode.nlink <= 1:
+                self.s._put_kv(key, json.dumps(undone))
+                return
+            undone = [item for item in undone if item != removal]
+            where = self._where(inode, removal[0], removal[1], removal[3] or None,
+                                removing=True)
+            if where is None:
+                continue
+            self.s._record_unlinked(inode.file_id, [
+                self.s._inode(where[0]).file_id, where[1], removal[2], removal[3],
+                self.s._bound_version(where[0], where[1], inode)])
+            self._drop(where, inode)
 
     def _keep_link(self, file_id: str, link: list[str]) -> None:
-        """A name of the deleted file ``file_id`` (directory file id, name, version of the
-        change that gave it) that comes back should a write bring the file back."""
-        links = json.loads(self.s._get_kv(f"links:{file_id}") or "[]")
-        self.s._put_kv(f"links:{file_id}", json.dumps(links + [link]))
+        """A name of the deleted file ``file_id`` that comes back should a write bring the
+        file back: [directory file id, name, version of the change that bound it there,
+        what identifies the name (``_binding_key``; absent: the version itself)]."""
+        self._put_kept_links(file_id, self._kept_links(file_id) + [link])
+
+    def _kept_links(self, file_id: str) -> list[list[str]]:
+        return list(json.loads(self.s._get_kv(f"links:{file_id}") or "[]"))
+
+    def _put_kept_links(self, file_id: str, links: list[list[str]]) -> None:
+        self.s._put_kv(f"links:{file_id}", json.dumps(links))
+
+    @staticmethod
+    def _kept_key(link: list[str]) -> str:
+        """What identifies a kept name (``_keep_link``)."""
+        return link[3] if len(link) > 3 else link[2]

@@ -140,30 +140,6 @@ class Applier(ContentRules):
             self._link(inode, op.parent, op.name, e.version)
             self._redo_undone(self.s._inode(inode.ino))
 
-    def _redo_undone(self, inode: Inode) -> None:
-        """Unlinks left undone here because they would have removed the file's last name
-        (``_unlink``) are done once the file has another name (a link that came later here
-        came first elsewhere, where they were done): the same names in any order."""
-        key = f"undone:{inode.file_id}"
-        undone = json.loads(self.s._get_kv(key) or "[]")
-        if not undone:
-            return
-        self.s._del_kv(key)
-        for removal in sorted(undone, key=lambda item: item[2]):
-            inode = self.s._inode(inode.ino)
-            if inode.nlink <= 1:
-                self.s._put_kv(key, json.dumps(undone))
-                return
-            undone = [item for item in undone if item != removal]
-            where = self._where(inode, removal[0], removal[1], removal[3] or None,
-                                removing=True)
-            if where is None:
-                continue
-            self.s._record_unlinked(inode.file_id, [
-                self.s._inode(where[0]).file_id, where[1], removal[2], removal[3],
-                self.s._bound_version(where[0], where[1], inode)])
-            self._drop(where, inode)
-
     def _leave_undone(self, file_id: str, removal: list[str]) -> None:
         key = f"undone:{file_id}"
         self.s._put_kv(key, json.dumps(json.loads(self.s._get_kv(key) or "[]") + [removal]))
@@ -184,11 +160,12 @@ class Applier(ContentRules):
                 # the file back, it comes back with those only (``_resurrect``)
                 self.s._put_kv(f"firstgone:{op.fid}", "1")
             # a name kept for the file should it come back (_keep_link) goes as it went
-            links = json.loads(self.s._get_kv(f"links:{op.fid}") or "[]")
-            left = [link for link in links if not (link[2] == op.bound or op.bound is None
-                                                   and link[:2] == [op.parent, op.name])]
+            links = self._kept_links(op.fid)
+            left = [link for link in links if not (
+                self._kept_key(link) == op.bound
+                or op.bound is None and link[:2] == [op.parent, op.name])]
             if left != links:
-                self.s._put_kv(f"links:{op.fid}", json.dumps(left))
+                self._put_kept_links(op.fid, left)
             return
         if inode.is_dir:
             return
@@ -208,7 +185,8 @@ class Applier(ContentRules):
                 if other != where:
                     self._keep_link(inode.file_id, [
                         self.s._inode(other[0]).file_id, original_name(other[1]),
-                        self.s._bound_version(other[0], other[1], inode)])
+                        self.s._bound_version(other[0], other[1], inode),
+                        self.s._binding_key(other[0], other[1], inode)])
             if where in gone:
                 gone.remove(where)
                 gone.append(where)  # last: its tombstone says where the file was
@@ -269,16 +247,19 @@ class Applier(ContentRules):
             # deleted meanwhile: a delete wins over a rename; but should a write bring the
             # file back, it comes back where the later rename put it
             # (a name a link made, kept to come back with it, moves the same way)
-            links = json.loads(self.s._get_kv(f"links:{op.fid}") or "[]")
-            if op.bound and any(link[2] == op.bound for link in links):
-                self.s._put_kv(f"links:{op.fid}", json.dumps([
-                    [op.new_parent, op.new_name, link[2]] if link[2] == op.bound else link
-                    for link in links]))
+            links = self._kept_links(op.fid)
+            if op.bound and any(self._kept_key(link) == op.bound for link in links):
+                self._put_kept_links(op.fid, [
+                    [op.new_parent, op.new_name, e.version, op.bound]
+                    if self._kept_key(link) == op.bound and e.version > link[2] else link
+                    for link in links])
                 return
             tomb = self.s._tombstone(op.fid)
-            if tomb is not None and e.version > tomb[3]:
+            key = self.s._tombstone_key(op.fid)
+            if (tomb is not None and e.version > tomb[3]
+                    and (op.bound is None or op.bound == key)):  # that name, not another
                 self.s._put_tombstone(op.fid, op.new_parent, op.new_name, tomb[2],
-                                      e.version)
+                                      e.version, key)
             return
         inode = self.s._inode(inode.ino)
         where = self._where(inode, op.parent, op.name, op.bound, removing=True)

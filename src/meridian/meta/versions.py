@@ -217,7 +217,15 @@ class ContentRules(Placing):
                            content_version=e.version, name_version=name_ver)
         revived = self._with_recorded(revived)
         self._bind(directory, name, revived)
+        key = self.s._tombstone_key(op.fid)
+        if key:  # its last name here was one a link made: it comes back as that name
+            self.s._bind_link(directory.ino, name, revived, name_ver, key)
+        links = self._kept_links(op.fid)  # that name comes back once
+        if any(self._kept_key(link) == key for link in links):
+            self._put_kept_links(op.fid, [link for link in links
+                                          if self._kept_key(link) != key])
         self._relink(revived)
+        self._redo_undone(self.s._inode(revived.ino))
         self.result.inodes.add(revived.ino)
         self.s._put_kv(f"wrote:{revived.file_id}", json.dumps(authored(op)))
         if name != wanted:
