@@ -17,12 +17,10 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from tests.meta.randomized import ENGINES, MIXES, SITES, Pull, World, run
 
 SEEDS = 100
-# A few runs of the mixes with hard links still diverge (docs/conflicts.md, "Known limits"):
-# the seeds below of 0-99, the same on both engines. They must still fail (strict), so a fix that
+# Seeds of 0-99 known to diverge (docs/conflicts.md, "Known limits"; none today), the same on
+# both engines. They must still fail (strict), so a fix that
 # makes one converge shows here and the list shrinks; every other seed must converge.
-KNOWN_DIVERGING = {
-    "wmrudxolsat": {7},
-}
+KNOWN_DIVERGING: dict[str, set[int]] = {}
 # The state machine mixes every kind but hard links, which would fail it often enough.
 MACHINE_MIXES = [mix for mix in MIXES if "l" not in mix]
 

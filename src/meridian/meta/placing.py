@@ -203,6 +203,34 @@ class Placing:
                 self.s._bound_version(where[0], where[1], inode)])
             self._drop(where, inode)
 
+    def _record_rename(self, file_id: str, parent_fid: str, name: str, ver: str) -> None:
+        """A rename (version ``ver``) of the file ``file_id``, not made here yet: the later
+        of such renames moves it once it is (``_follow_rename``)."""
+        found = self.s._get_kv(f"renamed:{file_id}")
+        if found is None or ver > json.loads(found)[2]:
+            self.s._put_kv(f"renamed:{file_id}", json.dumps([parent_fid, name, ver]))
+
+    def _follow_rename(self, inode: Inode) -> None:
+        """Move ``inode``, just made here, as a rename that came before it did
+        (``_record_rename``), if that rename is later than the change that named it."""
+        found = self.s._get_kv(f"renamed:{inode.file_id}")
+        if found is None:
+            return
+        self.s._del_kv(f"renamed:{inode.file_id}")
+        parent_fid, new_name, ver = json.loads(found)
+        names = self.s._names_of(inode.ino)
+        if len(names) != 1 or ver <= inode.name_version:
+            return
+        directory, name, lost = self._place(parent_fid, new_name, inode.file_id)
+        wanted = name
+        if not lost:
+            name = self._claim(directory, name, ver)
+        if (directory.ino, name) == names[0]:
+            return
+        self._move(self.s._inode(inode.ino), names[0], directory, name, ver)
+        if name != wanted:
+            self.s._want(directory.ino, wanted, self.s._inode(inode.ino), name)
+
     def _keep_link(self, file_id: str, link: list[str]) -> None:
         """A name of the deleted file ``file_id`` that comes back should a write bring the
         file back: [directory file id, name, version of the change that bound it there,

@@ -255,6 +255,11 @@ class Applier(ContentRules):
                     for link in links])
                 return
             tomb = self.s._tombstone(op.fid)
+            if tomb is None and not op.bound and self.s.by_file_id(op.fid) is None:
+                # not made here yet (a conflict copy is made by each site as it sees the
+                # conflict): it moves once it is (``_follow_rename``)
+                self._record_rename(op.fid, op.new_parent, op.new_name, e.version)
+                return
             key = self.s._tombstone_key(op.fid)
             if (tomb is not None and e.version > tomb[3]
                     and (op.bound is None or op.bound == key)):  # that name, not another
@@ -264,6 +269,9 @@ class Applier(ContentRules):
         inode = self.s._inode(inode.ino)
         where = self._where(inode, op.parent, op.name, op.bound, removing=True)
         if where is None:
+            # that name was removed here: should its removal be undone (``_unlink``), it
+            # comes back where the later rename put it, as where the rename came first
+            self._move_unlinked(inode.file_id, op, e.version)
             return
         current = self.s._bound_version(where[0], where[1], inode)  # that name's version here
         concurrent = (current != op.name_seen if op.name_seen is not None
@@ -304,6 +312,18 @@ class Applier(ContentRules):
                     self.s._want(directory.ino, wanted, self.s._inode(inode.ino), name)
                     return
         self._move(self.s._inode(inode.ino), where, directory, name, e.version)
+
+    def _move_unlinked(self, file_id: str, op: RenameOp, ver: str) -> None:
+        """Move the record of a name of ``file_id`` removed here (``_unlinked_names``) as
+        the rename ``op`` (version ``ver``) moved that name, if it is later than what bound
+        it there."""
+        if op.bound is None:
+            return
+        for removal in self.s._unlinked_names(file_id):
+            if (removal[3] == op.bound and len(removal) > 4 and ver > removal[4]):
+                self.s._forget_unlinked(file_id, removal)
+                self.s._record_unlinked(file_id, [op.new_parent, op.new_name, removal[2],
+                                                  removal[3], ver])
 
     def _remove_replaced(self, e: JournalEntry, op: RenameOp, moving: Inode | None) -> None:
         """The file a rename replaced at its origin goes here too, wherever it is by now (a

@@ -115,6 +115,7 @@ class ContentRules(Placing):
             gid=kept("gid", inode.gid), mtime_ns=kept("mtime", inode.mtime_ns)))
         self._bind(directory, name, copy)
         self._relink(copy)
+        self._follow_rename(self.s._inode(copy.ino))
 
     def _recorded_owner(self, file_id: str) -> tuple[str, int | None, int | None, int | None]:
         found = self.s._get_kv(f"owner:{file_id}")
@@ -226,6 +227,7 @@ class ContentRules(Placing):
                                           if self._kept_key(link) != key])
         self._relink(revived)
         self._redo_undone(self.s._inode(revived.ino))
+        self._follow_rename(self.s._inode(revived.ino))
         self.result.inodes.add(revived.ino)
         self.s._put_kv(f"wrote:{revived.file_id}", json.dumps(authored(op)))
         if name != wanted:
