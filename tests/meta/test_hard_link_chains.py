@@ -1,0 +1,131 @@
+"""Hard links renamed, unlinked, deleted and written at several sites at once: the chains the
+randomized runs found diverging, each reduced to its few changes (``docs/conflicts.md``).
+
+Every case runs on both engines in a three-site ``World`` (a clock that moves a second per
+change, so versions follow the order of the steps), with partial deliveries where the case
+needs a site to have seen only part of another's journal, then heals and checks that every
+site shows the same tree, nothing acknowledged lost, and the outcome the rules give.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.meta.randomized import ENGINES, Pull, Step, World, tree
+
+EAST, WEST, NORTH = 0, 1, 2
+
+
+@pytest.fixture(params=ENGINES)
+def world(request: pytest.FixtureRequest) -> Iterator[World]:
+    with World(request.param) as made:
+        yield made
+
+
+def do(world: World, *steps: Step | Pull) -> None:
+    for step in steps:
+        if isinstance(step, Pull):
+            world.pull(step)
+        else:
+            assert world.do(step), f"{step} could not be made"
+
+
+def healed_files(world: World) -> dict[str, str]:
+    """Heal, check the sites agree and lost nothing; the files as ``path: content nN``."""
+    world.heal()
+    outcome = world.check()
+    assert outcome.ok, world.explain(outcome)
+    return {path: " ".join(what.split()[:1] + what.split()[3:4])
+            for path, what in tree(world.sites[EAST]).items()
+            if not what.startswith(("dir", "->"))}
+
+
+def test_a_file_deleted_at_its_link_name_comes_back_as_that_name(world: World) -> None:
+    """North moves the file's first name and unlinks it, keeping the link's name, which east
+    renames and then deletes; west, which saw only the create, writes and renames the first
+    name. The write brings the file back, as the name east deleted (the link's), not as the
+    first name north had removed: west's rename of the first name moves nothing."""
+    do(world,
+       Step(NORTH, "w", "/d"), Step(NORTH, "l", "/d", "/f"),
+       Step(NORTH, "r", "/d", "/g"), Step(NORTH, "u", "/g"),
+       Pull(EAST, NORTH), Pull(WEST, NORTH, 1, 1),
+       Step(EAST, "r", "/f", "/b"),
+       Step(WEST, "w", "/d"), Step(WEST, "r", "/d", "/h"),
+       Step(EAST, "u", "/b"))
+    assert healed_files(world) == {"/b": "west-2 n1"}
+
+
+def test_a_file_brought_back_gets_each_of_its_names_once(world: World) -> None:
+    """West's file gets a link at east (kept, then unlinked there), its first name renamed
+    by west and unlinked at north; east links it again; north then deletes it while west
+    writes it. It comes back with the names it had when deleted, each once: the unlinks of
+    one name each (east's of ``f``, north's of ``e``) are both done once it has a name more
+    (the link ``g.exr``)."""
+    do(world,
+       Step(WEST, "w", "/b"), Pull(EAST, WEST),
+       Step(WEST, "r", "/b", "/e"), Pull(NORTH, WEST),
+       Step(EAST, "l", "/b", "/f"), Pull(NORTH, EAST),
+       Step(EAST, "u", "/f"), Step(NORTH, "u", "/e"),
+       Pull(EAST, NORTH), Pull(NORTH, EAST, 3, 1),
+       Step(EAST, "l", "/e", "/g.exr"),
+       Step(WEST, "w", "/e"),
+       Step(NORTH, "u", "/e"),
+       Pull(EAST, NORTH, 3))
+    files = healed_files(world)
+    assert files == {"/g.exr": "west-2 n1"}
+
+
+def test_a_removed_name_whose_removal_is_undone_comes_back_where_it_was_renamed(
+        world: World) -> None:
+    """Two sites each unlink a different name of one file (east the link, west the first
+    name): the later unlink is undone, so the file keeps its first name, which north renamed
+    meanwhile (later than any change that bound it): it is there, at every site."""
+    do(world,
+       Step(EAST, "w", "/f"), Step(EAST, "l", "/f", "/g"))
+    world.heal()
+    do(world,
+       Step(EAST, "u", "/g"),
+       Step(NORTH, "r", "/f", "/h"),
+       Step(WEST, "u", "/f"),
+       # west hears of north's rename after its own unlink, and of east's unlink last
+       Pull(WEST, NORTH), Pull(EAST, WEST), Pull(EAST, NORTH))
+    assert healed_files(world) == {"/h": "east-1 n1"}
+
+
+def test_a_rename_of_a_conflict_copy_a_site_never_made_is_followed(world: World) -> None:
+    """East's version e1 loses to north's concurrent n1: west and north keep e1 as a
+    conflict copy, east does not (its own e2 replaced e1 there). West renames the copy to
+    ``x`` and writes it there, north renames it to ``y`` later. North's rename reaches east
+    before the copy exists there; the copy first appears at east when west's write brings it,
+    as ``x``: it goes where north's later rename put it, as everywhere else."""
+    do(world, Step(EAST, "w", "/d"))
+    world.heal()
+    do(world,
+       Step(EAST, "w", "/d"), Step(NORTH, "w", "/d"),
+       Pull(WEST, EAST), Pull(WEST, NORTH), Pull(NORTH, EAST),
+       Step(EAST, "w", "/d"))
+    copy = next(path for path in tree(world.sites[WEST]) if ".conflict-" in path)
+    do(world,
+       Step(WEST, "r", copy, "/x"), Step(NORTH, "r", copy, "/y"),
+       Step(WEST, "w", "/x"),
+       Pull(EAST, NORTH))  # north's rename reaches east before the copy exists there
+    files = healed_files(world)
+    assert "/x" not in files and files["/y"].startswith("west-"), files
+
+
+def test_one_name_of_a_hard_linked_file_renamed_at_two_sites(world: World) -> None:
+    """North links ``b.exr`` to the file, then renames its first name to ``a.txt`` after
+    east renamed that same name to ``d1/notes``: the later rename wins for that name, the
+    link's name stays (as a conflict copy's name here: west made a ``b.exr`` of its own)."""
+    do(world, Step(EAST, "m", "/d1"), Step(EAST, "w", "/shot.clip"))
+    world.heal()
+    do(world,
+       Step(NORTH, "l", "/shot.clip", "/b.exr"),
+       Step(WEST, "w", "/b.exr"),
+       Step(EAST, "r", "/shot.clip", "/d1/notes"),
+       Step(NORTH, "r", "/shot.clip", "/a.txt"))
+    files = healed_files(world)
+    assert "/d1/notes" not in files and files["/a.txt"] == "east-1 n2", files
+    assert files["/b.exr"] == "west-2 n1"
