@@ -129,3 +129,27 @@ def test_one_name_of_a_hard_linked_file_renamed_at_two_sites(world: World) -> No
     files = healed_files(world)
     assert "/d1/notes" not in files and files["/a.txt"] == "east-1 n2", files
     assert files["/b.exr"] == "west-2 n1"
+
+
+
+def test_an_undone_unlink_takes_back_the_very_name_being_removed(world: World) -> None:
+    """East's file loses its first name ``h`` to west's later rename onto it (west and north
+    keep it as a conflict name). East renames the link's name ``a`` to ``e`` and unlinks it;
+    north renames the first name, later, to ``d`` then ``e`` and unlinks it there. North's
+    unlink is the later: undone, the file keeps its first name, as ``e``. At north, east's
+    unlink of the link's name arrives when the link's name holds ``e``: the first name
+    comes back onto ``e``, the link's name moves aside, and that is the one that goes."""
+    do(world,
+       Step(WEST, "s", "/a", "f"), Step(EAST, "w", "/h"), Step(WEST, "w", "/c.exr"),
+       Step(EAST, "l", "/h", "/a"),
+       Step(WEST, "r", "/c.exr", "/g.exr"), Step(WEST, "r", "/g.exr", "/h"),
+       Step(NORTH, "w", "/h"),
+       Pull(NORTH, EAST, 1),
+       Step(EAST, "r", "/a", "/e"), Step(EAST, "u", "/e"),
+       Pull(WEST, EAST, 1, 1))
+    copy = next(path for path in tree(world.sites[NORTH]) if path.startswith("/h.conflict-"))
+    do(world,
+       Step(WEST, "r", copy, "/c.exr"),
+       Step(NORTH, "r", copy, "/d"), Step(NORTH, "r", "/d", "/e"), Step(NORTH, "u", "/e"))
+    files = healed_files(world)
+    assert files["/e"] == "east-1 n1" and "/c.exr" not in files, files

@@ -215,6 +215,13 @@ class Applier(ContentRules):
             # (stores before this kept no binding version: the name's identity stands in)
             restored = latest[4] if len(latest) > 4 else latest[3] or latest[2]
             self._link(inode, latest[0], original_name(latest[1]), restored, latest[3])
+            # the name it takes back may be the one this unlink removes, which then moved
+            # to its conflict name: find it again
+            inode = self.s._inode(inode.ino)
+            found = self._where(inode, op.parent, op.name, op.bound, removing=True)
+            if found is None:
+                return
+            where = found
         self.s._record_unlinked(inode.file_id, [
             self.s._inode(where[0]).file_id, where[1], e.version, op.bound or "",
             self.s._bound_version(where[0], where[1], inode)])
