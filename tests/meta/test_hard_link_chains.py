@@ -153,3 +153,19 @@ def test_an_undone_unlink_takes_back_the_very_name_being_removed(world: World) -
        Step(NORTH, "r", copy, "/d"), Step(NORTH, "r", "/d", "/e"), Step(NORTH, "u", "/e"))
     files = healed_files(world)
     assert files["/e"] == "east-1 n1" and "/c.exr" not in files, files
+
+
+def test_a_name_unlinked_elsewhere_after_the_delete_here_does_not_come_back(
+        world: World) -> None:
+    """East's file has names ``a`` (first) and ``f`` (a link). North unlinks ``f``; east,
+    not knowing, unlinks ``a`` and then ``f`` (a delete). West, having seen north's unlink,
+    writes the file: the write undoes the delete, and the two unlinks of one name each
+    (north's of ``f``, east's of ``a``) leave it the name the later removed: ``a``. At east
+    the file was deleted as ``f`` before north's unlink of ``f`` arrived."""
+    do(world,
+       Step(EAST, "w", "/a"), Step(EAST, "l", "/a", "/f"),
+       Pull(NORTH, EAST),
+       Step(NORTH, "u", "/f"), Step(EAST, "u", "/a"), Step(EAST, "u", "/f"),
+       Pull(WEST, NORTH, 50, 1),
+       Step(WEST, "w", "/a"))
+    assert healed_files(world) == {"/a": "west-2 n1"}

@@ -159,6 +159,10 @@ class Applier(ContentRules):
                 # its first name went at the origin, which kept others: should a write bring
                 # the file back, it comes back with those only (``_resurrect``)
                 self.s._put_kv(f"firstgone:{op.fid}", "1")
+            if not deleted and op.bound is not None and self.s._tombstone(op.fid) is not None:
+                # an unlink of one name of a file deleted here: it counts should a write
+                # bring the file back (``_resurrect``)
+                self.s._record_unlinked(op.fid, [op.parent, op.name, e.version, op.bound])
             # a name kept for the file should it come back (_keep_link) goes as it went
             links = self._kept_links(op.fid)
             left = [link for link in links if not (

@@ -205,6 +205,24 @@ class ContentRules(Placing):
             if self.s._get_kv(f"links:{op.fid}") not in (None, "[]"):
                 self._revive_links(e, op, inode)
                 return
+        key = self.s._tombstone_key(op.fid)
+        removed = self.s._unlinked_names(op.fid)
+        if tomb is not None and any(removal[3] == key for removal in removed):
+            # the name it last had here was unlinked elsewhere (an unlink of one name, which
+            # came after the delete here): it does not come back, nor do other names so
+            # removed; with no other name kept for it, the file keeps the name the latest
+            # of those unlinks removed, as where they came before the delete
+            gone = {removal[3] for removal in removed}
+            links = [link for link in self._kept_links(op.fid)
+                     if self._kept_key(link) not in gone]
+            self._put_kept_links(op.fid, links)
+            if links:
+                self._revive_links(e, op, inode)
+                return
+            latest = max(removed, key=lambda removal: removal[2])
+            self.s._forget_unlinked(op.fid, latest)
+            parent_fid, name, key = latest[0], original_name(latest[1]), latest[3]
+            name_ver = latest[4] if len(latest) > 4 and latest[4] else key or latest[2]
         # a conflict copy comes back under its own name: no site ever gave it the plain one
         plain = name if is_copy_id(op.fid) else original_name(name)
         directory, name, lost = self._place(parent_fid, plain, op.fid)
@@ -218,7 +236,6 @@ class ContentRules(Placing):
                            content_version=e.version, name_version=name_ver)
         revived = self._with_recorded(revived)
         self._bind(directory, name, revived)
-        key = self.s._tombstone_key(op.fid)
         if key:  # its last name here was one a link made: it comes back as that name
             self.s._bind_link(directory.ino, name, revived, name_ver, key)
         links = self._kept_links(op.fid)  # that name comes back once
