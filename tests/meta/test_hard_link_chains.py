@@ -169,3 +169,20 @@ def test_a_name_unlinked_elsewhere_after_the_delete_here_does_not_come_back(
        Pull(WEST, NORTH, 50, 1),
        Step(WEST, "w", "/a"))
     assert healed_files(world) == {"/a": "west-2 n1"}
+
+
+def test_a_name_unlinked_elsewhere_comes_back_where_it_was_renamed_here(
+        world: World) -> None:
+    """North unlinks the file's first name, renames its link ``d`` to ``e`` and deletes it;
+    west, not knowing, unlinks ``d``; east writes the file. The write undoes north's delete;
+    of the unlinks of one name each (north's of the first name, west's of the link), west's
+    is the later and is undone: the file keeps the link's name, where north's rename put
+    it. At north, west's unlink arrives after the delete and names ``d``, which is ``e``
+    here."""
+    do(world,
+       Step(EAST, "w", "/g.exr"), Step(EAST, "l", "/g.exr", "/d"),
+       Pull(NORTH, EAST), Step(NORTH, "u", "/g.exr"), Pull(WEST, EAST),
+       Step(NORTH, "r", "/d", "/e"), Step(NORTH, "u", "/e"),
+       Step(WEST, "u", "/d"), Pull(NORTH, WEST),
+       Step(EAST, "w", "/d"))
+    assert healed_files(world) == {"/e": "east-2 n1"}

@@ -159,12 +159,18 @@ class Applier(ContentRules):
                 # its first name went at the origin, which kept others: should a write bring
                 # the file back, it comes back with those only (``_resurrect``)
                 self.s._put_kv(f"firstgone:{op.fid}", "1")
-            if not deleted and op.bound is not None and self.s._tombstone(op.fid) is not None:
-                # an unlink of one name of a file deleted here: it counts should a write
-                # bring the file back (``_resurrect``)
-                self.s._record_unlinked(op.fid, [op.parent, op.name, e.version, op.bound])
             # a name kept for the file should it come back (_keep_link) goes as it went
             links = self._kept_links(op.fid)
+            tomb = self.s._tombstone(op.fid)
+            if not deleted and op.bound is not None and tomb is not None:
+                # an unlink of one name of a file deleted here: it counts should a write
+                # bring the file back (``_resurrect``), with that name where it is here
+                place = ([tomb[0], tomb[1], tomb[3]] if self.s._tombstone_key(op.fid) == op.bound
+                         else next(([link[0], link[1], link[2]] for link in links
+                                    if self._kept_key(link) == op.bound),
+                                   [op.parent, op.name, ""]))
+                self.s._record_unlinked(op.fid, [place[0], place[1], e.version, op.bound,
+                                                 place[2]])
             left = [link for link in links if not (
                 self._kept_key(link) == op.bound
                 or op.bound is None and link[:2] == [op.parent, op.name])]
