@@ -186,3 +186,21 @@ def test_a_name_unlinked_elsewhere_comes_back_where_it_was_renamed_here(
        Step(WEST, "u", "/d"), Pull(NORTH, WEST),
        Step(EAST, "w", "/d"))
     assert healed_files(world) == {"/e": "east-2 n1"}
+
+
+def test_an_unlink_of_a_name_removed_here_too_keeps_its_place_here(world: World) -> None:
+    """Three names: ``g.exr`` (first), links ``d`` and ``a``. North unlinks the first name,
+    renames ``d`` to ``e`` and unlinks it, then deletes the file as ``a``; east renames
+    ``a`` to ``f`` and unlinks it; west unlinks ``d``, the latest unlink of one name; east
+    then writes the file. It comes back as the name west's unlink removed, where north's
+    rename put it: ``e``. At north, west's unlink of ``d`` arrives when the file is deleted
+    and that name was already removed here, as ``e``."""
+    do(world,
+       Step(EAST, "w", "/g.exr"), Step(EAST, "l", "/g.exr", "/d"),
+       Step(EAST, "l", "/g.exr", "/a"),
+       Pull(NORTH, EAST, 50, 1), Step(NORTH, "u", "/g.exr"), Pull(WEST, EAST),
+       Step(EAST, "r", "/a", "/f"), Step(NORTH, "r", "/d", "/e"),
+       Step(EAST, "u", "/f"), Step(NORTH, "u", "/e"),
+       Step(WEST, "u", "/d"), Step(NORTH, "u", "/a"), Pull(NORTH, WEST),
+       Step(EAST, "w", "/d"))
+    assert healed_files(world) == {"/e": "east-2 n1"}

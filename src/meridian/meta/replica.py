@@ -165,10 +165,12 @@ class Applier(ContentRules):
             if not deleted and op.bound is not None and tomb is not None:
                 # an unlink of one name of a file deleted here: it counts should a write
                 # bring the file back (``_resurrect``), with that name where it is here
+                removed = [[r[0], r[1], r[4] if len(r) > 4 else ""]
+                           for r in self.s._unlinked_names(op.fid) if r[3] == op.bound]
                 place = ([tomb[0], tomb[1], tomb[3]] if self.s._tombstone_key(op.fid) == op.bound
                          else next(([link[0], link[1], link[2]] for link in links
                                     if self._kept_key(link) == op.bound),
-                                   [op.parent, op.name, ""]))
+                                   removed[-1] if removed else [op.parent, op.name, ""]))
                 self.s._record_unlinked(op.fid, [place[0], place[1], e.version, op.bound,
                                                  place[2]])
             left = [link for link in links if not (
