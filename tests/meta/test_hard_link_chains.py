@@ -204,3 +204,18 @@ def test_an_unlink_of_a_name_removed_here_too_keeps_its_place_here(world: World)
        Step(WEST, "u", "/d"), Step(NORTH, "u", "/a"), Pull(NORTH, WEST),
        Step(EAST, "w", "/d"))
     assert healed_files(world) == {"/e": "east-2 n1"}
+
+
+def test_a_name_a_delete_removed_comes_back_with_the_file(world: World) -> None:
+    """North's file gets a link ``a`` at east; east unlinks the first name (keeping ``a``)
+    then deletes the file as ``a``; north, not knowing of the link, deletes the file as its
+    first name; west writes it. The write undoes both deletes: the file comes back without
+    its first name (east unlinked it keeping another) and with ``a``. At north, where the
+    file was already deleted, east's delete of ``a`` must not drop the name kept for it."""
+    do(world,
+       Step(NORTH, "w", "/d"), Step(NORTH, "r", "/d", "/g.exr"),
+       Pull(EAST, NORTH), Step(EAST, "l", "/g.exr", "/a"),
+       Step(NORTH, "r", "/g.exr", "/c.exr"), Pull(WEST, NORTH),
+       Step(EAST, "u", "/g.exr"), Step(NORTH, "u", "/c.exr"), Step(EAST, "u", "/a"),
+       Step(WEST, "w", "/c.exr"))
+    assert healed_files(world) == {"/a": "west-2 n1"}

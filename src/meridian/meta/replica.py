@@ -173,7 +173,8 @@ class Applier(ContentRules):
                                    removed[-1] if removed else [op.parent, op.name, ""]))
                 self.s._record_unlinked(op.fid, [place[0], place[1], e.version, op.bound,
                                                  place[2]])
-            left = [link for link in links if not (
+            # (the names a delete removed come back should a write undo it)
+            left = [link for link in links if deleted or not (
                 self._kept_key(link) == op.bound
                 or op.bound is None and link[:2] == [op.parent, op.name])]
             if left != links:
