@@ -219,3 +219,18 @@ def test_a_name_a_delete_removed_comes_back_with_the_file(world: World) -> None:
        Step(EAST, "u", "/g.exr"), Step(NORTH, "u", "/c.exr"), Step(EAST, "u", "/a"),
        Step(WEST, "w", "/c.exr"))
     assert healed_files(world) == {"/a": "west-2 n1"}
+
+
+def test_an_unlink_done_late_removes_the_first_name_not_the_new_link(world: World) -> None:
+    """North unlinks the link ``g.exr`` (keeping the first name), west the first name
+    (keeping ``g.exr``): the later, west's, is left undone where it would leave the file
+    nameless. North then renames the first name to ``f`` and links ``c.exr``: with a name
+    more, both unlinks are done, and the one left undone removes the first name (``f``),
+    never the new link."""
+    do(world,
+       Step(EAST, "w", "/c.exr"), Pull(WEST, EAST, 3),
+       Step(EAST, "l", "/c.exr", "/g.exr"), Pull(NORTH, EAST, 1),
+       Step(WEST, "r", "/c.exr", "/b"), Step(NORTH, "u", "/g.exr"),
+       Step(WEST, "r", "/b", "/h"), Pull(WEST, EAST, 50, 1), Step(WEST, "u", "/h"),
+       Step(NORTH, "r", "/c.exr", "/f"), Step(NORTH, "l", "/f", "/c.exr"))
+    assert healed_files(world) == {"/c.exr": "east-1 n1"}

@@ -194,7 +194,7 @@ class Placing:
                 self.s._put_kv(key, json.dumps(undone))
                 return
             undone = [item for item in undone if item != removal]
-            where = self._where(inode, removal[0], removal[1], removal[3] or None,
+            where = self._where(inode, removal[0], removal[1], removal[3],
                                 removing=True)
             if where is None:
                 continue
