@@ -234,3 +234,20 @@ def test_an_unlink_done_late_removes_the_first_name_not_the_new_link(world: Worl
        Step(WEST, "r", "/b", "/h"), Pull(WEST, EAST, 50, 1), Step(WEST, "u", "/h"),
        Step(NORTH, "r", "/c.exr", "/f"), Step(NORTH, "l", "/f", "/c.exr"))
     assert healed_files(world) == {"/c.exr": "east-1 n1"}
+
+
+def test_a_rename_reaching_a_deleted_file_moves_a_name_removed_before(world: World) -> None:
+    """North unlinks the link ``g.exr``; west renames the first name onto ``g.exr``; east
+    unlinks the first name there (keeping the link) and west deletes the file; north renames
+    the first name to ``f`` and writes it. The write undoes west's delete; of the unlinks of
+    one name each, east's (of the first name) is the later and is undone: the file keeps its
+    first name, where north's rename put it. At east the rename arrives when the file is
+    already deleted there: the record of the first name's removal moves with it."""
+    do(world,
+       Step(EAST, "w", "/c.exr"), Pull(WEST, EAST, 3),
+       Step(EAST, "l", "/c.exr", "/g.exr"), Pull(NORTH, EAST, 1),
+       Step(NORTH, "u", "/g.exr"), Step(WEST, "r", "/c.exr", "/g.exr"),
+       Pull(EAST, WEST, 1), Step(EAST, "u", "/g.exr"),
+       Step(NORTH, "r", "/c.exr", "/f"), Step(NORTH, "w", "/f"),
+       Step(WEST, "u", "/g.exr"))
+    assert healed_files(world) == {"/f": "north-2 n1"}

@@ -267,6 +267,7 @@ class Applier(ContentRules):
             # deleted meanwhile: a delete wins over a rename; but should a write bring the
             # file back, it comes back where the later rename put it
             # (a name a link made, kept to come back with it, moves the same way)
+            self._move_unlinked(op.fid, op, e.version)  # a name removed before the delete
             links = self._kept_links(op.fid)
             if op.bound and any(self._kept_key(link) == op.bound for link in links):
                 self._put_kept_links(op.fid, [
