@@ -251,3 +251,18 @@ def test_a_rename_reaching_a_deleted_file_moves_a_name_removed_before(world: Wor
        Step(NORTH, "r", "/c.exr", "/f"), Step(NORTH, "w", "/f"),
        Step(WEST, "u", "/g.exr"))
     assert healed_files(world) == {"/f": "north-2 n1"}
+
+
+def test_a_name_given_back_by_a_write_goes_when_the_file_is_linked_again(
+        world: World) -> None:
+    """As above, then north links ``c.exr`` to the file: with a name more, both unlinks of one
+    name each are done, the first name's too (given back at east by north's write, where the
+    file was deleted): only the new link is left, at every site."""
+    do(world,
+       Step(EAST, "w", "/c.exr"), Pull(WEST, EAST, 3),
+       Step(EAST, "l", "/c.exr", "/g.exr"), Pull(NORTH, EAST, 1),
+       Step(NORTH, "u", "/g.exr"), Step(WEST, "r", "/c.exr", "/g.exr"),
+       Pull(EAST, WEST, 1), Step(EAST, "u", "/g.exr"),
+       Step(NORTH, "r", "/c.exr", "/f"), Step(NORTH, "w", "/f"),
+       Step(NORTH, "l", "/f", "/c.exr"), Step(WEST, "u", "/g.exr"))
+    assert healed_files(world) == {"/c.exr": "north-2 n1"}

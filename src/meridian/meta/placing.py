@@ -231,6 +231,10 @@ class Placing:
         if name != wanted:
             self.s._want(directory.ino, wanted, self.s._inode(inode.ino), name)
 
+    def _leave_undone(self, file_id: str, removal: list[str]) -> None:
+        key = f"undone:{file_id}"
+        self.s._put_kv(key, json.dumps(json.loads(self.s._get_kv(key) or "[]") + [removal]))
+
     def _keep_link(self, file_id: str, link: list[str]) -> None:
         """A name of the deleted file ``file_id`` that comes back should a write bring the
         file back: [directory file id, name, version of the change that bound it there,

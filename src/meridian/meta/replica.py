@@ -140,10 +140,6 @@ class Applier(ContentRules):
             self._link(inode, op.parent, op.name, e.version)
             self._redo_undone(self.s._inode(inode.ino))
 
-    def _leave_undone(self, file_id: str, removal: list[str]) -> None:
-        key = f"undone:{file_id}"
-        self.s._put_kv(key, json.dumps(json.loads(self.s._get_kv(key) or "[]") + [removal]))
-
     def _op_unlink(self, e: JournalEntry, op: UnlinkOp) -> None:
         self._unlink(e, op)
 

@@ -221,6 +221,7 @@ class ContentRules(Placing):
                 return
             latest = max(removed, key=lambda removal: removal[2])
             self.s._forget_unlinked(op.fid, latest)
+            self._leave_undone(op.fid, latest)  # done should the file get a name more
             parent_fid, name, key = latest[0], original_name(latest[1]), latest[3]
             name_ver = latest[4] if len(latest) > 4 and latest[4] else key or latest[2]
         # a conflict copy comes back under its own name: no site ever gave it the plain one
