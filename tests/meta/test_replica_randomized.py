@@ -45,6 +45,22 @@ def test_random_partitions_converge_and_lose_nothing(mix: str, engine: str) -> N
                       "from KNOWN_DIVERGING (and update docs/conflicts.md)"
 
 
+# Seeds beyond 0-99 that once diverged (found by ``make soak``), kept converging here: each is
+# a case of its own (the commit bodies that fixed them say which).
+ONCE_DIVERGED = {
+    "wlsur": [112, 131, 176, 180, 193, 236, 251, 267, 282, 370, 391, 421],
+    "wmrudxolsat": [332],
+}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("mix,seed", [(mix, seed) for mix, seeds in ONCE_DIVERGED.items()
+                                      for seed in seeds])
+def test_seeds_that_once_diverged_converge(mix: str, seed: int, engine: str) -> None:
+    outcome, why = run(seed, mix, engine)
+    assert outcome.ok, f"seed {seed} mix {mix} engine {engine}:\n{why}"
+
+
 class ThreeSites(RuleBasedStateMachine):
     """Three sites of one engine; Hypothesis picks who changes what and which link works.
     Every few steps it may heal, and then the sites must agree and hold every write."""

@@ -218,18 +218,30 @@ class Placing:
             return
         self.s._del_kv(f"renamed:{inode.file_id}")
         parent_fid, new_name, ver = json.loads(found)
-        names = self.s._names_of(inode.ino)
-        if len(names) != 1 or ver <= inode.name_version:
-            return
+        first = [where for where in self.s._names_of(inode.ino)
+                 if self.s._binding_key(where[0], where[1], inode) == ""]
+        if not first or ver <= inode.name_version:
+            return  # (renames of a name a link made are kept with the link: _keep_link)
         directory, name, lost = self._place(parent_fid, new_name, inode.file_id)
         wanted = name
         if not lost:
             name = self._claim(directory, name, ver)
-        if (directory.ino, name) == names[0]:
+        if (directory.ino, name) == first[0]:
             return
-        self._move(self.s._inode(inode.ino), names[0], directory, name, ver)
+        self._move(self.s._inode(inode.ino), first[0], directory, name, ver)
         if name != wanted:
             self.s._want(directory.ino, wanted, self.s._inode(inode.ino), name)
+
+    def _undone(self, file_id: str) -> list[list[str]]:
+        """The unlinks left undone here for ``file_id`` (``_leave_undone``)."""
+        return list(json.loads(self.s._get_kv(f"undone:{file_id}") or "[]"))
+
+    def _drop_undone(self, file_id: str, removal: list[str]) -> None:
+        left = [r for r in self._undone(file_id) if r != removal]
+        if left:
+            self.s._put_kv(f"undone:{file_id}", json.dumps(left))
+        else:
+            self.s._del_kv(f"undone:{file_id}")
 
     def _leave_undone(self, file_id: str, removal: list[str]) -> None:
         key = f"undone:{file_id}"

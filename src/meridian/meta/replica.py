@@ -206,6 +206,8 @@ class Applier(ContentRules):
                     self.s._freed(*name)
             return
         if where is None:
+            if op.bound is not None:
+                self._unlink_again(e, op, inode)
             return
         if inode.nlink <= 1:
             # The origin kept other names, removed here by other sites' unlinks it had not
@@ -213,7 +215,10 @@ class Applier(ContentRules):
             # the latest of them removed (that one is undone), whatever order they came in.
             removed = self.s._unlinked_names(inode.file_id)
             latest = max(removed, key=lambda item: item[2], default=None)
-            if latest is None or e.version > latest[2]:
+            key = self.s._binding_key(where[0], where[1], inode)
+            if (latest is None or e.version > latest[2]
+                    or any(r[3] == key for r in self._undone(inode.file_id))):
+                # (a name kept because a later unlink of it was undone stays too)
                 self._leave_undone(inode.file_id, [
                     self.s._inode(where[0]).file_id, where[1], e.version, op.bound or "",
                     self.s._bound_version(where[0], where[1], inode)])
@@ -235,6 +240,39 @@ class Applier(ContentRules):
             self.s._inode(where[0]).file_id, where[1], e.version, op.bound or "",
             self.s._bound_version(where[0], where[1], inode)])
         self._drop(where, self.s._inode(inode.ino), refill=where != keep)
+
+    def _unlink_again(self, e: JournalEntry, op: UnlinkOp, inode: Inode) -> None:
+        """An unlink of one name of ``inode`` that was removed here already (by another
+        site's unlink). It counts as that name's latest removal; if the file is left with
+        one name only because the removal of that one was undone here (``_unlink``), and
+        that removal is earlier than this one, the two swap: the file keeps the name the
+        latest unlink removed, whatever order they came in."""
+        removed = [r for r in self.s._unlinked_names(inode.file_id) if r[3] == op.bound]
+        if not removed:
+            return
+        place = removed[-1]
+        latest = [place[0], place[1], e.version, str(op.bound),
+                  place[4] if len(place) > 4 else ""]
+        self.s._record_unlinked(inode.file_id, latest)
+        names = self.s._names_of(inode.ino)
+        undone = [r for r in self._undone(inode.file_id) if len(names) == 1
+                  and r[3] == self.s._binding_key(names[0][0], names[0][1], inode)]
+        if not undone or max(r[2] for r in undone) >= e.version:
+            return
+        kept = max(undone, key=lambda r: r[2])
+        self.s._forget_unlinked(inode.file_id, latest)
+        self._drop_undone(inode.file_id, kept)
+        self._leave_undone(inode.file_id, latest)
+        restored = latest[4] or latest[3] or latest[2]
+        self._link(inode, latest[0], original_name(latest[1]), restored, latest[3])
+        inode = self.s._inode(inode.ino)
+        where = self._where(inode, kept[0], kept[1], kept[3], removing=True)
+        if where is None:
+            return
+        self.s._record_unlinked(inode.file_id, [
+            self.s._inode(where[0]).file_id, where[1], kept[2], kept[3],
+            self.s._bound_version(where[0], where[1], inode)])
+        self._drop(where, inode)
 
     def _op_rmdir(self, e: JournalEntry, op: RmdirOp) -> None:
         inode = self._live(op.fid)
