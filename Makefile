@@ -18,7 +18,7 @@ $(STAMPS)/system:
 	fi
 	@touch $@
 
-$(STAMPS)/venv: $(STAMPS)/system pyproject.toml
+$(STAMPS)/venv: $(STAMPS)/system $(STAMPS)/console-assets pyproject.toml
 	@echo ">> preparing $(VENV) with meridian and its test and demo dependencies"
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	@$(VENV)/bin/pip install -q --upgrade pip
@@ -27,7 +27,37 @@ $(STAMPS)/venv: $(STAMPS)/system pyproject.toml
 
 setup: $(STAMPS)/venv
 
-test: setup
+# The web console's one script library, htmx and its server-sent-events extension, from their
+# npm packages (exact versions), into the package's static folder (not committed): browsers
+# never fetch anything from outside the site.
+CONSOLE_VENDOR := src/meridian/console/static/vendor
+HTMX_VERSION := 2.0.11
+HTMX_SSE_VERSION := 2.2.4
+$(STAMPS)/console-assets:
+	@mkdir -p $(STAMPS) $(CONSOLE_VENDOR)
+	@command -v npm >/dev/null || { apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q npm; }
+	@echo ">> vendoring htmx $(HTMX_VERSION) and htmx-ext-sse $(HTMX_SSE_VERSION) from npm"
+	@tmp=$$(mktemp -d) && cd $$tmp && \
+	  npm pack --silent htmx.org@$(HTMX_VERSION) htmx-ext-sse@$(HTMX_SSE_VERSION) >/dev/null && \
+	  tar xzf htmx.org-$(HTMX_VERSION).tgz package/dist/htmx.min.js package/LICENSE && \
+	  cp package/dist/htmx.min.js $(CURDIR)/$(CONSOLE_VENDOR)/htmx.min.js && \
+	  cp package/LICENSE $(CURDIR)/$(CONSOLE_VENDOR)/htmx.LICENSE && rm -rf package && \
+	  tar xzf htmx-ext-sse-$(HTMX_SSE_VERSION).tgz package/dist/sse.min.js && \
+	  cp package/dist/sse.min.js $(CURDIR)/$(CONSOLE_VENDOR)/sse.min.js && \
+	  cd / && rm -rf $$tmp
+	@touch $@
+
+# The console's browser tests drive Debian's Chromium through its chromedriver (Selenium).
+BROWSER_PACKAGES := chromium chromium-driver
+$(STAMPS)/browser: $(STAMPS)/system
+	@if ! dpkg -s $(BROWSER_PACKAGES) >/dev/null 2>&1; then \
+	  echo ">> installing the browser for the console tests: $(BROWSER_PACKAGES)"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(BROWSER_PACKAGES); \
+	fi
+	@touch $@
+
+test: setup $(STAMPS)/browser
 	$(VENV)/bin/python -m pytest -q
 
 # Randomized three-site runs over every operation mix and both store engines; prints every

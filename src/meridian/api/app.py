@@ -31,7 +31,7 @@ from meridian.content.hashing import check_hash
 from meridian.api.paths import resolve_path
 from meridian.errors import BadPath, ContentError
 from meridian.meta import JOURNAL_FORMAT, JournalEntry
-from meridian.site.inspect import placements
+from meridian.site.inspect import namespace_digest as inspect_digest, placements
 from meridian.trust.credentials import Caller
 
 if TYPE_CHECKING:
@@ -117,14 +117,26 @@ def build_app(site: Site) -> FastAPI:
     app.state.shutdown = shutdown
     from meridian.api.admin import add_admin_routes
     from meridian.api.peers import add_peer_routes
+    from meridian.console import add_console
     add_admin_routes(app, site)
     add_peer_routes(app, site)
+    add_console(app, site, hub)
+    digest_at: list[Any] = [-1, ""]  # journal position and the digest computed there
 
     @app.get("/api/v1/site", summary="Who this site is (no credentials)")
     async def describe() -> dict[str, Any]:
         info = site.describe()
         info["journal_last_seq"] = site.meta.last_seq()
         return info
+
+    @app.get("/api/v1/digest", summary="This site's namespace digest (equal once in sync)")
+    async def namespace_digest() -> dict[str, Any]:
+        """The digest ``meridian status`` prints (recomputed only when the journal moved), for
+        peers and consoles comparing sites."""
+        seq = site.meta.last_seq()
+        if digest_at[0] != seq:
+            digest_at[:] = [seq, inspect_digest(site.meta)]
+        return {"site": site.config.name, "digest": digest_at[1], "journal_last_seq": seq}
 
     @app.get("/api/v1/journal", summary="Journal entries after a sequence number (long poll)")
     async def journal(request: Request, after: Annotated[int, Query(ge=0)] = 0,

@@ -1,0 +1,97 @@
+"""The Flame page's data: the Open Clips under a root, each clip's versions, and where and how
+late the newest one arrived (from the event stream, as ``meridian flame watch`` reports it).
+
+Clips are read from this site's volume when their content is here (a clip is small; the
+guide's rule keeps them local); a clip whose content is not here yet is listed without its
+versions, with a note. Caching a version starts a cache job on its frames: the frame paths a
+clip names are those of the site that wrote it, so they are taken from the root's namespace
+path onwards.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from meridian.errors import BadInput, MeridianError, NotFound
+from meridian.flame.watch import hlc_seconds
+
+if TYPE_CHECKING:
+    from meridian.site import Site
+
+DEFAULT_ROOT = "/hs-mount/project"
+CLIPS_SHOWN = 300
+
+
+class ClipArrivals:
+    """For each clip path, the site and the delay of its latest change (journal listener)."""
+
+    def __init__(self) -> None:
+        self.latest: dict[str, dict[str, Any]] = {}
+
+    def saw(self, event: dict[str, Any]) -> None:
+        path = event.get("path")
+        if isinstance(path, str) and path.endswith(".clip") and event.get("op") == "content":
+            self.latest[path] = {"origin": event["origin"],
+                                 "delay": max(0.0, time.time() - hlc_seconds(event["hlc"]))}
+            if len(self.latest) > 10_000:
+                self.latest.pop(next(iter(self.latest)))
+
+
+def clips_under(site: Site, root: str, arrivals: ClipArrivals) -> list[dict[str, Any]]:
+    """The clips under the namespace folder ``root``, each with its versions (newest last)."""
+    from meridian.flame.openclip import OpenClip
+
+    try:
+        top = site.meta.resolve(root.strip("/")) if root.strip("/") else site.meta.getattr(1)
+    except NotFound:
+        return []
+    clips: list[dict[str, Any]] = []
+    for path, inode in site.meta.walk(top.ino):
+        if not (inode.is_file and path.endswith(".clip")):
+            continue
+        shot = path.rsplit("/", 1)[-1][:-5]
+        sequence = path[len(root.rstrip("/")):].strip("/").split("/")[0]
+        entry: dict[str, Any] = {"path": path, "shot": shot, "sequence": sequence,
+                                 "versions": [], "note": "",
+                                 "arrival": arrivals.latest.get(path)}
+        if inode.content and site.volume.has(inode.content):
+            try:
+                data = site.volume.read(inode.content, 0, inode.size)
+                clip = OpenClip.parse(data, path)
+                entry["versions"] = [v.name for v in clip.versions()]
+                entry["current"] = clip.current_version
+            except (MeridianError, OSError, ValueError) as exc:
+                entry["note"] = f"unreadable: {exc}"
+        elif inode.content:
+            entry["note"] = "the clip's content is not on this site's volume yet"
+        clips.append(entry)
+        if len(clips) >= CLIPS_SHOWN:
+            break
+    return clips
+
+
+def version_frames(site: Site, clip_path: str, version: str, root: str) -> list[str]:
+    """The namespace paths (``./a/b``) of the frames of ``version`` of the clip. Raises
+    BadInput (no such version, frames outside the root) or NotFound."""
+    from meridian.flame.openclip import FramePattern, OpenClip
+
+    inode = site.meta.resolve(clip_path.strip("/"))
+    if not inode.content or not site.volume.has(inode.content):
+        raise BadInput(f"{clip_path}: the clip itself is not on this site's volume yet")
+    clip = OpenClip.parse(site.volume.read(inode.content, 0, inode.size), clip_path)
+    chosen = next((v for v in clip.versions() if v.name == version), None)
+    if chosen is None:
+        raise BadInput(f"{clip_path}: no version {version!r}")
+    anchor = "/" + root.strip("/") + "/"
+    frames: list[str] = []
+    for pattern in chosen.paths.values():
+        for frame in FramePattern.parse(pattern).frames():
+            text = str(frame)
+            at = text.find(anchor)
+            if at < 0:
+                raise BadInput(f"frame {text} of {version} is not under {root}")
+            frames.append("." + text[at:])
+    if not frames:
+        raise BadInput(f"{clip_path}: version {version} names no frames")
+    return frames
