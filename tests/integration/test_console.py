@@ -103,6 +103,10 @@ def test_console_in_chromium(tmp_path: Path, stopper: list[RunningSite], browser
     (shots / "notes.txt").write_bytes(b"notes\n")
     flame = west.mount / "hs-mount" / "project" / "sq010" / "sh010" / "flame"
     flame.mkdir(parents=True)
+    plates = flame.parent / "plates"
+    plates.mkdir()
+    for frame in (1001, 1002, 1003):
+        (plates / f"sh010_plate.{frame}.exr").write_bytes(os.urandom(200_000))
     new_clip("sh010", str(west.mount / "hs-mount/project/sq010/sh010/plates/"
                           "sh010_plate.[1001-1003].exr")).write(flame / "sh010.clip")
     east_notes = east.mount / "shots" / "notes.txt"
@@ -147,6 +151,8 @@ def test_console_in_chromium(tmp_path: Path, stopper: list[RunningSite], browser
     wait_for(lambda: "finished" in text_of(driver, ".job"), what="the cache job finished")
     assert "2/2" in text_of(driver, ".job .progress")
     assert placement_state(east, "./shots/a.exr") in ("local", "both")
+    wait_for(lambda: text_of(driver, "tr[data-name='a.exr'] .state") in ("local", "both"),
+             what="the listing showing a.exr here once the job is done")
     shoot(driver, "files")
 
     # Objectives: the editor locates the error, previews the fixed rule, adds it
@@ -179,6 +185,11 @@ def test_console_in_chromium(tmp_path: Path, stopper: list[RunningSite], browser
     driver.get(base + "/console/flame")
     wait_for(lambda: "v000" in text_of(driver, ".clip[data-shot='sh010']"),
              what="the clip's version on the Flame page")
+    driver.find_element(By.CSS_SELECTOR, ".clip[data-shot='sh010'] li.version button").click()
+    wait_for(lambda: "finished" in text_of(driver, ".job"), what="the version cached")
+    assert "3/3" in text_of(driver, ".job .progress")
+    assert placement_state(east, "./hs-mount/project/sq010/sh010/plates/sh010_plate.1002.exr") \
+        in ("local", "both")
     shoot(driver, "flame")
     driver.get(base + "/console/activity?glob=./shots/*")
     time.sleep(1.0)

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 DEFAULT_ROOT = "/hs-mount/project"
 CLIPS_SHOWN = 300
+CLIP_FETCHED = 4 << 20  # bytes: a clip larger than this is not fetched to be listed
 
 
 class ClipArrivals:
@@ -38,8 +39,10 @@ class ClipArrivals:
                 self.latest.pop(next(iter(self.latest)))
 
 
-def clips_under(site: Site, root: str, arrivals: ClipArrivals) -> list[dict[str, Any]]:
-    """The clips under the namespace folder ``root``, each with its versions (newest last)."""
+async def clips_under(site: Site, root: str, arrivals: ClipArrivals) -> list[dict[str, Any]]:
+    """The clips under the namespace folder ``root``, each with its versions (newest last).
+    A clip's content not on this volume is fetched first (as a read through the mount
+    would: ``flame watch`` reads the clips it reports), if it is at most ``CLIP_FETCHED``."""
     from meridian.flame.openclip import OpenClip
 
     try:
@@ -55,6 +58,12 @@ def clips_under(site: Site, root: str, arrivals: ClipArrivals) -> list[dict[str,
         entry: dict[str, Any] = {"path": path, "shot": shot, "sequence": sequence,
                                  "versions": [], "note": "",
                                  "arrival": arrivals.latest.get(path)}
+        if inode.content and not site.volume.has(inode.content) and inode.size <= CLIP_FETCHED:
+            try:
+                await site.mover.ensure_local(inode.content, inode.size, 0, inode.size,
+                                              timeout=5.0)
+            except (MeridianError, OSError) as exc:
+                entry["note"] = f"not fetched: {exc}"
         if inode.content and site.volume.has(inode.content):
             try:
                 data = site.volume.read(inode.content, 0, inode.size)
@@ -63,7 +72,7 @@ def clips_under(site: Site, root: str, arrivals: ClipArrivals) -> list[dict[str,
                 entry["current"] = clip.current_version
             except (MeridianError, OSError, ValueError) as exc:
                 entry["note"] = f"unreadable: {exc}"
-        elif inode.content:
+        elif inode.content and not entry["note"]:
             entry["note"] = "the clip's content is not on this site's volume yet"
         clips.append(entry)
         if len(clips) >= CLIPS_SHOWN:

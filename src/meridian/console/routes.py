@@ -209,7 +209,10 @@ def add_console(app: FastAPI, site: Site, hub: EventHub) -> None:
             job = site.jobs.get(job_id)
         except NotFound as exc:
             raise HTTPException(404, str(exc)) from None
-        return page("_job.html", request, session, job=job.as_dict())
+        answer = page("_job.html", request, session, job=job.as_dict())
+        if not job.running:  # the listing shows where the files are now
+            answer.headers["HX-Trigger"] = "job-finished"
+        return answer
 
     # -- Objectives ----------------------------------------------------------------------------
     def objectives() -> list[dict[str, Any]]:
@@ -277,14 +280,14 @@ def add_console(app: FastAPI, site: Site, hub: EventHub) -> None:
         session = need(request)
         root = normalise(root)
         return page("flame.html", request, session, tab="flame", root=root,
-                    clips=clips_under(site, root, arrivals), glob=root.rstrip("/") + "/*")
+                    clips=await clips_under(site, root, arrivals), glob=root.rstrip("/") + "/*")
 
     @app.get("/console/fragments/flame", include_in_schema=False)
     async def flame_fragment(request: Request, root: str = DEFAULT_ROOT) -> Response:
         session = need(request)
         root = normalise(root)
         return page("_flame.html", request, session, root=root,
-                    clips=clips_under(site, root, arrivals))
+                    clips=await clips_under(site, root, arrivals))
 
     @app.post("/console/flame/cache", include_in_schema=False)
     async def flame_cache(request: Request) -> Response:
