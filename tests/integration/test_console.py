@@ -27,6 +27,7 @@ from tests.sitehelpers import RunningSite, api_url, init_linked, meridian, tls_v
 
 BAD_RULE = "IF FNMATCH(\"./shots/*.txt\" PATH)\nTHEN {SLO('place-on-local-volumes')}"
 GOOD_RULE = "IF FNMATCH(\"./shots/*.txt\",PATH)\nTHEN {SLO('place-on-local-volumes')}"
+SECOND_RULE = "IF FNMATCH(\"./hs-mount/*\",PATH) THEN {SLO('place-on-local-volumes')}"
 
 
 @pytest.fixture
@@ -180,6 +181,27 @@ def test_console_in_chromium(tmp_path: Path, stopper: list[RunningSite], browser
              what="the rule in the list")
     listed = meridian("objective", "list", "--config", str(east.config)).stdout
     assert "./shots/*.txt" in listed
+
+    def order() -> list[str]:
+        out = meridian("objective", "list", "--json", "--config", str(east.config)).stdout
+        return [rule["text"] for rule in json.loads(out)]
+
+    editor = driver.find_element(By.ID, "rule")
+    editor.send_keys(Keys.CONTROL, "a")
+    editor.send_keys(SECOND_RULE)
+    wait_for(lambda: driver.find_elements(By.ID, "rule-ok"), what="the second rule checked")
+    driver.find_element(By.ID, "add-rule").click()
+    wait_for(lambda: len(driver.find_elements(By.CSS_SELECTOR, "#rule-list li.rule")) == 2,
+             what="two rules listed")
+    assert order() == [GOOD_RULE, SECOND_RULE]
+    driver.find_elements(By.CSS_SELECTOR, "#rule-list li.rule")[1].find_element(
+        By.XPATH, ".//button[text()='up']").click()
+    wait_for(lambda: order() == [SECOND_RULE, GOOD_RULE], what="the second rule moved up")
+    driver.find_elements(By.CSS_SELECTOR, "#rule-list li.rule")[0].find_element(
+        By.CSS_SELECTOR, "button.remove").click()
+    wait_for(lambda: order() == [GOOD_RULE], what="the rule removed")
+    wait_for(lambda: len(driver.find_elements(By.CSS_SELECTOR, "#rule-list li.rule")) == 1,
+             what="one rule listed")
 
     # Flame and Activity render, live
     driver.get(base + "/console/flame")

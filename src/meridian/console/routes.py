@@ -232,14 +232,14 @@ def add_console(app: FastAPI, site: Site, hub: EventHub) -> None:
     @app.post("/console/fragments/rule-check", include_in_schema=False)
     async def rule_check(request: Request) -> Response:
         session = need(request, changes=True)  # a POST like any other: the token is checked
-        text = (await form_of(request)).get("rule", [""])[0]
+        text = (await form_of(request)).get("rule", [""])[0].replace("\r\n", "\n")
         preview = rule_preview(site, text)  # on the loop: the store is not shared with threads
         return page("_rule_check.html", request, session, preview=preview)
 
     @app.post("/console/objectives", include_in_schema=False)
     async def add_objective(request: Request) -> Response:
         session = need(request, changes=True)
-        text = (await form_of(request)).get("rule", [""])[0].strip()
+        text = (await form_of(request)).get("rule", [""])[0].replace("\r\n", "\n").strip()
         problem = ""
         try:
             if not text:
