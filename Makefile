@@ -88,12 +88,13 @@ $(STAMPS)/bench-tools: $(STAMPS)/system
 # Meridian beside rclone mount, s3fs and a local directory (one moto S3 server), then the
 # figures only Meridian has: joining, pre-positioning under an Objective, sequence read-ahead,
 # the API's round trip on loopback.
-bench: setup $(STAMPS)/bench-tools
+bench: setup $(STAMPS)/bench-tools $(STAMPS)/browser
 	$(VENV)/bin/python bench/compare_all.py
 	$(VENV)/bin/python bench/join.py
 	$(VENV)/bin/python bench/prepositioning.py
 	$(VENV)/bin/python bench/readahead.py --runs 1
 	$(VENV)/bin/python bench/api_roundtrip.py
+	$(VENV)/bin/python bench/console_paint.py
 
 clean:
 	rm -rf $(STAMPS) $(VENV) build src/*.egg-info

@@ -26,9 +26,9 @@ from tests.apisite import admin_auth, ca_context, make_site
 Scenario = Callable[[Site, httpx.AsyncClient, str], Awaitable[None]]
 
 
-def with_console(tmp_path: Path, scenario: Scenario) -> None:
+def with_console(tmp_path: Path, scenario: Scenario, **settings: object) -> None:
     async def main() -> None:
-        site = make_site(tmp_path)
+        site = make_site(tmp_path, api=dict(settings))
         api = ApiServer(site)
         await api.start()
         base = api.url.removesuffix("/api/v1")
@@ -140,3 +140,17 @@ def test_the_digest_route_answers_admins_and_peers(tmp_path: Path) -> None:
         assert (await client.get("/api/v1/digest")).status_code == 401
 
     with_console(tmp_path, scenario)
+
+
+def test_console_event_streams_are_capped(tmp_path: Path) -> None:
+    async def scenario(site: Site, client: httpx.AsyncClient, base: str) -> None:
+        session, _ = await sign_in(site, client)
+        async with client.stream("GET", "/console/stream", headers=session) as first, \
+                client.stream("GET", "/console/stream?glob=./a/*", headers=session) as second:
+            assert first.status_code == second.status_code == 200
+            third = await client.get("/console/stream", headers=session)
+            assert third.status_code == 429
+        again = await client.get("/console/sites", headers=session)
+        assert again.status_code == 200
+
+    with_console(tmp_path, scenario, max_streams=2)

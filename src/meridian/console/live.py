@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
+from fastapi import HTTPException
 from fastapi.responses import StreamingResponse
 from jinja2 import Environment
 
@@ -31,12 +32,26 @@ RECENT = 200  # changes the Activity page keeps
 SAMPLES = 60  # throughput samples kept (two minutes at one per two seconds)
 
 
-def event_stream(hub: EventHub, env: Environment, glob: str | None) -> StreamingResponse:
+class StreamCount:
+    """How many console event streams are open (capped like the API's, ``[api] max_streams``)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.open = 0
+
+
+def event_stream(hub: EventHub, env: Environment, glob: str | None,
+                 count: StreamCount) -> StreamingResponse:
     """``text/event-stream`` of the changes matching ``glob``: each an ``event: change`` whose
-    data is one rendered ``<li>`` line (htmx's SSE extension swaps it in)."""
+    data is one rendered ``<li>`` line (htmx's SSE extension swaps it in). Raises
+    HTTPException 429 when ``count`` streams are open already."""
+    if count.open >= count.limit:
+        raise HTTPException(429, f"{count.limit} console event streams are open already: "
+                                 "close a console tab")
     pattern = normalise_glob(glob) if glob else None
     queue = hub.subscribe()
     line = env.get_template("_event.html")
+    count.open += 1
 
     async def body() -> AsyncIterator[bytes]:
         try:
@@ -54,6 +69,7 @@ def event_stream(hub: EventHub, env: Environment, glob: str | None) -> Streaming
                     yield f"event: change\ndata: {html}\n\n".encode()
         finally:
             hub.unsubscribe(queue)
+            count.open -= 1
 
     return StreamingResponse(body(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

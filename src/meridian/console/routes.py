@@ -21,7 +21,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from meridian.console.flame_view import DEFAULT_ROOT, ClipArrivals, clips_under, version_frames
-from meridian.console.live import Activity, event_stream
+from meridian.console.live import Activity, StreamCount, event_stream
 from meridian.console.sessions import COOKIE, CSRF_HEADER, ConsoleSessions, Session, csrf_ok
 from meridian.console.views import (Cached, DigestCache, file_view, folder_page, normalise,
                                     rule_preview, sites_view)
@@ -77,6 +77,7 @@ def add_console(app: FastAPI, site: Site, hub: EventHub) -> None:
     arrivals = ClipArrivals()
     activity = Activity(site, hub, arrivals)
     secure = site.config.api is not None and not site.config.api.plain_http
+    streams = StreamCount(site.config.api.max_streams if site.config.api else 16)
 
     def page(name: str, request: Request, session: Session | None, status: int = 200,
              **values: Any) -> HTMLResponse:
@@ -146,7 +147,7 @@ def add_console(app: FastAPI, site: Site, hub: EventHub) -> None:
     async def stream(request: Request, glob: str = "") -> Response:
         """Server-sent events: each change as an HTML line (event ``change``)."""
         need(request)
-        return event_stream(hub, env, glob or None)
+        return event_stream(hub, env, glob or None, streams)
 
     # -- Sites ---------------------------------------------------------------------------------
     @app.get("/console/sites", include_in_schema=False)
