@@ -4,6 +4,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 STAMPS := .stamps
+CONSOLE_VENDOR := src/meridian/console/static/vendor
 SYSTEM_PACKAGES := fuse3 libfuse3-dev pkg-config build-essential python3-dev python3-venv
 
 .PHONY: all setup test soak soak-data demo bench clean
@@ -18,7 +19,7 @@ $(STAMPS)/system:
 	fi
 	@touch $@
 
-$(STAMPS)/venv: $(STAMPS)/system $(STAMPS)/console-assets pyproject.toml
+$(STAMPS)/venv: $(STAMPS)/system $(CONSOLE_VENDOR)/.vendored pyproject.toml
 	@echo ">> preparing $(VENV) with meridian and its test and demo dependencies"
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	@$(VENV)/bin/pip install -q --upgrade pip
@@ -28,13 +29,12 @@ $(STAMPS)/venv: $(STAMPS)/system $(STAMPS)/console-assets pyproject.toml
 setup: $(STAMPS)/venv
 
 # The web console's one script library, htmx and its server-sent-events extension, from their
-# npm packages (exact versions), into the package's static folder (not committed): browsers
-# never fetch anything from outside the site.
-CONSOLE_VENDOR := src/meridian/console/static/vendor
+# npm packages (exact versions), into the package's static folder (not committed; the marker
+# lives there too, so a removed folder is fetched again): browsers fetch nothing from elsewhere.
 HTMX_VERSION := 2.0.11
 HTMX_SSE_VERSION := 2.2.4
-$(STAMPS)/console-assets:
-	@mkdir -p $(STAMPS) $(CONSOLE_VENDOR)
+$(CONSOLE_VENDOR)/.vendored:
+	@mkdir -p $(CONSOLE_VENDOR)
 	@command -v npm >/dev/null || { apt-get update -q && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q npm; }
 	@echo ">> vendoring htmx $(HTMX_VERSION) and htmx-ext-sse $(HTMX_SSE_VERSION) from npm"
