@@ -8,7 +8,7 @@ Per load, from the browser's Performance API: first contentful paint (``paint`` 
 navigation's responseEnd (the server's answer) and domContentLoaded. Reported: medians with
 min-max.
 
-Results: bench/results/console_paint.json and .md.
+Results: bench/results/console_paint.json and .md (another --files: console_paint_N.*).
 
     .venv/bin/python bench/console_paint.py [--files 10000] [--runs 9]
 """
@@ -136,10 +136,11 @@ def main() -> int:
             served.close()
         shutil.rmtree(root, ignore_errors=True)
     out = ROOT / "bench" / "results"
-    (out / "console_paint.json").write_text(json.dumps(result, indent=2) + "\n")
+    stem = "console_paint" if args.files == 10_000 else f"console_paint_{args.files}"
+    (out / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
     fcp, end, dcl = (result["first_contentful_paint_ms"], result["response_end_ms"],
                      result["dom_content_loaded_ms"])
-    (out / "console_paint.md").write_text(
+    (out / f"{stem}.md").write_text(
         "# Time to first paint of the console's Files view\n\n"
         f"{result['when']}: a folder of {args.files:,} files (the view paints its first page "
         f"of {result['rows_painted']} rows), one site's API on 127.0.0.1 over TLS, headless "

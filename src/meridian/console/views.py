@@ -128,23 +128,22 @@ def normalise(path: str) -> str:
 
 
 def folder_page(site: Site, path: str, page: int) -> dict[str, Any]:
-    """One page (``PAGE_SIZE`` entries, folders first, then by name) of the folder ``path``.
-    Raises NotFound (no such folder) or BadInput."""
+    """One page (``PAGE_SIZE`` entries, by name) of the folder ``path``: only that page is
+    read from the store. Raises NotFound (no such folder) or BadInput."""
     path = normalise(path)
     top = site.meta.resolve(path.lstrip("/")) if path != "/" else site.meta.getattr(1)
     if not top.is_dir:
         raise BadInput(f"{path}: not a folder")
-    children = site.meta.list_dir(top.ino)
-    children.sort(key=lambda item: (not item[1].is_dir, item[0]))
-    pages = max(1, -(-len(children) // PAGE_SIZE))
-    page = min(max(page, 1), pages)
-    shown = children[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]
+    count, shown = site.meta.list_dir_page(top.ino, (max(page, 1) - 1) * PAGE_SIZE, PAGE_SIZE)
+    pages = max(1, -(-count // PAGE_SIZE))
+    if page > pages:  # past the end (the folder shrank): the last page
+        page = pages
+        count, shown = site.meta.list_dir_page(top.ino, (page - 1) * PAGE_SIZE, PAGE_SIZE)
+    page = max(page, 1)
     queued = {u.hash for u in site.meta.pending_uploads(limit=QUEUED_SEEN)}
-    entries = []
-    for name, inode in shown:
-        child = f"{path.rstrip('/')}/{name}"
-        entries.append(_entry(site, name, child, inode, queued))
-    return {"path": path, "page": page, "pages": pages, "count": len(children),
+    entries = [_entry(site, name, f"{path.rstrip('/')}/{name}", inode, queued)
+               for name, inode in shown]
+    return {"path": path, "page": page, "pages": pages, "count": count,
             "entries": entries, "parent": normalise(path.rsplit("/", 1)[0] or "/")}
 
 
