@@ -31,7 +31,7 @@ from meridian.content.hashing import check_hash
 from meridian.api.paths import resolve_path
 from meridian.errors import BadPath, ContentError
 from meridian.meta import JOURNAL_FORMAT, JournalEntry
-from meridian.site.inspect import namespace_digest as inspect_digest, placements
+from meridian.site.inspect import DigestCache, placements
 from meridian.trust.credentials import Caller
 
 if TYPE_CHECKING:
@@ -121,7 +121,7 @@ def build_app(site: Site) -> FastAPI:
     add_admin_routes(app, site)
     add_peer_routes(app, site)
     add_console(app, site, hub)
-    digest_at: list[Any] = [-1, ""]  # journal position and the digest computed there
+    digests = DigestCache()
 
     @app.get("/api/v1/site", summary="Who this site is (no credentials)")
     async def describe() -> dict[str, Any]:
@@ -131,12 +131,11 @@ def build_app(site: Site) -> FastAPI:
 
     @app.get("/api/v1/digest", summary="This site's namespace digest (equal once in sync)")
     async def namespace_digest() -> dict[str, Any]:
-        """The digest ``meridian status`` prints (recomputed only when the journal moved), for
-        peers and consoles comparing sites."""
-        seq = site.meta.last_seq()
-        if digest_at[0] != seq:
-            digest_at[:] = [seq, inspect_digest(site.meta)]
-        return {"site": site.config.name, "digest": digest_at[1], "journal_last_seq": seq}
+        """The digest ``meridian status`` prints and the journal position it was computed at
+        (recomputed when the journal moved, at most every few seconds: it walks the whole
+        namespace), for peers and consoles comparing sites."""
+        digest, seq = digests.of(site.meta)
+        return {"site": site.config.name, "digest": digest, "journal_last_seq": seq}
 
     @app.get("/api/v1/journal", summary="Journal entries after a sequence number (long poll)")
     async def journal(request: Request, after: Annotated[int, Query(ge=0)] = 0,

@@ -23,9 +23,10 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from meridian.console.flame_view import DEFAULT_ROOT, ClipArrivals, clips_under, version_frames
 from meridian.console.live import Activity, StreamCount, event_stream
 from meridian.console.sessions import COOKIE, CSRF_HEADER, ConsoleSessions, Session, csrf_ok
-from meridian.console.views import (Cached, DigestCache, file_view, folder_page, normalise,
+from meridian.console.views import (Cached, file_view, folder_page, normalise,
                                     rule_preview, sites_view)
 from meridian.errors import BadInput, NotFound
+from meridian.site.inspect import DigestCache
 
 if TYPE_CHECKING:
     from meridian.api.events import EventHub

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from meridian.errors import BadInput, MeridianError, NotFound
 from meridian.objectives.language import ObjectiveError, parse, resolve
-from meridian.site.inspect import namespace_digest, placement_of
+from meridian.site.inspect import DigestCache, placement_of
 
 if TYPE_CHECKING:
     from meridian.meta import Inode
@@ -44,20 +44,6 @@ class Cached:
     def put(self, key: str, value: Any) -> Any:
         self._values[key] = (time.monotonic(), value)
         return value
-
-
-class DigestCache:
-    """This site's namespace digest, recomputed only when the journal moved."""
-
-    def __init__(self) -> None:
-        self.seq = -1
-        self.value = ""
-
-    def of(self, site: Site) -> str:
-        seq = site.meta.last_seq()
-        if seq != self.seq:
-            self.value, self.seq = namespace_digest(site.meta), seq
-        return self.value
 
 
 def _bucket_state(site: Site) -> dict[str, Any]:
@@ -90,7 +76,7 @@ async def sites_view(site: Site, cache: Cached, digests: DigestCache) -> dict[st
     bucket = cache.get("bucket") or cache.put("bucket", await asyncio.to_thread(_bucket_state,
                                                                                site))
     usage = site.volume.usage()
-    own = digests.of(site)
+    own, own_seq = digests.of(site.meta)
     peers = []
     for link in site.replication.status():
         name = str(link["peer"])
@@ -100,6 +86,7 @@ async def sites_view(site: Site, cache: Cached, digests: DigestCache) -> dict[st
     known = [own] + [p["remote"]["digest"] for p in peers if p["remote"]["reachable"]]
     return {
         "name": site.config.name, "journal_last_seq": site.meta.last_seq(), "digest": own,
+        "digest_seq": own_seq,
         "agree": len(set(known)) == 1 and len(known) == len(peers) + 1,
         "bucket": bucket, "bucket_url": site.config.bucket.url,
         "uploads": site.meta.upload_count(),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import stat
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -160,3 +161,25 @@ def namespace_digest(meta: MetaStore) -> str:
                 f"{size}\0{what}\0{xattrs}\0{inode.mtime_ns}\0{linked}\n")
         digest.update(line.encode("utf-8", "surrogateescape"))
     return digest.hexdigest()
+
+
+DIGEST_EVERY = 5.0  # seconds between two computations of a running site's digest, at least
+
+
+class DigestCache:
+    """A running site's namespace digest, recomputed when the journal moved, at most once
+    every ``DIGEST_EVERY`` seconds (it walks the whole namespace). For the API's ``digest``
+    route and the console's Sites page."""
+
+    def __init__(self) -> None:
+        self.seq = -1
+        self.value = ""
+        self.at = -DIGEST_EVERY
+
+    def of(self, meta: MetaStore) -> tuple[str, int]:
+        """The digest and the journal position it was computed at."""
+        seq = meta.last_seq()
+        now = time.monotonic()
+        if seq != self.seq and now - self.at >= DIGEST_EVERY:
+            self.value, self.seq, self.at = namespace_digest(meta), seq, now
+        return self.value, self.seq
