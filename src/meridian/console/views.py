@@ -20,6 +20,7 @@ from meridian.site.inspect import DigestCache, placement_of
 
 if TYPE_CHECKING:
     from meridian.meta import Inode
+    from meridian.site.config import PeerConfig
     from meridian.site import Site
 
 PAGE_SIZE = 200  # entries of a folder per page of the Files view
@@ -60,7 +61,9 @@ def _peer_digest(site: Site, name: str) -> dict[str, Any]:
     from meridian.site.trust import peer_endpoint
     from meridian.sitecall import SiteClient
 
-    peer = next(p for p in site.config.peers if p.name == name)
+    peer = next((p for p in site.config.peers if p.name == name), None)
+    if peer is None:
+        return {"reachable": False, "error": "no longer in this site's config"}
     try:
         with SiteClient(peer_endpoint(site.config, peer)) as client:
             answer = client.call("GET", "/digest", timeout=3.0)
@@ -146,11 +149,11 @@ def _entry(site: Site, name: str, path: str, inode: Inode, queued: set[str]) -> 
                  found.state if found else "")
 
 
-def _peer_holds(site: Site, name: str, content: str) -> str:
+def _peer_holds(site: Site, peer: PeerConfig, content: str) -> str:
+    """Whether ``peer`` can vouch for ``content`` (it holds a checked instance of it)."""
     from meridian.site.trust import peer_endpoint
     from meridian.sitecall import SiteClient
 
-    peer = next(p for p in site.config.peers if p.name == name)
     try:
         with SiteClient(peer_endpoint(site.config, peer)) as client:
             client.call("GET", f"/content/{content}/blocks", timeout=3.0)
@@ -158,7 +161,7 @@ def _peer_holds(site: Site, name: str, content: str) -> str:
         return "not held"
     except MeridianError as exc:
         return f"unknown ({exc})"
-    return "holds it"
+    return "holds it (vouches for its blocks)"
 
 
 async def file_view(site: Site, path: str) -> dict[str, Any]:
@@ -178,7 +181,7 @@ async def file_view(site: Site, path: str) -> dict[str, Any]:
     found = orchestrator.alignment.get(inode.file_id)
     peers: dict[str, str] = {}
     if inode.content:
-        answers = await asyncio.gather(*(asyncio.to_thread(_peer_holds, site, p.name,
+        answers = await asyncio.gather(*(asyncio.to_thread(_peer_holds, site, p,
                                                            inode.content)
                                          for p in site.config.peers))
         peers = {p.name: answer for p, answer in zip(site.config.peers, answers)}
