@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from meridian.console.routes import human_size
 from meridian.flame.openclip import new_clip
 from meridian.objectives.language import ObjectiveError, parse
 from tests.browser import chromium, console_errors, missing_browser
@@ -27,7 +28,8 @@ from tests.sitehelpers import RunningSite, api_url, init_linked, meridian, tls_v
 
 BAD_RULE = "IF FNMATCH(\"./shots/*.txt\" PATH)\nTHEN {SLO('place-on-local-volumes')}"
 GOOD_RULE = "IF FNMATCH(\"./shots/*.txt\",PATH)\nTHEN {SLO('place-on-local-volumes')}"
-SECOND_RULE = "IF FNMATCH(\"./hs-mount/*\",PATH) THEN {SLO('place-on-local-volumes')}"
+FRAME_BYTES = 200_000
+SECOND_RULE = "IF FNMATCH(\"./shots/*.exr\",PATH) THEN {SLO('place-on-local-volumes')}"
 
 
 @pytest.fixture
@@ -66,9 +68,13 @@ def shoot(driver: Any, name: str) -> None:
 
 
 def text_of(driver: Any, css: str) -> str:
+    """The text of the elements ``css`` selects ("" while htmx is swapping them)."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
-    found = driver.find_elements(By.CSS_SELECTOR, css)
-    return " ".join(element.text for element in found)
+    try:
+        return " ".join(element.text for element in driver.find_elements(By.CSS_SELECTOR, css))
+    except StaleElementReferenceException:
+        return ""
 
 
 def placement_state(site: RunningSite, path: str) -> str:
@@ -107,7 +113,7 @@ def test_console_in_chromium(tmp_path: Path, stopper: list[RunningSite], browser
     plates = flame.parent / "plates"
     plates.mkdir()
     for frame in (1001, 1002, 1003):
-        (plates / f"sh010_plate.{frame}.exr").write_bytes(os.urandom(200_000))
+        (plates / f"sh010_plate.{frame}.exr").write_bytes(os.urandom(FRAME_BYTES))
     new_clip("sh010", str(west.mount / "hs-mount/project/sq010/sh010/plates/"
                           "sh010_plate.[1001-1003].exr")).write(flame / "sh010.clip")
     east_notes = east.mount / "shots" / "notes.txt"
@@ -140,6 +146,8 @@ def test_console_in_chromium(tmp_path: Path, stopper: list[RunningSite], browser
     wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "tr[data-name='new.exr']"),
              what="new.exr in east's Files view")
     assert driver.execute_script("return window.notReloaded === true;")
+    wait_for(lambda: human_size(1000) in text_of(driver, "tr[data-name='new.exr']"),
+             what="new.exr's content at east too")
     driver.find_element(By.CSS_SELECTOR, "tr[data-name='notes.txt'] a.file").click()
     wait_for(lambda: "Every rule" in text_of(driver, "#detail"), what="the file's explanation")
     assert "west" in text_of(driver, "#detail")
@@ -207,11 +215,13 @@ def test_console_in_chromium(tmp_path: Path, stopper: list[RunningSite], browser
     driver.get(base + "/console/flame")
     wait_for(lambda: "v000" in text_of(driver, ".clip[data-shot='sh010']"),
              what="the clip's version on the Flame page")
+    frame = "./hs-mount/project/sq010/sh010/plates/sh010_plate.1002.exr"
+    assert placement_state(east, frame) == "bucket"
     driver.find_element(By.CSS_SELECTOR, ".clip[data-shot='sh010'] li.version button").click()
     wait_for(lambda: "finished" in text_of(driver, ".job"), what="the version cached")
     assert "3/3" in text_of(driver, ".job .progress")
-    assert placement_state(east, "./hs-mount/project/sq010/sh010/plates/sh010_plate.1002.exr") \
-        in ("local", "both")
+    assert placement_state(east, frame) in ("local", "both")
+    assert human_size(3 * FRAME_BYTES) in text_of(driver, ".job")  # the frames were fetched
     shoot(driver, "flame")
     driver.get(base + "/console/activity?glob=./shots/*")
     time.sleep(1.0)

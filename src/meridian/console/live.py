@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from meridian.site import Site
 
 HEARTBEAT = 15.0
+COALESCE = 0.3  # seconds: changes this close together are one message (one page refresh)
 RECENT = 200  # changes the Activity page keeps
 SAMPLES = 60  # throughput samples kept (two minutes at one per two seconds)
 
@@ -42,8 +43,10 @@ class StreamCount:
 
 def event_stream(hub: EventHub, env: Environment, glob: str | None,
                  count: StreamCount) -> StreamingResponse:
-    """``text/event-stream`` of the changes matching ``glob``: each an ``event: change`` whose
-    data is one rendered ``<li>`` line (htmx's SSE extension swaps it in). Raises
+    """``text/event-stream`` of the changes matching ``glob``: an ``event: change`` per burst
+    of changes (those within ``COALESCE`` seconds of its first), whose data is their rendered
+    ``<li>`` lines, newest first (htmx's SSE extension swaps them in, or a listing reloads on
+    it: at most one reload per burst, and the last change of a burst is never left out). Raises
     HTTPException 429 when ``count`` streams are open already."""
     if count.open >= count.limit:
         raise HTTPException(429, f"{count.limit} console event streams are open already: "
@@ -58,15 +61,29 @@ def event_stream(hub: EventHub, env: Environment, glob: str | None,
             yield b": live\n\n"
             while True:
                 try:
-                    event = await asyncio.wait_for(queue.get(), HEARTBEAT)
+                    first = await asyncio.wait_for(queue.get(), HEARTBEAT)
                 except TimeoutError:
                     yield b": heartbeat\n\n"
                     continue
-                if event is None:
-                    return
-                if matches(event, pattern):
-                    html = " ".join(line.render(event=event).split())
+                batch, ended = [first], first is None
+                deadline = asyncio.get_running_loop().time() + COALESCE
+                while not ended:  # what else comes within COALESCE goes in the same message
+                    left = deadline - asyncio.get_running_loop().time()
+                    if left <= 0:
+                        break
+                    try:
+                        more = await asyncio.wait_for(queue.get(), left)
+                    except TimeoutError:
+                        break
+                    batch.append(more)
+                    ended = more is None
+                shown = [e for e in batch if e is not None and matches(e, pattern)]
+                if shown:  # newest first: the feed inserts the message at its top
+                    html = "".join(" ".join(line.render(event=e).split())
+                                   for e in reversed(shown))
                     yield f"event: change\ndata: {html}\n\n".encode()
+                if ended:
+                    return
         finally:
             hub.unsubscribe(queue)
             count.open -= 1

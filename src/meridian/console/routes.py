@@ -12,6 +12,7 @@ that is not a journal change (link lag, job progress), by polling a small fragme
 
 from __future__ import annotations
 
+import hashlib
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
@@ -50,7 +51,13 @@ def _templates() -> Environment:
     env = Environment(loader=PackageLoader("meridian.console", "templates"),
                       autoescape=select_autoescape(["html"]))
     env.filters["size"] = human_size
+    env.filters["element_id"] = element_id
     return env
+
+
+def element_id(text: str) -> str:
+    """A stable HTML id for a path (any characters): what htmx preserves across refreshes."""
+    return "e" + hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:20]
 
 
 def human_size(value: int | None) -> str:
