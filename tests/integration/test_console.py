@@ -129,6 +129,8 @@ def test_console_in_chromium(tmp_path: Path, stopper: list[RunningSite], browser
     wait_for(lambda: "connected" in text_of(driver, "tr[data-site='west']"),
              what="west's link shown connected")
     assert "reachable" in text_of(driver, "#bucket")
+    wait_for(lambda: "All digests agree" in text_of(driver, "#digests"),
+             what="east and west's digests shown equal")
     shoot(driver, "sites")
     with httpx.Client(verify=tls_verify(east), timeout=10) as plain:  # type: ignore[arg-type]
         again = plain.get(url, follow_redirects=False)

@@ -27,6 +27,7 @@ from meridian.console.sessions import COOKIE, CSRF_HEADER, ConsoleSessions, Sess
 from meridian.console.views import (Cached, file_view, folder_page, normalise,
                                     rule_preview, sites_view)
 from meridian.errors import BadInput, NotFound
+from meridian.meta.sqlite import SqliteMetaStore
 from meridian.site.inspect import DigestCache
 
 if TYPE_CHECKING:
@@ -81,7 +82,9 @@ def add_console(app: FastAPI, site: Site, hub: EventHub) -> None:
     event stream and the admin route that issues one-time sign-in tokens."""
     sessions = ConsoleSessions()
     env = _templates()
-    cache, digests = Cached(), DigestCache()
+    cache = Cached()
+    digests = DigestCache(site.meta, site.config.meta_path
+                          if isinstance(site.meta, SqliteMetaStore) else None, site.config.name)
     arrivals = ClipArrivals()
     activity = Activity(site, hub, arrivals)
     secure = site.config.api is not None and not site.config.api.plain_http

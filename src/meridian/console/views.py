@@ -79,7 +79,7 @@ async def sites_view(site: Site, cache: Cached, digests: DigestCache) -> dict[st
     bucket = cache.get("bucket") or cache.put("bucket", await asyncio.to_thread(_bucket_state,
                                                                                site))
     usage = site.volume.usage()
-    own, own_seq = digests.of(site.meta)
+    own, own_seq = digests.current()  # "" while the first is computed
     peers = []
     for link in site.replication.status():
         name = str(link["peer"])
@@ -87,6 +87,7 @@ async def sites_view(site: Site, cache: Cached, digests: DigestCache) -> dict[st
             f"peer:{name}", await asyncio.to_thread(_peer_digest, site, name))
         peers.append({**link, "remote": remote})
     known = [own] + [p["remote"]["digest"] for p in peers if p["remote"]["reachable"]]
+    known = [digest for digest in known if digest]
     return {
         "name": site.config.name, "journal_last_seq": site.meta.last_seq(), "digest": own,
         "digest_seq": own_seq,
