@@ -217,6 +217,7 @@ def test_console_in_chromium(tmp_path: Path, stopper: list[RunningSite], browser
     driver.get(base + "/console/flame")
     wait_for(lambda: "v000" in text_of(driver, ".clip[data-shot='sh010']"),
              what="the clip's version on the Flame page")
+    assert "newest change from west" in text_of(driver, ".clip[data-shot='sh010'] .arrival")
     frame = "./hs-mount/project/sq010/sh010/plates/sh010_plate.1002.exr"
     assert placement_state(east, frame) == "bucket"
     driver.find_element(By.CSS_SELECTOR, ".clip[data-shot='sh010'] li.version button").click()

@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 from meridian.errors import BadInput, MeridianError, NotFound
 from meridian.flame.watch import hlc_seconds
+from meridian.meta import ContentOp
 
 if TYPE_CHECKING:
+    from meridian.meta import JournalEntry
     from meridian.site import Site
 
 DEFAULT_ROOT = "/hs-mount/project"
@@ -25,18 +27,25 @@ CLIP_FETCHED = 4 << 20  # bytes: a clip larger than this is not fetched to be li
 
 
 class ClipArrivals:
-    """For each clip path, the site and the delay of its latest change (journal listener)."""
+    """For each file, the site and the delay of its latest content change, taken as each
+    journal entry commits (cheap: no path is resolved; the Flame page looks clips up by file
+    id). At most ``KEPT`` files are remembered, the oldest forgotten first."""
+
+    KEPT = 10_000
 
     def __init__(self) -> None:
         self.latest: dict[str, dict[str, Any]] = {}
 
-    def saw(self, event: dict[str, Any]) -> None:
-        path = event.get("path")
-        if isinstance(path, str) and path.endswith(".clip") and event.get("op") == "content":
-            self.latest[path] = {"origin": event["origin"],
-                                 "delay": max(0.0, time.time() - hlc_seconds(event["hlc"]))}
-            if len(self.latest) > 10_000:
-                self.latest.pop(next(iter(self.latest)))
+    def committed(self, entries: list[JournalEntry]) -> None:
+        now = time.time()
+        for entry in entries:
+            fid = entry.op.file_id
+            if isinstance(entry.op, ContentOp) and fid is not None:
+                self.latest.pop(fid, None)
+                self.latest[fid] = {
+                    "origin": entry.origin, "delay": max(0.0, now - hlc_seconds(entry.hlc))}
+        while len(self.latest) > self.KEPT:
+            self.latest.pop(next(iter(self.latest)))
 
 
 async def clips_under(site: Site, root: str, arrivals: ClipArrivals) -> list[dict[str, Any]]:
@@ -57,7 +66,7 @@ async def clips_under(site: Site, root: str, arrivals: ClipArrivals) -> list[dic
         sequence = path[len(root.rstrip("/")):].strip("/").split("/")[0]
         entry: dict[str, Any] = {"path": path, "shot": shot, "sequence": sequence,
                                  "versions": [], "note": "",
-                                 "arrival": arrivals.latest.get(path)}
+                                 "arrival": arrivals.latest.get(inode.file_id)}
         if inode.content and not site.volume.has(inode.content) and inode.size <= CLIP_FETCHED:
             try:
                 await site.mover.ensure_local(inode.content, inode.size, 0, inode.size,

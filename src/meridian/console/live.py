@@ -23,7 +23,6 @@ from meridian.api.events import matches, normalise_glob
 
 if TYPE_CHECKING:
     from meridian.api.events import EventHub
-    from meridian.console.flame_view import ClipArrivals
     from meridian.meta import JournalEntry
     from meridian.site import Site
 
@@ -93,26 +92,21 @@ def event_stream(hub: EventHub, env: Environment, glob: str | None,
 
 
 class Activity:
-    """Recent changes (with when they arrived), for the Activity page's first paint, and the
-    mover's throughput over the last samples."""
+    """Recent changes, for the Activity page's first paint, and the mover's throughput over
+    the last samples. Entries are kept as they commit and turned into events (paths
+    resolved) only when the page asks: a busy site pays nothing for a console nobody opens."""
 
-    def __init__(self, site: Site, hub: EventHub, arrivals: ClipArrivals) -> None:
+    def __init__(self, site: Site, hub: EventHub) -> None:
         self.site = site
         self.hub = hub
-        self.arrivals = arrivals
-        self.changes: deque[dict[str, Any]] = deque(maxlen=RECENT)
+        self.entries: deque[JournalEntry] = deque(maxlen=RECENT)
         self.samples: deque[tuple[float, int, int]] = deque(maxlen=SAMPLES)
-        site.meta.add_listener(self.committed)
-
-    def committed(self, entries: list[JournalEntry]) -> None:
-        for entry in entries[-RECENT:]:
-            event = self.hub.event_of(entry)
-            self.changes.appendleft(event)
-            self.arrivals.saw(event)
+        site.meta.add_listener(self.entries.extend)
 
     def recent(self, glob: str | None) -> list[dict[str, Any]]:
         pattern = normalise_glob(glob) if glob else None
-        return [e for e in self.changes if matches(e, pattern)][:50]
+        events = (self.hub.event_of(entry) for entry in reversed(self.entries))
+        return [e for e in events if matches(e, pattern)][:50]
 
     def stats(self) -> dict[str, Any]:
         """Jobs running, uploads queued and in flight, and the recent rates (bytes/second)

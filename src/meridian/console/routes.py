@@ -86,7 +86,8 @@ def add_console(app: FastAPI, site: Site, hub: EventHub) -> None:
     digests = DigestCache(site.meta, site.config.meta_path
                           if isinstance(site.meta, SqliteMetaStore) else None, site.config.name)
     arrivals = ClipArrivals()
-    activity = Activity(site, hub, arrivals)
+    site.meta.add_listener(arrivals.committed)
+    activity = Activity(site, hub)
     secure = site.config.api is not None and not site.config.api.plain_http
     streams = StreamCount(site.config.api.max_streams if site.config.api else 16)
 
@@ -131,7 +132,7 @@ def add_console(app: FastAPI, site: Site, hub: EventHub) -> None:
     async def signout(request: Request) -> Response:
         need(request, changes=True)
         sessions.close(request.cookies.get(COOKIE))
-        answer = HTMLResponse("signed out", headers={"HX-Redirect": "/console/signin"})
+        answer = HTMLResponse("signed out", headers={"HX-Redirect": "/console/sites"})
         answer.delete_cookie(COOKIE, path="/console")
         return answer
 
