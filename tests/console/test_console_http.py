@@ -154,3 +154,12 @@ def test_console_event_streams_are_capped(tmp_path: Path) -> None:
         assert again.status_code == 200
 
     with_console(tmp_path, scenario, max_streams=2)
+
+
+def test_meridian_console_needs_the_site_running(tmp_path: Path) -> None:
+    from tests.sitehelpers import init_site, meridian
+
+    site = init_site(tmp_path, "solo", f"file://{tmp_path}/bucket")
+    answer = meridian("console", "--config", str(site.config), check=False)
+    assert answer.returncode == 3, answer
+    assert "not running" in answer.stderr and answer.stdout == ""
