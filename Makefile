@@ -4,6 +4,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 STAMPS := .stamps
+CONSOLE_VENDOR := src/meridian/console/static/vendor
 SYSTEM_PACKAGES := fuse3 libfuse3-dev pkg-config build-essential python3-dev python3-venv
 
 .PHONY: all setup test soak soak-data demo bench clean
@@ -18,7 +19,7 @@ $(STAMPS)/system:
 	fi
 	@touch $@
 
-$(STAMPS)/venv: $(STAMPS)/system pyproject.toml
+$(STAMPS)/venv: $(STAMPS)/system $(CONSOLE_VENDOR)/.vendored pyproject.toml
 	@echo ">> preparing $(VENV) with meridian and its test and demo dependencies"
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	@$(VENV)/bin/pip install -q --upgrade pip
@@ -27,7 +28,36 @@ $(STAMPS)/venv: $(STAMPS)/system pyproject.toml
 
 setup: $(STAMPS)/venv
 
-test: setup
+# The web console's one script library, htmx and its server-sent-events extension, from their
+# npm packages (exact versions), into the package's static folder (not committed; the marker
+# lives there too, so a removed folder is fetched again): browsers fetch nothing from elsewhere.
+HTMX_VERSION := 2.0.11
+HTMX_SSE_VERSION := 2.2.4
+$(CONSOLE_VENDOR)/.vendored:
+	@mkdir -p $(CONSOLE_VENDOR)
+	@command -v npm >/dev/null || { apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q npm; }
+	@echo ">> vendoring htmx $(HTMX_VERSION) and htmx-ext-sse $(HTMX_SSE_VERSION) from npm"
+	@tmp=$$(mktemp -d) && cd $$tmp && \
+	  npm pack --silent htmx.org@$(HTMX_VERSION) htmx-ext-sse@$(HTMX_SSE_VERSION) >/dev/null && \
+	  tar xzf htmx.org-$(HTMX_VERSION).tgz package/dist/htmx.min.js package/LICENSE && \
+	  cp package/dist/htmx.min.js $(CURDIR)/$(CONSOLE_VENDOR)/htmx.min.js && \
+	  cp package/LICENSE $(CURDIR)/$(CONSOLE_VENDOR)/htmx.LICENSE && rm -rf package && \
+	  tar xzf htmx-ext-sse-$(HTMX_SSE_VERSION).tgz package/dist/sse.min.js && \
+	  cp package/dist/sse.min.js $(CURDIR)/$(CONSOLE_VENDOR)/sse.min.js && \
+	  cd / && rm -rf $$tmp
+	@touch $@
+
+# The console's browser tests drive Debian's Chromium through its chromedriver (Selenium).
+BROWSER_PACKAGES := chromium chromium-driver
+$(STAMPS)/browser: $(STAMPS)/system
+	@if ! dpkg -s $(BROWSER_PACKAGES) >/dev/null 2>&1; then \
+	  echo ">> installing the browser for the console tests: $(BROWSER_PACKAGES)"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(BROWSER_PACKAGES); \
+	fi
+	@touch $@
+
+test: setup $(STAMPS)/browser
 	$(VENV)/bin/python -m pytest -q
 
 # Randomized three-site runs over every operation mix and both store engines; prints every
@@ -58,12 +88,13 @@ $(STAMPS)/bench-tools: $(STAMPS)/system
 # Meridian beside rclone mount, s3fs and a local directory (one moto S3 server), then the
 # figures only Meridian has: joining, pre-positioning under an Objective, sequence read-ahead,
 # the API's round trip on loopback.
-bench: setup $(STAMPS)/bench-tools
+bench: setup $(STAMPS)/bench-tools $(STAMPS)/browser
 	$(VENV)/bin/python bench/compare_all.py
 	$(VENV)/bin/python bench/join.py
 	$(VENV)/bin/python bench/prepositioning.py
 	$(VENV)/bin/python bench/readahead.py --runs 1
 	$(VENV)/bin/python bench/api_roundtrip.py
+	$(VENV)/bin/python bench/console_paint.py
 
 clean:
 	rm -rf $(STAMPS) $(VENV) build src/*.egg-info

@@ -31,7 +31,8 @@ from meridian.content.hashing import check_hash
 from meridian.api.paths import resolve_path
 from meridian.errors import BadPath, ContentError
 from meridian.meta import JOURNAL_FORMAT, JournalEntry
-from meridian.site.inspect import placements
+from meridian.meta.sqlite import SqliteMetaStore
+from meridian.site.inspect import DigestCache, placements
 from meridian.trust.credentials import Caller
 
 if TYPE_CHECKING:
@@ -117,14 +118,26 @@ def build_app(site: Site) -> FastAPI:
     app.state.shutdown = shutdown
     from meridian.api.admin import add_admin_routes
     from meridian.api.peers import add_peer_routes
+    from meridian.console import add_console
     add_admin_routes(app, site)
     add_peer_routes(app, site)
+    add_console(app, site, hub)
+    digests = DigestCache(site.meta, site.config.meta_path
+                          if isinstance(site.meta, SqliteMetaStore) else None, site.config.name)
 
     @app.get("/api/v1/site", summary="Who this site is (no credentials)")
     async def describe() -> dict[str, Any]:
         info = site.describe()
         info["journal_last_seq"] = site.meta.last_seq()
         return info
+
+    @app.get("/api/v1/digest", summary="This site's namespace digest (equal once in sync)")
+    async def namespace_digest() -> dict[str, Any]:
+        """The digest ``meridian status`` prints and the journal position it holds, for peers
+        and consoles comparing sites: the last one computed (in a worker thread, when the
+        journal moved, at most every few seconds: it walks the whole namespace)."""
+        digest, seq = await digests.fresh()
+        return {"site": site.config.name, "digest": digest, "journal_last_seq": seq}
 
     @app.get("/api/v1/journal", summary="Journal entries after a sequence number (long poll)")
     async def journal(request: Request, after: Annotated[int, Query(ge=0)] = 0,

@@ -11,6 +11,11 @@ In this order, each refusal answered before the route sees anything (nothing cha
 3. **Body size**: a body larger than ``[api] max_body`` is 413, whether announced
    (``Content-Length``) or sent chunked (counted as it arrives).
 
+The web console (``/console/...``) is the one exception to 1 and 2: a browser holds no
+credential, so the console checks its own session cookie and CSRF token
+(``meridian.console.sessions``) and its routes are reached only through a session that the
+admin credential opened; 3 and the audit apply to it as to every route.
+
 The caller is then in ``request.state.caller`` for the routes. Every request that asks for a
 change (any method but GET and HEAD; ``POST references`` is a question, not audited) and every
 refusal is one line of the audit log (``DATA/audit.log``, 0600, JSON: when, who — the caller
@@ -38,7 +43,7 @@ App = Callable[[Scope, Receive, Send], Awaitable[None]]
 _PREFIX = "/api/v1"
 PEER_ROUTES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (method, re.compile(f"^{_PREFIX}{pattern}$")) for method, pattern in [
-        ("GET", "/site"), ("GET", "/journal"), ("GET", "/content/[^/]+"),
+        ("GET", "/site"), ("GET", "/journal"), ("GET", "/content/[^/]+"), ("GET", "/digest"),
         ("GET", "/content/[^/]+/blocks"), ("GET", "/snapshot"),
         ("POST", "/references"), ("GET", "/replication"),
         ("POST", "/peers/(?P<peer>[^/]+)/leave"), ("POST", "/peers/(?P<peer>[^/]+)/rotate"),
@@ -47,6 +52,7 @@ JOIN_ROUTES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (method, re.compile(f"^{_PREFIX}{pattern}$")) for method, pattern in [
         ("GET", "/site"), ("POST", "/join")])
 _READS = frozenset({"GET", "HEAD"})
+CONSOLE_PREFIX = "/console"
 
 
 def allowed(caller: Caller, method: str, path: str) -> bool:
@@ -108,15 +114,16 @@ class Guard:
                                      if scope.get("query_string") else "")
         presented = headers.get("authorization", "")
         presented = presented[7:].strip() if presented[:7].lower() == "bearer " else ""
-        caller = self.credentials.check(presented)
-        if caller is None:
+        console = path == CONSOLE_PREFIX or path.startswith(CONSOLE_PREFIX + "/")
+        caller = None if console else self.credentials.check(presented)
+        if caller is None and not console:
             self.audit.record(who=None, where=where, what=what, status=401)
             await _answer(send, 401, "missing, wrong or expired credential: send "
                           "'Authorization: Bearer <credential>' issued by the site you call",
                           [(b"www-authenticate", b"Bearer")])
             return
-        who = f"{caller.label} ({caller.credential_id})"
-        if not allowed(caller, method, path):
+        who = f"{caller.label} ({caller.credential_id})" if caller else "console session"
+        if caller is not None and not allowed(caller, method, path):
             self.audit.record(who=who, where=where, what=what, status=403)
             await _answer(send, 403, f"a {caller.kind} credential does not reach {method} "
                                      f"{path}" + (f" (only {caller.name}'s own)"
@@ -127,7 +134,8 @@ class Guard:
             self.audit.record(who=who, where=where, what=what, status=413)
             await _answer(send, 413, f"request body of {length} bytes: at most {self.max_body}")
             return
-        scope.setdefault("state", {})["caller"] = caller
+        if caller is not None:
+            scope.setdefault("state", {})["caller"] = caller
         if method not in _READS:  # bodies are small: read here, within the limit, then replay
             body, more = bytearray(), True
             while more:

@@ -134,6 +134,15 @@ class MetaStore(ABC):
     def list_dir(self, parent: int) -> list[tuple[str, Inode]]:
         """Every entry of ``parent``, sorted by name. Raises NotFound, NotADirectory."""
 
+    def list_dir_page(self, parent: int, offset: int, limit: int
+                      ) -> tuple[int, list[tuple[str, Inode]]]:
+        """How many entries ``parent`` has, and its entries ``[offset, offset + limit)`` in
+        ``list_dir``'s order (for a browser of a folder of a million files). This default
+        lists the whole folder; a store may read only the page. Raises NotFound,
+        NotADirectory."""
+        listing = self.list_dir(parent)
+        return len(listing), listing[offset: offset + limit]
+
     @abstractmethod
     def resolve(self, path: str) -> Inode:
         """The inode at a namespace path (``./a/b``, ``/a/b`` or ``a/b``). Raises BadPath, NotFound."""

@@ -342,6 +342,18 @@ class SqliteMetaStore(EngineStore):
             listing.append((name, inode))
         return listing
 
+    def list_dir_page(self, parent: int, offset: int, limit: int
+                      ) -> tuple[int, list[tuple[str, Inode]]]:
+        """Reads only the page's entries (the entries' primary key is (parent, name)), and
+        counts the others in the index."""
+        self._dir(parent)
+        (count,) = self._db.execute("SELECT COUNT(*) FROM entries WHERE parent = ?",
+                                    (parent,)).fetchone()
+        rows = self._db.execute("SELECT name, ino FROM entries WHERE parent = ? ORDER BY name "
+                                "LIMIT ? OFFSET ?", (parent, max(limit, 0), max(offset, 0)))
+        return int(count), [(name.decode(_FS_ENCODING, _FS_ERRORS), self._inode(ino))
+                            for name, ino in rows.fetchall()]
+
     def _list_dir_joined(self, parent: int) -> list[tuple[str, Inode]]:
         rows = self._db.execute(
             f"SELECT e.name, {', '.join('i.' + c for c in _INODE_COLUMNS.split(', '))} "

@@ -7,10 +7,13 @@ is running, and never change anything: fsck reports, it never silently repairs.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import stat
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 from meridian.errors import MeridianError
@@ -160,3 +163,60 @@ def namespace_digest(meta: MetaStore) -> str:
                 f"{size}\0{what}\0{xattrs}\0{inode.mtime_ns}\0{linked}\n")
         digest.update(line.encode("utf-8", "surrogateescape"))
     return digest.hexdigest()
+
+
+DIGEST_EVERY = 5.0  # seconds between two computations of a running site's digest, at least
+
+
+def digest_of_store(path: Path, site_name: str) -> tuple[str, int]:
+    """The digest of the SQLite store at ``path`` and the journal position it holds, read
+    through a read-only connection of its own (safe beside the running site, in any thread)."""
+    from meridian.meta.sqlite import SqliteMetaStore
+
+    store = SqliteMetaStore(path, site_name, read_only=True)
+    try:
+        return namespace_digest(store), store.last_seq()
+    finally:
+        store.close()
+
+
+class DigestCache:
+    """A running site's namespace digest, kept by a worker thread (it walks the whole
+    namespace: a million files take seconds, which the site's loop must not wait for).
+
+    ``current()`` answers at once with the last digest computed and the journal position it
+    holds ("" before the first), and starts a new computation when the journal moved, at most
+    once every ``DIGEST_EVERY`` seconds; ``fresh()`` waits for one if none was made yet.
+    A store that is not SQLite is digested on the loop (tests' memory stores)."""
+
+    def __init__(self, meta: MetaStore, path: Path | None, site_name: str) -> None:
+        self.meta = meta
+        self.path = path
+        self.site_name = site_name
+        self.value, self.seq, self.at = "", -1, -DIGEST_EVERY
+        self._task: asyncio.Task[None] | None = None
+
+    def current(self) -> tuple[str, int]:
+        seq = self.meta.last_seq()
+        now = time.monotonic()
+        if seq != self.seq and now - self.at >= DIGEST_EVERY and self._task is None:
+            self.at = now
+            if self.path is None:
+                self.value, self.seq = namespace_digest(self.meta), seq
+            else:
+                self._task = asyncio.get_running_loop().create_task(self._compute())
+        return self.value, self.seq
+
+    async def fresh(self) -> tuple[str, int]:
+        self.current()
+        if self.seq < 0 and self._task is not None:
+            await asyncio.shield(self._task)
+        return self.value, self.seq
+
+    async def _compute(self) -> None:
+        assert self.path is not None
+        try:
+            self.value, self.seq = await asyncio.to_thread(digest_of_store, self.path,
+                                                           self.site_name)
+        finally:
+            self._task = None
