@@ -199,14 +199,17 @@ class ContentRules(Placing):
         tomb = self.s._tombstone(op.fid)
         name_ver = (tomb[3] if tomb else inode.name_version if inode is not None
                     else op.name_version or e.version)
+        key = self.s._tombstone_key(op.fid)
         first_gone = self.s._get_kv(f"firstgone:{op.fid}") is not None
         if first_gone:
             self.s._del_kv(f"firstgone:{op.fid}")
-            if self.s._get_kv(f"links:{op.fid}") not in (None, "[]"):
+            # (a tombstone that keeps a link's name: that name comes back, below)
+            if not key and self.s._get_kv(f"links:{op.fid}") not in (None, "[]"):
                 self._revive_links(e, op, inode)
                 return
-        key = self.s._tombstone_key(op.fid)
-        removed = self.s._unlinked_names(op.fid)
+        kept = {removal[3] for removal in self._undone(op.fid)}  # removals undone here
+        removed = [removal for removal in self.s._unlinked_names(op.fid)
+                   if removal[3] not in kept]
         if tomb is not None and any(removal[3] == key for removal in removed):
             # the name it last had here was unlinked elsewhere (an unlink of one name, which
             # came after the delete here): it does not come back, nor do other names so
