@@ -16,16 +16,17 @@ import logging
 import os
 import stat
 import sys
+import zlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import pyfuse3
 
 from meridian.errors import NamespaceError
-from meridian.meta import META_DIR_FILE_ID, ApplyResult, AttrChanges, Inode
+from meridian.meta import META_DIR_FILE_ID, ROOT_INO, ApplyResult, AttrChanges, Inode
 from meridian.mount.errnos import fsname, fuse_errors
 from meridian.mount.handles import FileHandles
-from meridian.mount.internal import InternalNodes, VirtualFile
+from meridian.mount.internal import INTERNAL_FILE_ID, InternalNodes, VirtualFile
 from meridian.mount.kernelrefs import KernelRefs
 from meridian.testpoints import reached
 
@@ -46,10 +47,26 @@ _FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodee
 SITE_JSON_NAME = "site.json"  # /.meridian/site.json: which site this mount is
 
 
+def generation_of(inode: Inode) -> int:
+    """The generation the kernel puts in file handles beside the inode number (32 bits).
+
+    The store never gives a number out twice (its counter only grows, and is committed with
+    the inode that takes it), so a handle of a removed file finds nothing: ESTALE. The
+    generation is derived from the file's ``file_id`` so that a number handed out again after
+    a power loss had undone its first use (the counter and the inode undone together) cannot
+    match an old handle unless both ids collide. The root keeps 0, as the kernel numbers it."""
+    if inode.ino == ROOT_INO or inode.file_id == INTERNAL_FILE_ID:
+        return 0
+    return zlib.crc32(inode.file_id.encode()) or 1
+
+
 class MeridianFS(pyfuse3.Operations):
     """pyfuse3 operations over a ``Site`` (its meta store, local volume and mover)."""
 
-    supports_dot_lookup = False
+    # Lookup of "." and ".." by inode number: what the kernel asks when a file handle (NFS,
+    # open_by_handle_at) names an inode it no longer has cached, e.g. after a restart of the
+    # site. Without it such a handle is ESTALE even though the file is still there.
+    supports_dot_lookup = True
     # Write-through, not the kernel's writeback cache. With writeback caching the kernel owns
     # size and times: it writes ctime back after every rename and unlink (a SETATTR each),
     # and after every close it must ask for the attributes again (so a stat after a write
@@ -105,7 +122,7 @@ class MeridianFS(pyfuse3.Operations):
                 return cached[1]
         entry = pyfuse3.EntryAttributes()
         entry.st_ino = inode.ino
-        entry.generation = 0
+        entry.generation = generation_of(inode)
         entry.entry_timeout = ATTR_TIMEOUT
         entry.attr_timeout = ATTR_TIMEOUT
         entry.st_mode = inode.mode
@@ -146,6 +163,8 @@ class MeridianFS(pyfuse3.Operations):
             return self._attrs(self._getattr(inode))
 
     async def lookup(self, parent_inode: int, name: bytes, ctx: Any = None) -> pyfuse3.EntryAttributes:
+        if name in (b".", b".."):
+            return self._lookup_dot(parent_inode, name)
         with fuse_errors("lookup"):
             decoded = fsname(name)
             internal = self.internal.lookup(parent_inode, decoded)
@@ -154,6 +173,26 @@ class MeridianFS(pyfuse3.Operations):
             inode = self.meta.lookup(parent_inode, decoded)
             if inode.is_file:
                 self.refs.names[inode.ino] = (parent_inode, decoded)
+            return self._entry(inode)
+
+    def _lookup_dot(self, ino: int, name: bytes) -> pyfuse3.EntryAttributes:
+        """``ino`` itself (".") or its directory (".."), found by number: the kernel turning
+        a file handle back into an inode. A number the store no longer has (the file was
+        removed) is ESTALE, never another file: numbers are never reused (``generation_of``)."""
+        with fuse_errors("lookup"):
+            try:
+                if name == b"..":
+                    ino = (self.internal.parent_of(ino) if self.internal.owns(ino)
+                           else self.meta.parent_of(ino))
+                inode = self._getattr(ino)
+            except NamespaceError as exc:
+                if exc.errno == errno.ENOENT:
+                    raise pyfuse3.FUSEError(errno.ESTALE) from None
+                raise
+            if self.internal.owns(inode.ino):
+                return self._attrs(inode)
+            if inode.nlink == 0 and not self.files.is_open(inode.ino):
+                raise pyfuse3.FUSEError(errno.ESTALE)  # removed, kept only until forgotten
             return self._entry(inode)
 
     async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
