@@ -18,6 +18,16 @@ $(STAMPS)/system:
 	fi
 	@touch $@
 
+# The NFS and SMB gateways (docs/gateways.md) and the userspace clients their tests use.
+GATEWAY_PACKAGES := nfs-ganesha nfs-ganesha-vfs samba smbclient libnfs-utils
+$(STAMPS)/gateways: $(STAMPS)/system
+	@if ! dpkg -s $(GATEWAY_PACKAGES) >/dev/null 2>&1; then \
+	  echo ">> installing the NFS and SMB gateways: $(GATEWAY_PACKAGES)"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+	    --no-install-recommends $(GATEWAY_PACKAGES); \
+	fi
+	@touch $@
+
 $(STAMPS)/venv: $(STAMPS)/system pyproject.toml
 	@echo ">> preparing $(VENV) with meridian and its test and demo dependencies"
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -27,7 +37,7 @@ $(STAMPS)/venv: $(STAMPS)/system pyproject.toml
 
 setup: $(STAMPS)/venv
 
-test: setup
+test: setup $(STAMPS)/gateways
 	$(VENV)/bin/python -m pytest -q
 
 # Randomized three-site runs over every operation mix and both store engines; prints every

@@ -150,8 +150,11 @@ class Gateways:
 
     async def _spawn(self, gateway: _Gateway) -> None:
         with open(gateway.workdir / "server.log", "ab") as out:
+            # The site runs with umask 077 (site/privacy.py); the servers create files for
+            # workstations, whose modes are what the clients ask for: they start at 022.
             gateway.process = await asyncio.create_subprocess_exec(
-                *gateway.command, stdin=asyncio.subprocess.DEVNULL, stdout=out,
+                "/bin/sh", "-c", 'umask 022 && exec "$0" "$@"', *gateway.command,
+                stdin=asyncio.subprocess.DEVNULL, stdout=out,
                 stderr=asyncio.subprocess.STDOUT, start_new_session=True, cwd=gateway.workdir)
         (gateway.workdir / "child.pid").write_text(str(gateway.process.pid))
         self._set(gateway, "starting")
