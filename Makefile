@@ -55,7 +55,7 @@ soak-data: setup
 	MERIDIAN_DATA_OPS=$(DATA_OPS) $(VENV)/bin/python -m pytest -q -s --timeout=7200 \
 	  tests/integration/test_data_random.py
 
-demo: setup
+demo: setup $(STAMPS)/gateways
 	$(VENV)/bin/python scripts/demo.py
 
 $(STAMPS)/bench-tools: $(STAMPS)/system
