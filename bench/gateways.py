@@ -5,7 +5,9 @@ mount, through east's NFS export (libnfs, userspace: tests/nfsclient.py) and thr
 SMB export (smbclient), and the script reports each figure and its ratio to the mount's:
 
 - sequential write and read of one file (512 MiB by default; the page cache is dropped
-  before every read, so reads come through the site);
+  before every read, so reads come through the site); libnfs keeps one READ in flight, so
+  the NFS read is also measured with --streams readers at once (separate processes), as a
+  kernel client keeps several READs in flight (the mount's and SMB's figure is repeated);
 - 500 files of 64 KiB written, then read;
 - 2,000 empty files created, then stat'ed.
 
@@ -43,6 +45,41 @@ from tests.nfsclient import NfsClient  # noqa: E402 - the repository's own test 
 
 RESULTS = REPO / "bench" / "results"
 BLOCK = 1 << 20
+
+
+def _read_part(url: str, uid: int, path: str, start: int, end: int,
+               at: float) -> tuple[int, float]:
+    """One reader of a parallel read (its own process: libnfs names its NFSv4 client after
+    the process, and two sessions of one process would take each other's state). Connects,
+    waits for the wall-clock time ``at``, reads; returns the bytes read and when it ended."""
+    with NfsClient(url, uid=uid, gid=uid) as nfs:
+        handle = nfs.open(path)
+        time.sleep(max(0.0, at - time.time()))
+        offset = start
+        while offset < end:
+            got = nfs.pread(handle, offset, min(BLOCK, end - offset))
+            if not got:
+                break
+            offset += len(got)
+        ended = time.time()
+        nfs.close_file(handle)
+    return offset - start, ended
+
+
+def parallel_nfs_read(url: str, uid: int, path: str, size: int, streams: int) -> float:
+    """Read ``path`` in ``streams`` parts at once, as a kernel client keeps several READs in
+    flight; returns the seconds from the common start to the last reader's end."""
+    import multiprocessing
+
+    part = -(-size // streams)
+    at = time.time() + 5.0  # every reader connected and waiting by then
+    with multiprocessing.get_context("spawn").Pool(streams) as pool:
+        done = pool.starmap(_read_part, [(url, uid, path, i * part,
+                                          min(size, (i + 1) * part), at)
+                                         for i in range(streams)])
+    if sum(n for n, _ in done) != size:
+        raise RuntimeError(f"parallel NFS read: {sum(n for n, _ in done)} of {size} bytes")
+    return max(ended for _, ended in done) - at
 
 
 def drop_caches() -> None:
@@ -83,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--files", type=int, default=500)
     parser.add_argument("--file-kib", type=int, default=64)
     parser.add_argument("--creates", type=int, default=2000)
+    parser.add_argument("--streams", type=int, default=4,
+                        help="NFS readers of the parallel sequential read (default 4)")
     args = parser.parse_args(argv)
     scratch = Path(tempfile.mkdtemp(prefix="meridian-bench-gateways-", dir="/var/tmp"))
     scratch.chmod(0o711)  # smbd works as the SMB user, who must pass through to the mount
@@ -145,6 +184,7 @@ def run(root: Path, scratch: Path, args: argparse.Namespace) -> dict[str, Any]:
     m["seq_write_MBps"] = size / 1e6 / timed(mount_write)
     drop_caches()
     m["seq_read_MBps"] = size / 1e6 / timed(mount_read)
+    m["seq_read_parallel_MBps"] = m["seq_read_MBps"]  # the mount's own read-ahead: one reader
     m["small_write_files_per_s"] = args.files / timed(lambda: [
         (mount / "mount" / "small" / f"f{i:04d}.bin").write_bytes(small) for i in range(args.files)])
     drop_caches()
@@ -168,6 +208,9 @@ def run(root: Path, scratch: Path, args: argparse.Namespace) -> dict[str, Any]:
         drop_caches()
         read = timed(lambda: nfs.read("/mount/big.bin"))  # the same 512 MiB the mount read
         n["seq_read_MBps"] = size / 1e6 / read
+        drop_caches()
+        n["seq_read_parallel_MBps"] = size / 1e6 / parallel_nfs_read(
+            east["nfs"], account.pw_uid, "/mount/big.bin", size, args.streams)
         n["small_write_files_per_s"] = args.files / timed(lambda: [
             nfs.write(f"/nfs/small/f{i:04d}.bin", small) for i in range(args.files)])
         drop_caches()
@@ -185,6 +228,7 @@ def run(root: Path, scratch: Path, args: argparse.Namespace) -> dict[str, Any]:
         [f"put {local / 'big.bin'} smb/big.bin"]))
     drop_caches()
     s["seq_read_MBps"] = size / 1e6 / timed(lambda: smb.run(["get mount/big.bin /dev/null"]))
+    s["seq_read_parallel_MBps"] = s["seq_read_MBps"]  # smbclient keeps several reads in flight
     s["small_write_files_per_s"] = args.files / timed(lambda: smb.run(
         ["prompt off", f"lcd {local / 'small'}", "cd smb/small", "mput *"]))
     drop_caches()
