@@ -178,10 +178,13 @@ def test_nfs_file_handles_stay_the_same_across_a_restart_of_the_site(
     stable: tests/integration/test_export_handles.py shows those resolving after a restart)."""
     east = pair["east"]
     data = os.urandom(1 << 20)
-    (east.mount / "work" / "held").mkdir()
+    (east.mount / "work" / "held").mkdir(mode=0o755)
+    (east.mount / "work" / "held").chmod(0o755)  # whatever this process's umask is
     (east.mount / "work" / "held" / "plate.bin").write_bytes(data)
+    (east.mount / "work" / "held" / "plate.bin").chmod(0o644)
     paths = ["/work/held/plate.bin", "/work/plate.0001.exr"]
     (east.mount / "work" / "plate.0001.exr").write_bytes(b"second")
+    (east.mount / "work" / "plate.0001.exr").chmod(0o644)
     with NfsClient(nfs_url(east)) as nfs:
         before = {path: nfs.file_handle(path) for path in paths}
     east.stop()
@@ -236,6 +239,8 @@ def test_up_gives_every_site_both_exports(root: Path, tmp_path: Path) -> None:
     import sys
 
     up_root = root / "up"
+    up_root.mkdir()
+    up_root.chmod(0o711)  # smbd works as the user, who must pass through (any umask here)
     log = open(tmp_path / "up.log", "wb")
     process = subprocess.Popen([sys.executable, "-m", "meridian.cli.main", "up", "--sites",
                                 "east,west", "--root", str(up_root), "--exports", "nfs,smb"],

@@ -15,18 +15,21 @@ import asyncio
 import json
 import logging
 import os
+import shutil
 import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from meridian.errors import BadInput
 from meridian.gateways import ganesha, samba
 from meridian.site.config import SiteConfig
 from meridian.site.exports import ExportConfig
 
 log = logging.getLogger(__name__)
 
+PACKAGES = {"nfs": "apt-get install nfs-ganesha nfs-ganesha-vfs", "smb": "apt-get install samba"}
 RESTART_FIRST, RESTART_MAX, STEADY = 1.0, 30.0, 60.0
 STOP_GRACE = 10.0
 READY_TIMEOUT = 20.0
@@ -106,6 +109,10 @@ class Gateways:
     def _prepare(self, gateway: _Gateway) -> None:
         """Write the configuration (and SMB users) and end a server left by a crash."""
         export, workdir = gateway.export, gateway.workdir
+        program = "ganesha.nfsd" if export.protocol == "nfs" else "smbd"
+        if shutil.which(program) is None:
+            raise BadInput(f"[exports.{export.protocol}]: {program} is not installed (Debian: "
+                           f"{PACKAGES[export.protocol]})")
         workdir.mkdir(parents=True, exist_ok=True, mode=0o700)
         _end_leftover(workdir)
         conf = workdir / ("ganesha.conf" if export.protocol == "nfs" else "smb.conf")
@@ -183,7 +190,7 @@ class Gateways:
                         export.protocol, export.listen, READY_TIMEOUT)
 
     async def _stop_one(self, gateway: _Gateway) -> None:
-        process = gateway.process
+        process, gateway.process = gateway.process, None  # never signalled twice
         if process is not None and process.returncode is None:
             _signal_group(process.pid, signal.SIGTERM)
             try:

@@ -265,8 +265,8 @@ class MeridianFS(pyfuse3.Operations):
             name, child = listing[index]
             if not pyfuse3.readdir_reply(token, name, self._attrs(child), index + 1):
                 break
-            if name not in (b".", b".."):  # the kernel takes no reference for these two
-                self.refs.took(child.ino)
+            if name not in (b".", b"..") and not self.internal.owns(child.ino):
+                self.refs.took(child.ino)  # (none for these two, nor for internal nodes)
 
     async def releasedir(self, fh: int) -> None:
         self._dirs.pop(fh, None)
