@@ -19,6 +19,16 @@ $(STAMPS)/system:
 	fi
 	@touch $@
 
+# The NFS and SMB gateways (docs/gateways.md) and the userspace clients their tests use.
+GATEWAY_PACKAGES := nfs-ganesha nfs-ganesha-vfs samba smbclient libnfs-utils
+$(STAMPS)/gateways: $(STAMPS)/system
+	@if ! dpkg -s $(GATEWAY_PACKAGES) >/dev/null 2>&1; then \
+	  echo ">> installing the NFS and SMB gateways: $(GATEWAY_PACKAGES)"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+	    --no-install-recommends $(GATEWAY_PACKAGES); \
+	fi
+	@touch $@
+
 $(STAMPS)/venv: $(STAMPS)/system $(CONSOLE_VENDOR)/.vendored pyproject.toml
 	@echo ">> preparing $(VENV) with meridian and its test and demo dependencies"
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -57,7 +67,7 @@ $(STAMPS)/browser: $(STAMPS)/system
 	fi
 	@touch $@
 
-test: setup $(STAMPS)/browser
+test: setup $(STAMPS)/browser $(STAMPS)/gateways
 	$(VENV)/bin/python -m pytest -q
 
 # Randomized three-site runs over every operation mix and both store engines; prints every
@@ -75,7 +85,7 @@ soak-data: setup
 	MERIDIAN_DATA_OPS=$(DATA_OPS) $(VENV)/bin/python -m pytest -q -s --timeout=7200 \
 	  tests/integration/test_data_random.py
 
-demo: setup
+demo: setup $(STAMPS)/gateways
 	$(VENV)/bin/python scripts/demo.py
 
 $(STAMPS)/bench-tools: $(STAMPS)/system

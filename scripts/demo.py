@@ -9,7 +9,8 @@ setups (under /mnt/meridian) are valid at both sites:
    (demo/sq010.edl, four shots; plate frames generated as real EXR files) into
    hs-mount/project;
 2. west sees the folders, Batch setups and Open Clips, and reads sh010's plate frames (fetched
-   on first access, with sequence read-ahead);
+   on first access, with sequence read-ahead); a workstation at west reads them again over
+   west's NFS export (`nfs-cat`, a userspace NFSv4 client), byte for byte the same;
 3. west "renders" v001 and adds the version to sh010's clip (what a farm's hook does);
 4. east's `meridian flame watch` reports the new version and its delay; the Objective has
    already pulled the new clip to east's volume;
@@ -140,13 +141,14 @@ def main() -> int:
 
     step("0. two sites on this machine: east holds the timeline, west the artists")
     log = open(DATA / "up.log", "w")
-    up = subprocess.Popen([*MERIDIAN, "up", "--sites", "east,west", "--root", str(STUDIO), *extra],
-                          stdout=log, stderr=subprocess.STDOUT)
+    up = subprocess.Popen([*MERIDIAN, "up", "--sites", "east,west", "--root", str(STUDIO),
+                           "--exports", "nfs", *extra], stdout=log, stderr=subprocess.STDOUT)
     watch = None
     try:
         took = wait("meridian up ready", lambda: (STUDIO / "up.json").exists(), 90)
-        for row in json.loads((STUDIO / "up.json").read_text())["sites"]:
-            print(f"   {row['site']:<5} mount {row['mount']}  api {row['api']}")
+        rows = {row["site"]: row for row in json.loads((STUDIO / "up.json").read_text())["sites"]}
+        for row in rows.values():
+            print(f"   {row['site']:<5} mount {row['mount']}  api {row['api']}  {row['nfs']}")
         timed("both sites mounted and linked", took)
 
         step("1. east: the deployment guide's Objective, verbatim, then Shot Publish")
@@ -176,6 +178,20 @@ def main() -> int:
                   "    n += len(open(f,'rb').read())\n"
                   "print(n)")
         timed(f"west reads sh010's plate frames, first access ({int(read) / 1e6:.1f} MB)",
+              time.monotonic() - started)
+        plates = sorted((west / "sh010" / "plates").glob("*.exr"))
+        host_port, _, export = rows["west"]["nfs"].removeprefix("nfs://").partition("/")
+        host, _, port = host_port.partition(":")
+        started = time.monotonic()
+        for plate in plates:
+            path = plate.relative_to(STUDIO / "west" / "mnt")
+            url = f"nfs://{host}/{export}/{path}?version=4&nfsport={port}"
+            got = subprocess.run(["nfs-cat", url], capture_output=True, check=False).stdout
+            if got != plate.read_bytes():
+                raise RuntimeError(f"{path} read over NFS differs from the mount's bytes")
+        print(f"   nfs-cat {rows['west']['nfs']}/{plates[0].relative_to(STUDIO / 'west' / 'mnt')}"
+              f" ... {len(plates)} frames, the same bytes as the mount's")
+        timed(f"a workstation at west reads sh010's {len(plates)} plates over NFS",
               time.monotonic() - started)
 
         step("3. east watches the clips; west renders v001 and adds the version")

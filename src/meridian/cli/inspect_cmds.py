@@ -58,6 +58,15 @@ def _open_readonly(config: SiteConfig) -> tuple[SqliteMetaStore, VolumeInspector
     return meta, VolumeInspector(config.volumes[0].path, config.volumes[0].capacity)
 
 
+def _exports_of(config: SiteConfig, running: bool) -> list[dict[str, Any]]:
+    """Each configured export, with what the running site last said of its server."""
+    from meridian.gateways import read_gateway_state
+
+    state = read_gateway_state(config) if running else {}
+    return [{**export.describe(), "state": "not running",
+             **state.get(export.protocol, {})} for export in config.exports.enabled()]
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     config = locate_config(args)
     meta, volume = _open_readonly(config)
@@ -110,6 +119,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             "peers": peers,
             "gc_held_back": (replication.get("gc") or {}).get("held_back"),
         }
+        info["exports"] = _exports_of(config, running is not None)
         if running:
             info["mount"] = running["mount"]
             info["api"] = running.get("api")
@@ -153,6 +163,12 @@ def cmd_status(args: argparse.Namespace) -> int:
                   f"{a['partial']} partial, {a['unaligned']} unaligned"
                   + (f" ({a['waiting_for_space']} waiting for space)"
                      if a["waiting_for_space"] else ""))
+        for export in info["exports"]:
+            print(f"export     {export['protocol']} {export['url']}: {export['state']}"
+                  + (f" (pid {export['pid']})" if export.get("pid") else "")
+                  + f", {export['access']}, clients {', '.join(export['clients'])}"
+                  + (f", users {', '.join(export['users'])}" if export["users"] else "")
+                  + (f", restarted {export['restarts']} times" if export.get("restarts") else ""))
         if bucket_state["reachable"]:
             print(f"bucket     {config.bucket.url}: reachable ({bucket_state['ms']} ms), "
                   f"format {bucket_state['format']}")

@@ -161,15 +161,18 @@ def cmd_site_run(args: argparse.Namespace) -> int:
 async def run_site(site: Site, mount: Path, run_file: Path) -> None:
     """The site's API (if configured) and its mount, on one loop, until a signal."""
     from meridian.api import ApiServer
+    from meridian.gateways import Gateways
     from meridian.mount import serve
 
     api = None
     if site.config.api is not None:
         api = ApiServer(site)
         await api.start()
+    gateways = Gateways(site.config, Path(os.path.realpath(mount)))
     try:
         write_run_file(run_file, mount, api.url if api else None)
-        await serve(site, mount)
+        await serve(site, mount, after_mount=gateways.start if gateways else None,
+                    before_unmount=gateways.stop if gateways else None)
     finally:
         if api is not None:
             await api.stop()

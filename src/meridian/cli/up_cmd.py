@@ -48,6 +48,8 @@ def register(commands: Any) -> None:
     up.add_argument("--region", metavar="REGION", help="S3 region")
     up.add_argument("--plain-http", action="store_true",
                     help="new sites speak plain HTTP on loopback instead of TLS (to compare)")
+    up.add_argument("--exports", metavar="nfs,smb", default="",
+                    help="give every site these gateways on free ports (docs/gateways.md)")
     up.add_argument("--timeout", type=float, default=60.0,
                     help="seconds to wait for every site to mount (default 60)")
     up.set_defaults(func=cmd_up)
@@ -65,9 +67,12 @@ class LocalSite:
         return self.config.name
 
     def row(self) -> dict[str, Any]:
-        return {"site": self.name, "mount": str(self.mount), "config": str(self.config.path),
-                "api": _api_url(self.config), "log": str(self.log_path),
-                "pid": self.process.pid if self.process else None}
+        row = {"site": self.name, "mount": str(self.mount), "config": str(self.config.path),
+               "api": _api_url(self.config), "log": str(self.log_path),
+               "pid": self.process.pid if self.process else None}
+        for export in self.config.exports.enabled():
+            row[export.protocol] = export.url()
+        return row
 
 
 def _api_url(config: SiteConfig) -> str:
@@ -120,6 +125,19 @@ def prepare(args: argparse.Namespace) -> list[LocalSite]:
         init_trust(config)
         write_config(config, path)
         configs[name] = config
+    wanted = _parse_exports(args.exports)
+    for name, config in configs.items():
+        missing = [p for p in wanted if getattr(config.exports, p) is None]
+        if missing:
+            doc = _doc_of(config)
+            exports = doc.setdefault("exports", {})
+            for protocol in missing:
+                exports[protocol] = {"listen": f"127.0.0.1:{_free_port()}",
+                                     "clients": ["127.0.0.1"]}
+                if protocol == "smb":
+                    exports[protocol]["users"] = [_smb_user()]
+            configs[name] = config = parse_config(doc, config.path)
+            write_config(config, config.path or root / name / "meridian.toml")
     link_local(list(configs.values()))
     sites = []
     for name, config in configs.items():
@@ -133,6 +151,33 @@ def prepare(args: argparse.Namespace) -> list[LocalSite]:
             write_config(config, config.path or root / name / "meridian.toml")
         sites.append(LocalSite(config, root / name / "mnt", root / name / "site.log"))
     return sites
+
+
+def _parse_exports(text: str) -> list[str]:
+    wanted = [p.strip() for p in text.split(",") if p.strip()]
+    for protocol in wanted:
+        if protocol not in ("nfs", "smb"):
+            raise BadInput(f"--exports: {protocol!r} is not an export (use nfs, smb or nfs,smb)")
+    return wanted
+
+
+def _smb_user() -> str:
+    """The SMB user of sites made by ``up``: the first regular account of this host (the
+    site's users must be Unix accounts), else ``nobody``."""
+    import pwd
+
+    regular = sorted((p.pw_uid, p.pw_name) for p in pwd.getpwall() if 1000 <= p.pw_uid < 60000)
+    return regular[0][1] if regular else "nobody"
+
+
+def _exports_ready(site: LocalSite) -> bool:
+    from meridian.gateways import read_gateway_state
+
+    wanted = {e.protocol for e in site.config.exports.enabled()}
+    if not wanted:
+        return True
+    state = read_gateway_state(site.config)
+    return all(state.get(p, {}).get("state") == "running" for p in wanted)
 
 
 def _doc_of(config: SiteConfig) -> dict[str, Any]:
@@ -200,7 +245,7 @@ def cmd_up(args: argparse.Namespace) -> int:
                      str(site.mount)], stdout=log, stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + args.timeout
-        while not all(_mounted(s) and _linked(s) for s in sites):
+        while not all(_mounted(s) and _linked(s) and _exports_ready(s) for s in sites):
             for site in sites:
                 if site.process is not None and site.process.poll() is not None:
                     raise MeridianError(f"site {site.name} exited {site.process.returncode}; "
@@ -215,6 +260,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"{'site':<10} {'mount':<40} {'api':<36} config")
         for row in rows:
             print(f"{row['site']:<10} {row['mount']:<40} {row['api']:<36} {row['config']}")
+            for protocol in ("nfs", "smb"):
+                if protocol in row:
+                    print(f"{'':<10} {protocol} export {row[protocol]}")
         tmp = up_json.with_suffix(".tmp")
         tmp.write_text(json.dumps({"root": str(root), "pid": os.getpid(), "sites": rows}, indent=2))
         tmp.replace(up_json)

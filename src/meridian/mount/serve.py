@@ -13,7 +13,7 @@ import logging
 import os
 import signal
 import subprocess
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pyfuse3
@@ -99,9 +99,13 @@ def tune_read_ahead(mountpoint: Path, kilobytes: int = READ_AHEAD_KB) -> None:
 
 
 async def serve(site: Site, mountpoint: Path, *, ready: Callable[[], None] | None = None,
-                handle_signals: bool = True) -> None:
+                handle_signals: bool = True,
+                after_mount: Callable[[], Awaitable[None]] | None = None,
+                before_unmount: Callable[[], Awaitable[None]] | None = None) -> None:
     """Mount ``site`` at ``mountpoint`` and run until SIGINT/SIGTERM or an external unmount.
 
+    ``after_mount`` runs once the mount answers (before ``ready``), ``before_unmount`` on the
+    way out while the mount still answers (what exports the mount starts and stops there).
     On the way out it unmounts, stops the services and leaves the stores closed to the caller.
     """
     pyfuse3.asyncio.enable()
@@ -125,6 +129,8 @@ async def serve(site: Site, mountpoint: Path, *, ready: Callable[[], None] | Non
         log.info("site %s mounted at %s (bucket %s; kernel writeback cache %s)",
                  site.config.name, mountpoint, site.config.bucket.url,
                  "on" if site.config.writeback_cache else "off")
+        if after_mount is not None:
+            await after_mount()
         if ready is not None:
             ready()
         stop_task = asyncio.create_task(stop.wait())
@@ -134,11 +140,15 @@ async def serve(site: Site, mountpoint: Path, *, ready: Callable[[], None] | Non
             log.info("%s was unmounted from outside; stopping", mountpoint)
             fuse_task.result()
         else:
+            if before_unmount is not None:
+                await before_unmount()
             log.info("stopping: unmounting %s", mountpoint)
             pyfuse3.terminate()
             await fuse_task
         stop_task.cancel()
     finally:
+        if before_unmount is not None:
+            await before_unmount()  # again after an error or an unmount from outside
         if handle_signals:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)

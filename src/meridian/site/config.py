@@ -64,6 +64,7 @@ from typing import Any
 import tomli_w
 
 from meridian.errors import BadInput, ConfigError
+from meridian.site.exports import ExportsConfig, exports_doc, parse_exports
 from meridian.sitecall.client import check_site_url, is_loopback
 from meridian.trust.credentials import SecretsDir
 from meridian.trust.tls import TlsFiles
@@ -160,6 +161,7 @@ class SiteConfig:
     path: Path | None = None  # the file it was loaded from
     request_spin_us: int = 100  # the mount's spin before it parks (mount/waiting.py)
     writeback_cache: bool = False  # the kernel's writeback cache on the mount
+    exports: ExportsConfig = ExportsConfig()  # NFS and SMB gateways (site/exports.py)
 
     @property
     def request_spin(self) -> float:
@@ -235,7 +237,8 @@ def _check_unknown(table: dict[str, Any], section: str, known: set[str]) -> None
 
 def parse_config(doc: dict[str, Any], path: Path | None = None) -> SiteConfig:
     """Validate a parsed TOML document. Raises ConfigError naming the first bad key."""
-    _check_unknown(doc, "", {"site", "bucket", "volumes", "mover", "api", "peers", "replication"})
+    _check_unknown(doc, "", {"site", "bucket", "volumes", "mover", "api", "peers", "replication",
+                             "exports"})
     site = _table(doc, "site")
     _check_unknown(site, "site", {"name", "data", "mount", "request_spin_us", "writeback_cache"})
     name = _string(site, "site", "name") or ""
@@ -322,7 +325,8 @@ def parse_config(doc: dict[str, Any], path: Path | None = None) -> SiteConfig:
     return SiteConfig(name=name, data=data, bucket=bucket, volumes=tuple(volumes), mount=mount,
                       mover=MoverConfig(**mover_values), api=api, peers=tuple(peers),
                       replication=ReplicationConfig(float(skew)), path=path,
-                      request_spin_us=spin, writeback_cache=writeback)
+                      request_spin_us=spin, writeback_cache=writeback,
+                      exports=parse_exports(doc.get("exports")))
 
 
 def _api(api_doc: dict[str, Any]) -> ApiConfig | None:
@@ -399,6 +403,8 @@ def write_config(config: SiteConfig, path: Path) -> None:
         doc["api"] = api
     if config.replication != ReplicationConfig():
         doc["replication"] = vars(config.replication)
+    if config.exports.enabled():
+        doc["exports"] = exports_doc(config.exports)
     if config.peers:
         doc["peers"] = [{"name": p.name, "url": p.url} for p in config.peers]
     tmp = path.with_suffix(".toml.tmp")

@@ -40,6 +40,18 @@ def _roots(config: SiteConfig) -> list[Path]:
     return roots
 
 
+PASS_THROUGH_MODE = 0o711  # others may enter (to reach the mount inside), never list or write
+
+
+def passed_through(config: SiteConfig) -> Path | None:
+    """The data folder when other users must pass through it: the site has an SMB export
+    (smbd works as the logged-in user) and its mount is inside the data folder."""
+    if config.exports.smb is None or config.mount is None:
+        return None
+    data = Path(os.path.realpath(config.data))
+    return data if data in Path(os.path.realpath(config.mount)).parents else None
+
+
 def close_to_others(config: SiteConfig) -> list[Path]:
     """Close the site's folders (data, each volume) and its config file if they are open to
     other users; returns what was changed (and logs it). Content files inside a volume are
@@ -48,10 +60,15 @@ def close_to_others(config: SiteConfig) -> list[Path]:
     targets = [(p, PRIVATE_DIR_MODE) for p in _roots(config)]
     if config.path is not None:
         targets.append((config.path, PRIVATE_FILE_MODE))
+    passage = passed_through(config)
     for path, mode in targets:
         try:
             current = os.stat(path).st_mode
         except FileNotFoundError:
+            continue
+        if Path(os.path.realpath(path)) == passage:
+            if stat.S_IMODE(current) != PASS_THROUGH_MODE:
+                os.chmod(path, PASS_THROUGH_MODE)
             continue
         if current & OPEN_TO_OTHERS:
             os.chmod(path, mode)
@@ -89,8 +106,11 @@ def loose_modes(config: SiteConfig, limit: int = 20) -> list[str]:
         real = Path(os.path.realpath(config.path))
         if not any(r in real.parents for r in roots):
             paths.extend(_walk(real))
+    passage = passed_through(config)
     for path, st in paths:
         if stat.S_ISLNK(st.st_mode) or not st.st_mode & OPEN_TO_OTHERS:
+            continue
+        if path == passage and stat.S_IMODE(st.st_mode) == PASS_THROUGH_MODE:
             continue
         if len(found) >= limit:
             more += 1
