@@ -316,6 +316,8 @@ class NamespaceCore(EngineHooks):
         self._del_entry(parent, name)
         self._put_entry(new_parent, new_name, inode.ino)
         moved_dir = 1 if inode.is_dir else 0
+        if inode.is_dir and new_parent != parent:
+            self._put_kv(f"placed:{inode.file_id}", ver)
         self._touch_dir(self._inode(parent), -moved_dir)
         self._touch_dir(self._inode(new_parent), moved_dir)
         current = self._inode(inode.ino)
@@ -330,6 +332,12 @@ class NamespaceCore(EngineHooks):
             self._put_inode(_replace(current, ctime_ns=time.time_ns(), name_version=ver))
         if refill:
             self._freed(parent, name)
+
+    def _placed_version(self, inode: Inode) -> str:
+        """The version of the change that put the directory ``inode`` in its directory (a
+        rename within one directory does not count): what decides which of two renames that
+        make a cycle is undone."""
+        return self._get_kv(f"placed:{inode.file_id}") or inode.name_version
 
     def _check_removable(self, inode: Inode) -> None:
         """The site's own directories (``/.meridian``, its ``lost+found``) stay where they are."""

@@ -431,9 +431,9 @@ class Applier(ContentRules):
             names = self.s._names_of(current.ino)
             chain.append((current, names[0]))
             current = self.s._inode(names[0][0])
-        latest, latest_where = max(chain, key=lambda item: item[0].name_version)
+        latest, latest_where = max(chain, key=lambda item: self.s._placed_version(item[0]))
         lost = self._lost_found()
-        if ver > latest.name_version:
+        if ver > self.s._placed_version(latest):
             return lost, self._free_name(lost, name, moving.file_id)
         self._move(latest, latest_where, lost,
                    self._free_name(lost, latest_where[1], latest.file_id), latest.name_version)
