@@ -119,6 +119,8 @@ def build_app(site: Site) -> FastAPI:
     from meridian.api.peers import add_peer_routes
     add_admin_routes(app, site)
     add_peer_routes(app, site)
+    from meridian.api.undo import add_undo_routes
+    add_undo_routes(app, site)
 
     @app.get("/api/v1/site", summary="Who this site is (no credentials)")
     async def describe() -> dict[str, Any]:

@@ -59,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     objective_cmds.register(commands)
     flame_cmds.register(commands)
     peer_cmds.register(commands)
+    from meridian.cli import undo_cmds
+    undo_cmds.register(commands)
     return parser
 
 

@@ -17,7 +17,13 @@ DEFAULT_GROUPS: tuple[str, ...] = ("local-volumes", "shared-object-volumes")
 """The volume groups every site has from the start (and all that ``objective test`` knows)."""
 
 LOCAL_GROUP = "local-volumes"
-BUILTIN_SLOS: tuple[str, ...] = ("keep-online", "do-not-move", "prefetch-sequence")
+RETENTION_DAYS: dict[str, float] = {"1-hour": 1 / 24, "1-day": 1.0, "1-week": 7.0, "1-month": 30.0}
+RETENTION_SLOS: dict[str, float] = {f"{kind}-{span}": days for kind in ("versioning", "undelete")
+                                    for span, days in RETENTION_DAYS.items()}
+"""How long each undo SLO keeps earlier contents (versioning-*) and removed files (undelete-*)
+of matching files, in days: at least that long, never less than ``[namespace] trash_days``."""
+BUILTIN_SLOS: tuple[str, ...] = ("keep-online", "do-not-move", "prefetch-sequence",
+                                 *RETENTION_SLOS)
 ALIASES: dict[str, str] = {"confine-to-site": "confine-to-local-volumes"}
 PLACEMENT_PREFIXES: tuple[str, ...] = ("place-on-", "confine-to-", "exclude-from-")
 LATER_SLOS: tuple[str, ...] = ("keep-versions",)

@@ -1,0 +1,160 @@
+"""The undo service of one site: retention, snapshot holds and schedules, and the operations the
+API offers (trash list, undelete, purge, versions, restore, snapshots).
+
+Every ``interval`` seconds it drops trash records and versions older than the retention
+(``[namespace] trash_days``, or longer for files an ``undelete-*``/``versioning-*`` SLO keeps),
+holds the contents of snapshots learnt from peers (once their manifest is read from the
+bucket), and makes the scheduled snapshots (``[[namespace.snapshots]]``), deleting the oldest
+beyond ``keep``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from meridian.errors import BadInput, MeridianError, NotFound
+from meridian.meta import TRASH_SETTING, ApplyResult, MetaStore, SnapshotRecord
+from meridian.objects.interface import ObjectStore
+from meridian.undo import restore, snapshots
+from meridian.undo.restore import Restored, undo_store
+
+log = logging.getLogger(__name__)
+DAY_NS = 86_400 * 1_000_000_000
+
+
+class UndoService:
+    """Undo at one site (see the module docstring)."""
+
+    def __init__(self, meta: MetaStore, objects: ObjectStore, *, trash_days: float,
+                 schedules: tuple[Any, ...] = (), site_name: str = "",
+                 interval: float = 60.0,
+                 keep_for: Callable[[str], float] | None = None,
+                 announce: Callable[[ApplyResult], None] | None = None) -> None:
+        self.meta = meta
+        self.store = undo_store(meta)
+        self.objects = objects
+        self.trash_days = trash_days
+        self.schedules = tuple(s for s in schedules if s.at in (None, site_name))
+        self.interval = interval
+        self.keep_for = keep_for  # file id -> days its versions are kept (objectives)
+        self.announce = announce
+        self._manifests: dict[str, snapshots.Manifest] = {}
+        self._task: asyncio.Task[None] | None = None
+        meta.put_setting(TRASH_SETTING, "1" if trash_days > 0 else "0")
+
+    # -- background ---------------------------------------------------------------------
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await asyncio.to_thread(self.round)
+            except MeridianError as exc:
+                log.warning("undo round: %s", exc)
+            await asyncio.sleep(self.interval)
+
+    def round(self, now: float | None = None) -> dict[str, int]:
+        """One round: expire, hold peers' snapshots, scheduled snapshots."""
+        now = time.time() if now is None else now
+        now_ns = int(now * 1e9)
+        keep_ns = int(self.trash_days * DAY_NS)
+
+        def keep_version(fid: str) -> int:
+            days = self.keep_for(fid) if self.keep_for is not None else 0.0
+            return max(keep_ns, int(days * DAY_NS))
+
+        expired = self.store.expire_undo(now_ns, keep_ns, keep_version)
+        held = 0
+        for record in self.store.snapshots():
+            if not self.store.snapshot_held(record.name, record.manifest):
+                try:
+                    manifest = self.manifest(record)
+                except (MeridianError, OSError) as exc:
+                    log.info("snapshot %s: manifest not readable yet (%s)", record.name, exc)
+                    continue
+                held += self.store.hold_snapshot(record.name, record.manifest, manifest.hashes())
+        made = self._scheduled(now)
+        return {"expired": expired, "held": held, "made": made}
+
+    def _scheduled(self, now: float) -> int:
+        made = 0
+        for schedule in self.schedules:
+            ours = [s for s in self.store.snapshots() if s.name.startswith(schedule.name + "-")]
+            last = max((s.time_ns for s in ours), default=0) / 1e9
+            if now - last >= schedule.every:
+                stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now))
+                self.snapshot_create(f"{schedule.name}-{stamp}")
+                made += 1
+                ours = [s for s in self.store.snapshots()
+                        if s.name.startswith(schedule.name + "-")]
+            for old in ours[:max(0, len(ours) - schedule.keep)]:
+                self.store.snapshot_delete(old.name)
+        return made
+
+    # -- operations ---------------------------------------------------------------------
+    def _announce(self, done: Restored) -> None:
+        if self.announce is not None:
+            result = ApplyResult(names=list(done.names), inodes={i.ino for i in done.inodes})
+            self.announce(result)
+
+    def undelete(self, path: str, at_ns: int | None, as_path: str | None) -> Restored:
+        done = restore.undelete(self.meta, path, at_ns=at_ns, as_path=as_path)
+        self._announce(done)
+        return done
+
+    def purge(self, path: str | None, before_ns: int | None) -> int:
+        return self.store.trash_purge(restore.clean_path(path) if path else None, before_ns)
+
+    def manifest(self, record: SnapshotRecord) -> snapshots.Manifest:
+        found = self._manifests.get(record.manifest)
+        if found is None:
+            found = snapshots.load(self.objects, record.manifest)
+            self._manifests[record.manifest] = found
+        return found
+
+    def snapshot(self, name: str) -> SnapshotRecord:
+        for record in self.store.snapshots():
+            if record.name == name:
+                return record
+        raise NotFound(f"no snapshot named {name!r}")
+
+    def snapshot_create(self, name: str) -> SnapshotRecord:
+        record, manifest = snapshots.create(self.meta, self.objects, name)
+        self._manifests[record.manifest] = manifest
+        log.info("snapshot %s: %d entries, %d bytes listed", name, record.files, record.size)
+        return record
+
+    def snapshot_delete(self, name: str) -> SnapshotRecord:
+        return self.store.snapshot_delete(name)
+
+    def snapshot_restore(self, name: str, path: str, as_path: str | None) -> Restored:
+        manifest = self.manifest(self.snapshot(name))
+        path = restore.clean_path(path)
+        target = restore.clean_path(as_path) if as_path else path
+        chosen = manifest.records(path)
+        if not chosen:
+            raise NotFound(f"{path} is not in snapshot {name}")
+        try:
+            self.meta.resolve(target)
+        except NotFound:
+            pass
+        else:
+            from meridian.errors import AlreadyExists
+            raise AlreadyExists(f"{target} exists: nothing was restored (a restore never "
+                                f"replaces a file); give --as NEW to bring it back beside it")
+        if target == "/":
+            raise BadInput("restore a file or folder, not the whole namespace")
+        done = restore.bring_back(self.meta, chosen, path, target)
+        self._announce(done)
+        return done
