@@ -217,3 +217,17 @@ def test_undo_entries_are_checked_like_every_other() -> None:
         with pytest.raises(InvalidJournalEntry) as caught:
             check_entry(entry_from_wire(bad))
         assert caught.value.field == field
+
+
+def test_a_purge_takes_the_removed_files_versions_too(make_site: Factory) -> None:
+    east, west = make_site("east"), make_site("west")
+    write(east, "/a", H[1])
+    write(east, "/a", H[2])
+    fid = east.resolve("/a").file_id
+    east.unlink(ROOT_INO, "a")
+    time.sleep(0.005)
+    east.trash_purge("/a")
+    sync(east, west)
+    for site in (east, west):
+        assert site.versions(fid) == [] and site.trash_list() == []
+        assert {r.hash for r in site.unreferenced_contents()} == {H[1], H[2]}

@@ -7,7 +7,6 @@ trash or no such snapshot is 404.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -50,9 +49,10 @@ class RestoreSnapshot(BaseModel):
 
 
 async def _answer(work: Callable[[], _T]) -> _T:
-    """Run ``work`` off the event loop; errors become 400 / 404 naming the problem."""
+    """Run ``work`` (on the event loop, like every use of the store: it is the site's one
+    thread of it); errors become 400 / 404 naming the problem."""
     try:
-        return await asyncio.to_thread(work)
+        return work()
     except (BadInput, AlreadyExists) as exc:
         raise HTTPException(400, str(exc)) from None
     except (NotFound, ContentError) as exc:

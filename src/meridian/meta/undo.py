@@ -11,8 +11,9 @@ locally and every site ends with the same set:
   a write replaced is the one before it.
 - **snapshots** (``snapshot:<name>``): one per ``snapshot`` entry; of two made under one name
   concurrently the later (clock, then site) is kept, at every site.
-- **purges** (``purge:<key>``) are kept so a removal that arrives after a purge it is older
-  than is dropped too (same result in any order).
+- **purges** (``purge:<key>``, and ``purged:<file id>`` for the files they took, whose
+  earlier versions go too) are kept so a removal or write that arrives after a purge it is
+  older than is dropped too (same result in any order).
 
 Whatever a record refers to is **held**: ``hold:<hash>:<holder>`` rows keep the content out of
 garbage collection (``referenced``, ``unreferenced_contents`` and ``forget_content`` count
@@ -36,7 +37,7 @@ from dataclasses import asdict, dataclass
 from meridian.errors import NotFound
 from meridian.meta.clock import physical_ms
 from meridian.meta.interface import ContentRecord, Inode
-from meridian.meta.journal import ContentOp, JournalEntry, version
+from meridian.meta.journal import ContentOp, JournalEntry, version, version_hlc
 from meridian.meta.records import SiteRecords
 from meridian.meta.undoops import PurgeOp, SnapshotOp, TrashOp, UnsnapshotOp
 
@@ -196,6 +197,9 @@ class UndoRecords(SiteRecords, UndoStore):
         return bool(self._kv_prefixed(f"hold:{hash}:"))
 
     def _note_version(self, entry: JournalEntry, op: ContentOp) -> None:
+        purged = self._get_kv(f"purged:{op.fid}")
+        if purged is not None and entry.hlc < int(purged):
+            return  # the file's removal was purged after this write
         ver = version(entry.hlc, entry.origin)
         key = f"version:{op.fid}:{ver}"
         self._put_kv(key, json.dumps([op.hash, op.size, op.mtime, entry.origin,
@@ -221,6 +225,14 @@ class UndoRecords(SiteRecords, UndoStore):
             hlc = int(record.key.split(":", 1)[1].split(".", 1)[0], 16)
             if hlc < entry.hlc and (op.before is None or record.time_ns < op.before):
                 self._drop_trash(record)
+                # the removed file's earlier contents go with it (older than the purge; one
+                # that arrives later is dropped on arrival: _note_version)
+                self._put_kv(f"purged:{record.fid}", str(entry.hlc))
+                for version_record in self.versions(record.fid):
+                    if version_hlc(version_record.version) < entry.hlc:
+                        key = f"version:{record.fid}:{version_record.version}"
+                        self._del_kv(key)
+                        self._unhold(version_record.hash, key)
 
     def _note_snapshot(self, entry: JournalEntry, op: SnapshotOp) -> None:
         current = self._snapshot(op.name)

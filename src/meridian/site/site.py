@@ -89,7 +89,7 @@ class Site:
         from meridian.undo.service import UndoService
         self.undo = UndoService(meta, objects, trash_days=config.namespace.trash_days,
                                 schedules=config.namespace.snapshots, site_name=config.name,
-                                interval=min(60.0, config.mover.gc_interval),
+                                interval=min(60.0, config.mover.gc_interval or 60.0),
                                 keep_for=self.orchestrator.keep_days,
                                 announce=self.replication.announce)
         instances = volume.instances()

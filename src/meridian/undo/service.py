@@ -59,7 +59,7 @@ class UndoService:
     async def _run(self) -> None:
         while True:
             try:
-                await asyncio.to_thread(self.round)
+                self.round()  # on the loop: the store is used from the site's one thread
             except MeridianError as exc:
                 log.warning("undo round: %s", exc)
             await asyncio.sleep(self.interval)
