@@ -185,6 +185,12 @@ def test_site_json_names_the_site(site: RunningSite) -> None:
         (site.mount / ".meridian" / "site.json").write_text("{}")
     assert exc.value.errno == errno.EROFS
     assert ".meridian" not in os.listdir(site.mount)  # found by name, not listed
+    assert "site.json" in os.listdir(site.mount / ".meridian")
+    for change in (lambda: os.unlink(site.mount / ".meridian" / "site.json"),
+                   lambda: os.chmod(site.mount / ".meridian" / "site.json", 0o666)):
+        with pytest.raises(OSError) as exc:
+            change()
+        assert exc.value.errno == errno.EROFS  # the mount's answer, not a file to change
 
 
 def test_times_set_while_open_survive_close(site: RunningSite, tmp_path: Path) -> None:
