@@ -4,6 +4,7 @@ restored from at west. Every command goes through the CLI and the running site's
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 from pathlib import Path
@@ -52,6 +53,8 @@ def test_rm_rf_at_east_undeleted_at_west_is_byte_identical_at_both(
 
     shutil.rmtree(east.mount / "shots")
     wait_for(lambda: not (west.mount / "shots").exists(), what="west sees the removal")
+    in_trash = west.mount / ".meridian" / "trash" / "shots"
+    assert files_under(in_trash) == published  # read-only, every removed file's bytes
     listing = meridian("trash", "list", "./shots", "--site", "east", "--config", str(west.config))
     assert "./shots/sh010/plates/sh010_plate.1001.exr" in listing.stdout
     assert " east " in listing.stdout
@@ -105,6 +108,15 @@ def test_a_snapshot_made_at_east_is_listed_and_restored_from_at_west(
     wait_for(lambda: "before-review" in meridian("snapshot", "list", "--config",
                                                  str(west.config)).stdout,
              what="west lists east's snapshot")
+    assert os.listdir(west.mount / ".snapshot") == ["before-review"]
+    in_snapshot = west.mount / ".snapshot" / "before-review" / "shots"
+    assert files_under(in_snapshot) == published  # browsable at west, the bytes fetched
+    assert ".snapshot" not in os.listdir(west.mount)  # found by name, not listed
+    try:
+        (in_snapshot / "sh010" / "sh010.clip").write_text("no")
+        raise AssertionError("a snapshot file was writable")
+    except OSError as exc:
+        assert exc.errno == errno.EROFS
     (east.mount / "shots" / "sh010" / "sh010.clip").write_text("<clip>overwritten</clip>")
     shutil.rmtree(east.mount / "shots" / "sh020")
     wait_for(lambda: not (west.mount / "shots" / "sh020").exists(), what="removal at west")
