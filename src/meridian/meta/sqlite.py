@@ -23,7 +23,7 @@ import json
 import os
 import sqlite3
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -61,6 +61,8 @@ CREATE TABLE IF NOT EXISTS journal (
     origin_seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS contents (
     hash TEXT PRIMARY KEY, size INTEGER NOT NULL, in_bucket INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS snapshot_holds (hash BLOB PRIMARY KEY, refs INTEGER NOT NULL)
+    WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS uploads (
     hash TEXT PRIMARY KEY, size INTEGER NOT NULL, priority INTEGER NOT NULL,
     attempts INTEGER NOT NULL, next_try REAL NOT NULL, last_error TEXT NOT NULL,
@@ -403,6 +405,23 @@ class SqliteMetaStore(EngineStore):
     def _del_kv(self, key: str) -> None:
         self._db.execute("DELETE FROM kv WHERE key = ?", (key,))
         self._kv.pop(key, None)
+
+    def _snapshot_holds(self, hash: str) -> int:
+        try:
+            key = bytes.fromhex(hash)
+        except ValueError:
+            return 0
+        row = self._one("SELECT refs FROM snapshot_holds WHERE hash = ?", key)
+        return int(str(row[0])) if row else 0
+
+    def _add_snapshot_holds(self, hashes: Iterable[str], delta: int) -> None:
+        keys = ((bytes.fromhex(h),) for h in hashes)
+        if delta > 0:
+            self._db.executemany("INSERT INTO snapshot_holds VALUES (?, 1) ON CONFLICT (hash) "
+                                 "DO UPDATE SET refs = refs + 1", keys)
+        else:
+            self._db.executemany("UPDATE snapshot_holds SET refs = refs - 1 WHERE hash = ?", keys)
+            self._db.execute("DELETE FROM snapshot_holds WHERE refs <= 0")
 
     def _kv_prefixed(self, prefix: str) -> list[tuple[str, str]]:
         rows = self._db.execute("SELECT key, value FROM kv WHERE key >= ? AND key < ? ORDER BY key",

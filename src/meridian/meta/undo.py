@@ -15,8 +15,9 @@ locally and every site ends with the same set:
   earlier versions go too) are kept so a removal or write that arrives after a purge it is
   older than is dropped too (same result in any order).
 
-Whatever a record refers to is **held**: ``hold:<hash>:<holder>`` rows keep the content out of
-garbage collection (``referenced``, ``unreferenced_contents`` and ``forget_content`` count
+Whatever a record refers to is **held**: ``hold:<hash>:<holder>`` rows (and, for snapshots,
+one counted row per distinct content in the engine's compact ``snapshot_holds`` table, shared
+by every snapshot that names it) keep the content out of garbage collection (``referenced``, ``unreferenced_contents`` and ``forget_content`` count
 them), at this site and in every peer's answer to the collector.
 
 Retention is this site's: :meth:`UndoRecords.expire_undo` drops records older than the
@@ -148,6 +149,14 @@ class UndoStore(ABC):
         """Whether :meth:`hold_snapshot` (or ``snapshot_add``) was done here for it."""
 
     @abstractmethod
+    def pending_releases(self) -> list[str]:
+        """Manifests of deleted snapshots whose contents this site still holds."""
+
+    @abstractmethod
+    def release_snapshot(self, manifest: str, hashes: set[str]) -> None:
+        """Let go of the contents (``hashes``, read from the manifest) of a deleted snapshot."""
+
+    @abstractmethod
     def expire_undo(self, now_ns: int, keep_ns: int,
                     keep_version_ns: Callable[[str], int] | None = None) -> int:
         """Drop trash records removed more than ``keep_ns`` ago and versions replaced more than
@@ -194,7 +203,7 @@ class UndoRecords(SiteRecords, UndoStore):
             self._del_kv(f"hold:{hash}:{holder}")
 
     def held(self, hash: str) -> bool:
-        return bool(self._kv_prefixed(f"hold:{hash}:"))
+        return bool(self._kv_prefixed(f"hold:{hash}:")) or self._snapshot_holds(hash) > 0
 
     def _note_version(self, entry: JournalEntry, op: ContentOp) -> None:
         purged = self._get_kv(f"purged:{op.fid}")
@@ -258,10 +267,11 @@ class UndoRecords(SiteRecords, UndoStore):
         self._del_kv(holder)
         self._unhold(record.manifest, holder)
         tag = f"snapheld:{record.name}:{record.manifest}"
-        for key, _ in self._kv_prefixed(tag + ":"):
-            self._del_kv(key)
-            self._unhold(key.rsplit(":", 1)[1], holder)
-        self._del_kv(tag)
+        if self._get_kv(tag) is not None:
+            self._del_kv(tag)
+            # its contents stay held until the site, reading the manifest again, releases
+            # them (release_snapshot): this store cannot read the bucket
+            self._put_kv(f"snapunhold:{record.manifest}", record.name)
 
     # -- removals made here ---------------------------------------------------------------
     def _trash_removed(self, path: str, inode: Inode, cause: str) -> None:
@@ -321,11 +331,8 @@ class UndoRecords(SiteRecords, UndoStore):
         return record
 
     def _hold_all(self, name: str, manifest: str, hashes: set[str]) -> None:
-        tag = f"snapheld:{name}:{manifest}"
-        for hash in hashes:
-            self._put_kv(f"{tag}:{hash}", "1")
-            self._hold(hash, f"snapshot:{name}")
-        self._put_kv(tag, "1")
+        self._add_snapshot_holds(hashes, 1)
+        self._put_kv(f"snapheld:{name}:{manifest}", "1")
 
     def snapshot_delete(self, name: str) -> SnapshotRecord:
         with self._transaction(durable=True):
@@ -347,6 +354,15 @@ class UndoRecords(SiteRecords, UndoStore):
 
     def snapshot_held(self, name: str, manifest: str) -> bool:
         return self._get_kv(f"snapheld:{name}:{manifest}") is not None
+
+    def pending_releases(self) -> list[str]:
+        return [key.split(":", 1)[1] for key, _ in self._kv_prefixed("snapunhold:")]
+
+    def release_snapshot(self, manifest: str, hashes: set[str]) -> None:
+        with self._transaction(durable=True):
+            if self._get_kv(f"snapunhold:{manifest}") is not None:
+                self._add_snapshot_holds(hashes, -1)
+                self._del_kv(f"snapunhold:{manifest}")
 
     def expire_undo(self, now_ns: int, keep_ns: int,
                     keep_version_ns: Callable[[str], int] | None = None) -> int:

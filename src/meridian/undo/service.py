@@ -84,6 +84,15 @@ class UndoService:
                     log.info("snapshot %s: manifest not readable yet (%s)", record.name, exc)
                     continue
                 held += self.store.hold_snapshot(record.name, record.manifest, manifest.hashes())
+        for digest in self.store.pending_releases():
+            try:
+                hashes = self._manifest_by_hash(digest).hashes()
+            except (MeridianError, OSError) as exc:
+                log.info("deleted snapshot %s: manifest not readable (%s); its contents stay "
+                         "held", digest[:12], exc)
+                continue
+            self.store.release_snapshot(digest, hashes)
+            self._manifests.pop(digest, None)
         made = self._scheduled(now)
         return {"expired": expired, "held": held, "made": made}
 
@@ -117,10 +126,13 @@ class UndoService:
         return self.store.trash_purge(restore.clean_path(path) if path else None, before_ns)
 
     def manifest(self, record: SnapshotRecord) -> snapshots.Manifest:
-        found = self._manifests.get(record.manifest)
+        return self._manifest_by_hash(record.manifest)
+
+    def _manifest_by_hash(self, digest: str) -> snapshots.Manifest:
+        found = self._manifests.get(digest)
         if found is None:
-            found = snapshots.load(self.objects, record.manifest)
-            self._manifests[record.manifest] = found
+            found = snapshots.load(self.objects, digest)
+            self._manifests[digest] = found
         return found
 
     def snapshot(self, name: str) -> SnapshotRecord:
