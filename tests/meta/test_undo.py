@@ -191,9 +191,13 @@ def test_a_snapshot_manifest_lists_the_tree_and_restores_it(make_site: Factory) 
     east = make_site("east")
     shot_tree(east)
     objects = MemoryObjectStore()
-    record, manifest = snapshots.create(east, objects, "before-edit")
+    record = snapshots.create(east, objects, "before-edit")
+    manifest = snapshots.load(objects, record.manifest)
     assert record.files == 6 and set(manifest.hashes()) == {H[1], H[2], H[3]}
-    assert snapshots.load(objects, record.manifest).entries == manifest.entries
+    assert sorted(manifest.entries) == ["/shots", "/shots/edit.xml", "/shots/empty",
+                                        "/shots/sh010", "/shots/sh010/plate.0001.exr",
+                                        "/shots/sh010/plate.0002.exr"]
+    assert manifest.entries["/shots/edit.xml"][5] == H[3]
     with pytest.raises(AlreadyExists):
         snapshots.create(east, objects, "before-edit")
     rm_rf(east, "/shots/sh010")
@@ -239,3 +243,16 @@ def test_a_purge_takes_the_removed_files_versions_too(make_site: Factory) -> Non
     for site in (east, west):
         assert site.versions(fid) == [] and site.trash_list() == []
         assert {r.hash for r in site.unreferenced_contents()} == {H[1], H[2]}
+
+
+def test_until_a_peers_snapshot_is_read_everything_counts_as_held(make_site: Factory) -> None:
+    east, west = make_site("east"), make_site("west")
+    write(west, "/a", H[1])
+    west.unlink(ROOT_INO, "a")
+    west.trash_purge()
+    east.snapshot_add("s", H[9], 1, 1, {H[2]})
+    sync(east, west)
+    assert west.referenced([H[1], H[3]]) == {H[1], H[3]} and west.unreferenced_contents() == []
+    assert west.hold_snapshot("s", H[9], {H[2]})
+    assert west.referenced([H[1], H[2]]) == {H[2]}
+    assert [r.hash for r in west.unreferenced_contents()] == [H[1]]

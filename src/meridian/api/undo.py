@@ -106,7 +106,10 @@ def add_undo_routes(app: FastAPI, site: Site) -> None:
 
     @app.post("/api/v1/snapshots", summary="Record the whole namespace now")
     async def create(body: NewSnapshot) -> dict[str, Any]:
-        return dataclasses.asdict(await _answer(lambda: undo.snapshot_create(body.name)))
+        try:
+            return dataclasses.asdict(await undo.snapshot_create_async(body.name))
+        except (BadInput, AlreadyExists) as exc:
+            raise HTTPException(400, str(exc)) from None
 
     @app.delete("/api/v1/snapshots/{name}", summary="Delete a snapshot at every site")
     async def delete(name: str) -> dict[str, Any]:

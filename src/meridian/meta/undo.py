@@ -31,13 +31,15 @@ from __future__ import annotations
 import json
 import stat
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from meridian.errors import NotFound
 from meridian.meta.clock import physical_ms
-from meridian.meta.interface import ContentRecord, Inode
+from meridian.meta.interface import ROOT_INO, ContentRecord, Inode
 from meridian.meta.journal import ContentOp, JournalEntry, version, version_hlc
 from meridian.meta.records import SiteRecords
 from meridian.meta.undoops import PurgeOp, SnapshotOp, TrashOp, UnsnapshotOp
@@ -94,6 +96,45 @@ class SnapshotRecord:
     site: str
     time_ns: int
     hlc: int
+
+
+# (path, mode, uid, gid, size, mtime_ns, content hash, symlink target): one entry of a tree
+TreeRow = tuple[str, int, int, int, int, int, str | None, str | None]
+
+
+def tree_rows(rows: Iterable[tuple[Any, ...]]) -> Iterator[TreeRow]:
+    """Paths for (parent ino, name, ino, mode, uid, gid, size, mtime, content, target) rows
+    of every entry, ``/.meridian`` left out; parents before children is not promised."""
+    listed = list(rows)
+    dirs = {row[2]: (row[0], row[1]) for row in listed if stat.S_ISDIR(row[3])}
+    paths: dict[int, str | None] = {ROOT_INO: ""}
+
+    def path_of(ino: int) -> str | None:
+        if ino in paths:
+            return paths[ino]
+        chain = []
+        current = ino
+        while current not in paths:
+            if current not in dirs:
+                paths[current] = None  # not reachable from the root
+                break
+            chain.append(current)
+            current = dirs[current][0]
+        base = paths[current]
+        for step in reversed(chain):
+            parent_name = dirs[step][1]
+            base = None if base is None else f"{base}/{parent_name}"
+            paths[step] = base
+        return paths[ino]
+
+    for parent, name, _ino, mode, uid, gid, size, mtime, content, target in listed:
+        base = path_of(parent)
+        if base is None or (parent == ROOT_INO and name == ".meridian"):
+            continue
+        if base == "/.meridian" or base.startswith("/.meridian/"):
+            continue
+        target_text = os.fsdecode(target) if isinstance(target, bytes) else target
+        yield (f"{base}/{name}", mode, uid, gid, size, mtime, content, target_text)
 
 
 def _time_of(hlc: int) -> int:
@@ -165,6 +206,11 @@ class UndoStore(ABC):
     @abstractmethod
     def held(self, hash: str) -> bool:
         """Whether a trash record, version or snapshot holds ``hash``."""
+
+    @abstractmethod
+    def tree_reader(self) -> Callable[[], Iterator[TreeRow]]:
+        """A callable giving every entry of the tree as it is now (one consistent view); the
+        SQLite engine's reads its own snapshot and may run on another thread."""
 
     @abstractmethod
     def batch(self) -> AbstractContextManager[None]:
@@ -395,11 +441,38 @@ class UndoRecords(SiteRecords, UndoStore):
     def batch(self) -> AbstractContextManager[None]:
         return self._transaction(durable=True)
 
+    def tree_reader(self) -> Callable[[], Iterator[TreeRow]]:
+        rows: list[tuple[Any, ...]] = []
+        with self._transaction():
+            stack = [ROOT_INO]
+            while stack:
+                parent = stack.pop()
+                for name, ino in self._list_entries(parent):
+                    inode = self._get_inode(ino)
+                    if inode is None:
+                        continue
+                    rows.append((parent, name, ino, inode.mode, inode.uid, inode.gid,
+                                 inode.size, inode.mtime_ns, inode.content, inode.target))
+                    if inode.is_dir:
+                        stack.append(ino)
+        found = list(tree_rows(rows))
+        return lambda: iter(found)
+
     # -- garbage collection counts what is held -------------------------------------------
+    def _snapshot_unread(self) -> bool:
+        """A snapshot whose contents this site has not held yet (its manifest not read): it
+        may name any content, so until then everything counts as held."""
+        return any(self._get_kv(f"snapheld:{r.name}:{r.manifest}") is None
+                   for r in self.snapshots())
+
     def referenced(self, hashes: list[str]) -> set[str]:
+        if self._snapshot_unread():
+            return set(hashes)
         return {h for h in hashes if self._content_in_use(h) or self.held(h)}
 
     def unreferenced_contents(self, limit: int = 1000) -> list[ContentRecord]:
+        if self._snapshot_unread():
+            return []
         want = limit
         while True:
             batch = self._unreferenced(want)

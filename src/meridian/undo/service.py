@@ -11,6 +11,7 @@ beyond ``keep``.
 from __future__ import annotations
 
 import asyncio
+import calendar
 import logging
 import time
 from collections.abc import Callable
@@ -24,6 +25,15 @@ from meridian.undo.restore import Restored, undo_store
 
 log = logging.getLogger(__name__)
 DAY_NS = 86_400 * 1_000_000_000
+
+
+def _stamped(record: SnapshotRecord, prefix: str) -> float:
+    """When a scheduled snapshot was due: the UTC time its name carries (else its clock)."""
+    try:
+        return float(calendar.timegm(time.strptime(record.name[len(prefix) + 1:],
+                                                   "%Y%m%d-%H%M%S")))
+    except ValueError:
+        return record.time_ns / 1e9
 
 
 class UndoService:
@@ -59,10 +69,24 @@ class UndoService:
     async def _run(self) -> None:
         while True:
             try:
+                await self._preload()
                 self.round()  # on the loop: the store is used from the site's one thread
             except MeridianError as exc:
                 log.warning("undo round: %s", exc)
             await asyncio.sleep(self.interval)
+
+    async def _preload(self) -> None:
+        """Read and check on a worker thread the manifests the round needs (large ones take
+        seconds to parse), so the round itself only touches the store."""
+        wanted = [r.manifest for r in self.store.snapshots()
+                  if not self.store.snapshot_held(r.name, r.manifest)]
+        for digest in [*wanted, *self.store.pending_releases()]:
+            if digest not in self._manifests:
+                try:
+                    self._manifests[digest] = await asyncio.to_thread(
+                        snapshots.load, self.objects, digest)
+                except (MeridianError, OSError) as exc:
+                    log.info("snapshot manifest %s not readable yet (%s)", digest[:12], exc)
 
     def round(self, now: float | None = None) -> dict[str, int]:
         """One round: expire, hold peers' snapshots, scheduled snapshots."""
@@ -100,7 +124,7 @@ class UndoService:
         made = 0
         for schedule in self.schedules:
             ours = [s for s in self.store.snapshots() if s.name.startswith(schedule.name + "-")]
-            last = max((s.time_ns for s in ours), default=0) / 1e9
+            last = max((_stamped(s, schedule.name) for s in ours), default=0.0)
             if now - last >= schedule.every:
                 stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now))
                 self.snapshot_create(f"{schedule.name}-{stamp}")
@@ -142,8 +166,22 @@ class UndoService:
         raise NotFound(f"no snapshot named {name!r}")
 
     def snapshot_create(self, name: str) -> SnapshotRecord:
-        record, manifest = snapshots.create(self.meta, self.objects, name)
-        self._manifests[record.manifest] = manifest
+        """Make a snapshot, all on this thread (the schedule; tests)."""
+        record = snapshots.create(self.meta, self.objects, name)
+        log.info("snapshot %s: %d entries, %d bytes listed", name, record.files, record.size)
+        return record
+
+    async def snapshot_create_async(self, name: str) -> SnapshotRecord:
+        """Make a snapshot: the tree read, encoded and uploaded on a worker thread (the
+        SQLite engine reads its own snapshot of the store, so the site's writes go on), the
+        journal entry and holds on the loop."""
+        snapshots.prepare(self.meta, name)
+        reader = self.store.tree_reader()
+        data, count, total, hashes = await asyncio.to_thread(
+            lambda: snapshots.encode(reader(), name, self.meta.site_name))
+        digest = await asyncio.to_thread(snapshots.store_manifest, self.objects, data)
+        snapshots.prepare(self.meta, name)  # still free after the wait
+        record = self.store.snapshot_add(name, digest, count, total, hashes)
         log.info("snapshot %s: %d entries, %d bytes listed", name, record.files, record.size)
         return record
 

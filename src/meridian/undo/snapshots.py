@@ -7,8 +7,9 @@ under ``snapshots/<hash>`` where ``<hash>`` is the BLAKE3 of the stored bytes, s
 reads it checks it. A ``snapshot`` journal entry carries that hash: every site lists the
 snapshot, reads the manifest from the bucket on first use, and holds the contents it names.
 
-**At one moment**: the site that makes a snapshot reads its whole tree inside one transaction
-of its store, so the manifest is the tree as that site had it at one instant: each file either
+**At one moment**: the site that makes a snapshot reads its whole tree from one read snapshot
+of its store (SQLite: a read transaction on a connection of its own, so the site's writes go on
+meanwhile), so the manifest is the tree as that site had it at one instant: each file either
 before or after any write (content is set whole, by hash), never half. Changes another site
 made that had not reached this one yet are not in it (they are "after" the snapshot).
 """
@@ -18,12 +19,14 @@ from __future__ import annotations
 import json
 import stat
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from meridian.content.hashing import hash_bytes
 from meridian.errors import ContentError
 from meridian.meta import MetaStore, SnapshotRecord, TrashRecord
+from meridian.meta.undo import TreeRow
 from meridian.objects.interface import ObjectStore
 from meridian.undo.restore import undo_store
 
@@ -55,41 +58,47 @@ class Manifest:
         return records
 
 
-def encode(meta: MetaStore, name: str) -> tuple[bytes, int, int]:
-    """The manifest of ``meta``'s tree now (one transaction): bytes, entries, total size."""
+def encode(rows: Iterable[TreeRow], name: str, site: str) -> tuple[bytes, int, int, set[str]]:
+    """The manifest of a tree (``UndoStore.tree_reader``'s rows): bytes, entries, total size
+    of files, distinct content hashes. Pure: runs on any thread."""
     lines: list[bytes] = []
     total = 0
-    with undo_store(meta).batch():
-        for path, inode in meta.walk():
-            if path == "/" or path == "/.meridian" or path.startswith("/.meridian/"):
-                continue
-            target = inode.target if stat.S_ISLNK(inode.mode) else None
-            lines.append(json.dumps([path, inode.mode, inode.uid, inode.gid, inode.size,
-                                     inode.mtime_ns, inode.content, target],
-                                    separators=(",", ":")).encode())
-            total += inode.size if inode.is_file else 0
-    header = json.dumps({"format": MANIFEST_FORMAT, "name": name, "site": meta.site_name,
+    hashes: set[str] = set()
+    for row in sorted(rows):
+        lines.append(json.dumps(row, separators=(",", ":")).encode())
+        if stat.S_ISREG(row[1]):
+            total += row[4]
+        if row[6] is not None:
+            hashes.add(row[6])
+    header = json.dumps({"format": MANIFEST_FORMAT, "name": name, "site": site,
                          "entries": len(lines)}).encode()
-    data = zlib.compress(b"\n".join([header, *lines]), 1)
-    return data, len(lines), total
+    return zlib.compress(b"\n".join([header, *lines]), 1), len(lines), total, hashes
 
 
-def create(meta: MetaStore, objects: ObjectStore, name: str) -> tuple[SnapshotRecord, Manifest]:
-    """Make snapshot ``name``: manifest to the bucket, then the journal entry (every site
-    learns of it). Raises AlreadyExists (the name is taken), BadPath (not a valid name)."""
-    from meridian.meta import check_name
+def create(meta: MetaStore, objects: ObjectStore, name: str) -> SnapshotRecord:
+    """Make snapshot ``name`` (all on this thread): manifest to the bucket, then the journal
+    entry (every site learns of it). Raises AlreadyExists, BadPath (not a valid name)."""
+    prepare(meta, name)
+    data, count, total, hashes = encode(undo_store(meta).tree_reader()(), name, meta.site_name)
+    digest = store_manifest(objects, data)
+    return undo_store(meta).snapshot_add(name, digest, count, total, hashes)
+
+
+def prepare(meta: MetaStore, name: str) -> None:
+    """Check a new snapshot's name. Raises BadPath, AlreadyExists."""
     from meridian.errors import AlreadyExists
+    from meridian.meta import check_name
     check_name(name)
-    store = undo_store(meta)
-    if any(s.name == name for s in store.snapshots()):
+    if any(s.name == name for s in undo_store(meta).snapshots()):
         raise AlreadyExists(f"a snapshot named {name!r} exists: delete it first or choose "
                             f"another name")
-    data, count, total = encode(meta, name)
+
+
+def store_manifest(objects: ObjectStore, data: bytes) -> str:
+    """Put a manifest in the bucket; returns its hash (its key's last part)."""
     digest = hash_bytes(data)
     objects.put(PREFIX + digest, data)
-    manifest = decode(data, digest)
-    record = store.snapshot_add(name, digest, count, total, manifest.hashes())
-    return record, manifest
+    return digest
 
 
 def decode(data: bytes, digest: str) -> Manifest:
