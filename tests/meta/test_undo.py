@@ -256,3 +256,22 @@ def test_until_a_peers_snapshot_is_read_everything_counts_as_held(make_site: Fac
     assert west.hold_snapshot("s", H[9], {H[2]})
     assert west.referenced([H[1], H[2]]) == {H[2]}
     assert [r.hash for r in west.unreferenced_contents()] == [H[1]]
+
+
+def test_undeletes_of_one_tree_at_two_sites_at_once_converge(make_site: Factory) -> None:
+    """Two sites bring the same tree back while cut off from each other: the usual rules of
+    concurrent creates apply (one keeps the name, the other is a conflict copy), alike at
+    both, and no content is lost."""
+    east, west = make_site("east"), make_site("west")
+    shot_tree(east)
+    sync(east, west)
+    rm_rf(east, "/shots")
+    sync(east, west)
+    restore.undelete(east, "/shots")
+    time.sleep(0.002)
+    restore.undelete(west, "/shots")
+    sync(east, west)
+    assert namespace_digest(east) == namespace_digest(west)
+    contents = {i.content for _, i in east.walk() if i.is_file}
+    assert {H[1], H[2], H[3]} <= contents
+    assert east.resolve("/shots/sh010/plate.0001.exr").content == H[1]
