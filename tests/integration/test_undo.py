@@ -138,3 +138,34 @@ def test_a_snapshot_made_at_east_is_listed_and_restored_from_at_west(
     wait_for(lambda: "no snapshots" in meridian("snapshot", "list", "--config",
                                                 str(east.config)).stdout,
              what="east forgets the deleted snapshot")
+
+
+def test_a_versioning_objective_keeps_versions_past_the_trash_retention(
+        tmp_path: Path, stopper: list[RunningSite]) -> None:
+    import time
+    import tomllib
+
+    import tomli_w
+
+    sites = init_linked(tmp_path, ["east", "west"], f"file://{tmp_path / 'bucket'}")
+    for site in sites.values():
+        doc = tomllib.loads(site.config.read_text())
+        doc["namespace"] = {"trash_days": 3 / 86400}  # three seconds
+        doc.setdefault("mover", {})["gc_interval"] = 1  # the undo round: every second
+        site.config.write_text(tomli_w.dumps(doc))
+    start_all(sites, stopper)
+    east = sites["east"]
+    meridian("objective", "add", "--no-wait", "--config", str(east.config),
+             """IF FNMATCH("./*.clip",PATH) THEN {SLO('versioning-1-month')}""")
+    for name in ("sh010.clip", "plate.exr"):
+        (east.mount / name).write_bytes(b"v1")
+        (east.mount / name).write_bytes(b"v2")
+
+    def kept(name: str) -> int:
+        out = meridian("versions", f"./{name}", "--config", str(east.config)).stdout
+        return len([line for line in out.splitlines() if line.strip() and "no versions" not in line])
+
+    assert kept("sh010.clip") == 2 and kept("plate.exr") == 2
+    wait_for(lambda: kept("plate.exr") == 1, what="the plate's replaced version expired")
+    time.sleep(2)  # two more rounds
+    assert kept("sh010.clip") == 2

@@ -70,7 +70,10 @@ class UndoService:
         while True:
             try:
                 await self._preload()
-                self.round()  # on the loop: the store is used from the site's one thread
+                self.round(make=False)  # on the loop: the site's one thread of the store
+                for name in self.due(time.time()):
+                    await self.snapshot_create_async(name)  # the tree read off the loop
+                self.trim()
             except MeridianError as exc:
                 log.warning("undo round: %s", exc)
             await asyncio.sleep(self.interval)
@@ -88,8 +91,9 @@ class UndoService:
                 except (MeridianError, OSError) as exc:
                     log.info("snapshot manifest %s not readable yet (%s)", digest[:12], exc)
 
-    def round(self, now: float | None = None) -> dict[str, int]:
-        """One round: expire, hold peers' snapshots, scheduled snapshots."""
+    def round(self, now: float | None = None, *, make: bool = True) -> dict[str, int]:
+        """One round: expire, hold peers' snapshots, release deleted ones' contents, and
+        (``make``) the scheduled snapshots, all on this thread."""
         now = time.time() if now is None else now
         now_ns = int(now * 1e9)
         keep_ns = int(self.trash_days * DAY_NS)
@@ -117,23 +121,32 @@ class UndoService:
                 continue
             self.store.release_snapshot(digest, hashes)
             self._manifests.pop(digest, None)
-        made = self._scheduled(now)
+        made = self._scheduled(now) if make else 0
         return {"expired": expired, "held": held, "made": made}
 
-    def _scheduled(self, now: float) -> int:
-        made = 0
+    def due(self, now: float) -> list[str]:
+        """Names of the scheduled snapshots to make now."""
+        names = []
         for schedule in self.schedules:
             ours = [s for s in self.store.snapshots() if s.name.startswith(schedule.name + "-")]
             last = max((_stamped(s, schedule.name) for s in ours), default=0.0)
             if now - last >= schedule.every:
-                stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now))
-                self.snapshot_create(f"{schedule.name}-{stamp}")
-                made += 1
-                ours = [s for s in self.store.snapshots()
-                        if s.name.startswith(schedule.name + "-")]
+                names.append(f"{schedule.name}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime(now))}")
+        return names
+
+    def trim(self) -> None:
+        """Delete the oldest scheduled snapshots beyond each schedule's ``keep``."""
+        for schedule in self.schedules:
+            ours = [s for s in self.store.snapshots() if s.name.startswith(schedule.name + "-")]
             for old in ours[:max(0, len(ours) - schedule.keep)]:
                 self.store.snapshot_delete(old.name)
-        return made
+
+    def _scheduled(self, now: float) -> int:
+        names = self.due(now)
+        for name in names:
+            self.snapshot_create(name)
+        self.trim()
+        return len(names)
 
     # -- operations ---------------------------------------------------------------------
     def _announce(self, done: Restored) -> None:
