@@ -16,7 +16,7 @@ from meridian.meta import ROOT_INO, TRASH_SETTING, MetaStore, check_entry, entry
 from meridian.meta.memory import MemoryMetaStore
 from meridian.meta.sqlite import SqliteMetaStore
 from meridian.meta.undo import UndoRecords
-from meridian.meta.undoops import PurgeOp, SnapshotOp, TrashOp
+from meridian.meta.undoops import PurgeOp, SnapshotOp, TrashOp, UnsnapshotOp
 from meridian.objects.memory import MemoryObjectStore
 from meridian.site.inspect import namespace_digest
 from meridian.undo import restore, snapshots
@@ -219,6 +219,14 @@ def test_undo_entries_are_checked_like_every_other() -> None:
     wire = {"seq": 1, "origin": "east", "origin_seq": 1, "hlc": 1 << 16, "op": good.to_wire()}
     assert entry_from_wire(wire).op == good
     check_entry(entry_from_wire(wire))
+    for op in (PurgeOp(None, None), PurgeOp("/shots", 10**18), SnapshotOp("daily", H[4], 3, 9),
+               UnsnapshotOp("daily", H[4]),
+               TrashOp("/l", "ab" * 16 + ".2", stat.S_IFLNK | 0o777, 0, 0, 3, 1, None, "a/b")):
+        again = entry_from_wire({**wire, "op": op.to_wire()})
+        assert again.op == op
+        check_entry(again)
+    with pytest.raises(InvalidJournalEntry, match="unknown in a snapshot"):
+        entry_from_wire({**wire, "op": {**SnapshotOp("d", H[4], 1, 1).to_wire(), "x": 1}})
     for op, field in ((TrashOp("shots/a", "ab" * 16 + ".1", FILE, 0, 0, 4, 1), "op.path"),
                       (TrashOp("/a/../b", "ab" * 16 + ".1", FILE, 0, 0, 4, 1), "op.path"),
                       (TrashOp("/a", "ab" * 16 + ".1", DIR, 0, 0, 0, 1, H[1]), "op.hash"),
