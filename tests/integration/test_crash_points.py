@@ -254,6 +254,7 @@ def test_kill_in_the_middle_of_a_collections_delete(tmp_path: Path) -> None:
     bucket_url = f"file://{tmp_path / 'bucket'}"
     site = init_site(tmp_path, "solo", bucket_url)
     _edit(site, "mover", gc_grace=0, gc_interval=0.3)
+    _edit(site, "namespace", trash_days=0)  # no trash: a removed file's content is garbage
     site.extra_env = {POINT: "bucket.deleting:kill"}
     bucket = ContentBucket(open_object_store(bucket_url))
     gone, kept = os.urandom(9 * 1024 * 1024), os.urandom(500_000)  # gone: three blocks

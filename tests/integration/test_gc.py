@@ -25,6 +25,7 @@ def test_unreferenced_content_leaves_the_bucket_only_when_every_site_agrees(
     for site in sites.values():
         doc = tomllib.loads(site.config.read_text())
         doc["mover"] = {"gc_grace": 0, "gc_interval": 0.3}
+        doc["namespace"] = {"trash_days": 0}  # no trash: a removed file's content is garbage
         site.config.write_text(tomli_w.dumps(doc))
         stopper.append(site)
         site.start()
@@ -61,6 +62,7 @@ def test_unreferenced_content_leaves_the_bucket_only_when_every_site_agrees(
 def _gc_config(site: RunningSite, **mover: float) -> None:
     doc = tomllib.loads(site.config.read_text())
     doc.setdefault("mover", {}).update(mover)
+    doc["namespace"] = {"trash_days": 0}  # no trash: a removed file's content is garbage
     site.config.write_text(tomli_w.dumps(doc))
 
 
@@ -191,3 +193,45 @@ def test_a_site_that_left_does_not_hold_collection_back(
     assert north.process is not None and north.process.wait(timeout=30) == 0
     north.process = None
     wait_for(lambda: bucket.manifest(digest) is None, what="collected once north has left")
+
+
+def test_trash_versions_and_snapshots_hold_content_until_purged_or_deleted(
+        tmp_path: Path, stopper: list[RunningSite]) -> None:
+    """The collector runs every 0.3 s with no grace: removed, overwritten and snapshotted
+    content stays in the bucket while the trash, a version or a snapshot names it, and goes
+    once the purge or the snapshot's deletion reached every site."""
+    bucket_url = f"file://{tmp_path / 'bucket'}"
+    sites = init_linked(tmp_path, ["east", "west"], bucket_url)
+    for site in sites.values():
+        doc = tomllib.loads(site.config.read_text())
+        doc["mover"] = {"gc_grace": 0, "gc_interval": 0.3}
+        site.config.write_text(tomli_w.dumps(doc))  # [namespace] trash_days: default, 7
+        stopper.append(site)
+        site.start()
+    east, west = sites["east"], sites["west"]
+    bucket = ContentBucket(open_object_store(bucket_url))
+
+    def in_bucket(data: bytes) -> bool:
+        return bucket.manifest(blake3.blake3(data).hexdigest()) is not None
+
+    removed, old, new, snapped = (os.urandom(60_000) for _ in range(4))
+    (east.mount / "removed.exr").write_bytes(removed)
+    (east.mount / "clip.mov").write_bytes(old)
+    (east.mount / "snapped.exr").write_bytes(snapped)
+    for data in (removed, old, snapped):
+        wait_for(lambda: in_bucket(data), what="uploaded")
+    (east.mount / "removed.exr").unlink()
+    (east.mount / "clip.mov").write_bytes(new)
+    meridian("snapshot", "create", "keep", "--config", str(east.config))
+    (east.mount / "snapped.exr").unlink()
+    meridian("trash", "purge", "./snapped.exr", "--config", str(east.config))
+    wait_for(lambda: in_bucket(new), what="the new version uploaded")
+    time.sleep(3)  # ten rounds of each collector
+    for name, data in (("removed", removed), ("old version", old), ("snapshotted", snapped)):
+        assert in_bucket(data), f"the {name} content left the bucket while held"
+
+    meridian("trash", "purge", "./removed.exr", "--config", str(west.config))
+    wait_for(lambda: not in_bucket(removed), what="purged content collected")
+    meridian("snapshot", "delete", "keep", "--config", str(west.config))
+    wait_for(lambda: not in_bucket(snapped), what="content of the deleted snapshot collected")
+    assert in_bucket(old) and in_bucket(new)  # the version is still kept (7 days)

@@ -324,7 +324,8 @@ def test_known_slos_follow_the_volume_groups() -> None:
         "place-on-local-volumes", "confine-to-local-volumes", "exclude-from-local-volumes",
         "place-on-shared-object-volumes", "confine-to-shared-object-volumes",
         "exclude-from-shared-object-volumes", "keep-online", "do-not-move", "prefetch-sequence",
-        "confine-to-site"}
+        "confine-to-site", *(f"{kind}-1-{span}" for kind in ("versioning", "undelete")
+                             for span in ("hour", "day", "week", "month"))}
     groups = (*DEFAULT_GROUPS, "fast-nvme")
     assert {"place-on-fast-nvme", "confine-to-fast-nvme", "exclude-from-fast-nvme"} <= known_slos(groups)
     assert parse("{SLO('place-on-fast-nvme')}", groups).slo_names() == {"place-on-fast-nvme"}

@@ -124,6 +124,8 @@ def build_app(site: Site) -> FastAPI:
     add_console(app, site, hub)
     digests = DigestCache(site.meta, site.config.meta_path
                           if isinstance(site.meta, SqliteMetaStore) else None, site.config.name)
+    from meridian.api.undo import add_undo_routes
+    add_undo_routes(app, site)
 
     @app.get("/api/v1/site", summary="Who this site is (no credentials)")
     async def describe() -> dict[str, Any]:

@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     peer_cmds.register(commands)
     from meridian.cli import console_cmd
     console_cmd.register(commands)
+    from meridian.cli import undo_cmds
+    undo_cmds.register(commands)
     return parser
 
 

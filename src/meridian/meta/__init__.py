@@ -43,6 +43,13 @@ from meridian.meta.journal import (
     check_entry,
     entry_from_wire,
 )
+from meridian.meta.undo import (
+    TRASH_SETTING,
+    SnapshotRecord,
+    TrashRecord,
+    UndoStore,
+    VersionRecord,
+)
 
 
 def open_meta_store(url: str, site_name: str, *, read_only: bool = False) -> MetaStore:
@@ -67,5 +74,6 @@ __all__ = [
     "ContentRecord", "CreateOp", "Inode", "InstanceOp", "JournalEntry", "LinkOp", "MetaStore",
     "Op", "PendingUpload", "RemovexattrOp", "RenameOp", "RetireOp", "RmdirOp", "SetattrOp",
     "SetxattrOp", "StoredObjective", "UnlinkOp", "check_entry", "check_name",
+    "TRASH_SETTING", "SnapshotRecord", "TrashRecord", "UndoStore", "VersionRecord",
     "entry_from_wire", "open_meta_store", "split_path",
 ]

@@ -55,14 +55,14 @@ from meridian.meta.journal import (
     SetxattrOp,
     UnlinkOp,
 )
-from meridian.meta.records import SiteRecords
 from meridian.meta.replica import Applier
+from meridian.meta.undo import UndoRecords
 
 _FILE_TYPES = (stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK, stat.S_IFIFO, stat.S_IFSOCK,
                stat.S_IFCHR, stat.S_IFBLK)
 
 
-class EngineStore(SiteRecords, MetaStore):
+class EngineStore(UndoRecords, MetaStore):
     """Namespace logic over engine hooks. Engines call ``_bootstrap`` once they are open."""
 
     def _bootstrap(self, site_name: str, site_id: str | None) -> None:
@@ -152,6 +152,9 @@ class EngineStore(SiteRecords, MetaStore):
                     if child is not None:
                         stack.append((f"{base}/{name}", child))
 
+    def _path_in(self, parent: int, name: str) -> str:
+        return f"{self.path_of(parent).rstrip('/')}/{name}"
+
     def count_inodes(self) -> int:
         return self._count("inodes")
 
@@ -226,6 +229,8 @@ class EngineStore(SiteRecords, MetaStore):
             self._journal(hlc, UnlinkOp(parent_inode.file_id, name, inode.file_id,
                                         seen=inode.content_version, left=left.nlink,
                                         bound=bound))
+            if not left.nlink:
+                self._trash_removed(self._path_in(parent, name), inode, "unlink")
         return left
 
     def rmdir(self, parent: int, name: str) -> None:
@@ -237,9 +242,11 @@ class EngineStore(SiteRecords, MetaStore):
                 raise DirectoryNotEmpty(f"directory {name!r} is not empty")
             self._check_removable(inode)
             parent_inode = self._inode(parent)
+            path = self._path_in(parent, name)
             self._drop_name(parent_inode, name, inode)
             hlc, _ = self._stamp()
             self._journal(hlc, RmdirOp(parent_inode.file_id, name, inode.file_id))
+            self._trash_removed(path, inode, "rmdir")
 
     def rename(
         self, parent: int, name: str, new_parent: int, new_name: str, *, replace: bool = True
@@ -290,6 +297,8 @@ class EngineStore(SiteRecords, MetaStore):
                                else None),
                 replaced_bound=replaced_bound if target is not None and not target.is_dir
                 else None))
+            if replaced is not None and not replaced.nlink and target is not None:
+                self._trash_removed(self._path_in(new_parent, new_name), target, "rename")
         return replaced
 
     def setattr(self, ino: int, changes: AttrChanges) -> Inode:

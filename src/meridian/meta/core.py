@@ -89,7 +89,11 @@ class NamespaceCore(EngineHooks):
         self._put_kv("last_seq", str(seq))
         entry = _replace(entry, seq=seq)
         self._append_journal(entry)
+        self._note_undo(entry)
         self._uncommitted.append(entry)
+
+    def _note_undo(self, entry: JournalEntry) -> None:
+        """Keep the undo records ``entry`` makes (trash, versions, snapshots: ``undo.py``)."""
 
     def _bump_applied(self, origin: str) -> int:
         """The next sequence number of ``origin``, recorded as applied."""

@@ -8,6 +8,7 @@ the caller has.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from contextlib import AbstractContextManager
 
 from meridian.meta.interface import (
@@ -125,6 +126,16 @@ class EngineHooks(ABC):
 
     @abstractmethod
     def _del_content(self, hash: str) -> None: ...
+
+    @abstractmethod
+    def _snapshot_holds(self, hash: str) -> int:
+        """How many snapshots hold ``hash`` here (``undo.py``)."""
+
+    @abstractmethod
+    def _add_snapshot_holds(self, hashes: Iterable[str], delta: int) -> None:
+        """Count one more (``delta`` 1) or one fewer (-1) snapshot holding each of ``hashes``;
+        a count that reaches 0 goes. One compact row per distinct content, shared by every
+        snapshot that names it."""
 
     @abstractmethod
     def _kv_prefixed(self, prefix: str) -> list[tuple[str, str]]:

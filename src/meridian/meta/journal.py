@@ -44,7 +44,7 @@ from meridian.meta.wirevalues import version as version
 from meridian.meta.wirevalues import version_hlc as version_hlc
 from meridian.meta.wirevalues import version_origin as version_origin
 
-JOURNAL_FORMAT = 1  # the version of the wire format below (docs/replication.md)
+JOURNAL_FORMAT = 2  # the version of the wire format below (docs/replication.md); 2: undo ops
 
 # -- the operations -----------------------------------------------------------------------------
 class Op:
@@ -437,6 +437,9 @@ class RetireOp(Op):
     def check(self, c: FieldChecker) -> None:
         c.hash("hash", self.hash)
 
+
+# the undo operations (trash, purge, snapshot, unsnapshot) register themselves: format 2
+from meridian.meta import undoops as _undoops  # noqa: E402,F401
 
 OP_KINDS = tuple(_DECODERS)
 

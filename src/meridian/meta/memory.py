@@ -5,7 +5,7 @@ Same contracts as every engine (the conformance suite runs against it), nothing 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -18,7 +18,8 @@ _MISSING = object()
 class MemoryMetaStore(EngineStore):
     def __init__(self, site_name: str = "memory", *, site_id: str | None = None) -> None:
         self._tables: dict[str, dict[Any, Any]] = {
-            name: {} for name in ("kv", "inodes", "entries", "xattrs", "contents", "uploads")}
+            name: {} for name in ("kv", "inodes", "entries", "xattrs", "contents", "uploads",
+                                  "snapshot_holds")}
         self._journal_rows: list[JournalEntry] = []
         self._undo: list[Callable[[], None]] | None = None
         self._queued = 0
@@ -170,6 +171,14 @@ class MemoryMetaStore(EngineStore):
     def _due_uploads(self, limit: int, now: float | None) -> list[PendingUpload]:
         rows = sorted(self._tables["uploads"].values(), key=lambda r: (-r[1].priority, r[0]))
         return [u for _, u in rows if now is None or u.next_try <= now][:limit]
+
+    def _snapshot_holds(self, hash: str) -> int:
+        return int(self._tables["snapshot_holds"].get(hash, 0))
+
+    def _add_snapshot_holds(self, hashes: Iterable[str], delta: int) -> None:
+        for hash in hashes:
+            refs = self._snapshot_holds(hash) + delta
+            self._set("snapshot_holds", hash, refs if refs > 0 else _MISSING)
 
     def _count(self, table: str) -> int:
         return len(self._tables[table])

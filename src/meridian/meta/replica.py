@@ -71,6 +71,7 @@ from meridian.meta.journal import (
     SetxattrOp,
     UnlinkOp,
 )
+from meridian.meta.undoops import PurgeOp, SnapshotOp, TrashOp, UnsnapshotOp
 from meridian.meta.versions import ContentRules
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,8 @@ class Applier(ContentRules):
                 self._op_instance(entry, op)
             case RetireOp():
                 self._op_retire(entry, op)
+            case TrashOp() | PurgeOp() | SnapshotOp() | UnsnapshotOp():
+                pass  # records only, kept as the entry is appended (undo.py)
             case _:
                 raise TypeError(f"no rule applies {type(op).__name__}")
 

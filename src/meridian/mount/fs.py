@@ -96,6 +96,9 @@ class MeridianFS(pyfuse3.Operations):
         self._meta_dir = meta_dir.ino  # /.meridian: lost+found, and site.json (virtual)
         self.internal = InternalNodes()
         self.internal.attach(self._meta_dir, VirtualFile(SITE_JSON_NAME, self._site_json))
+        from meridian.mount.undoviews import UndoViews
+        self.undo_views = UndoViews(site)  # /.snapshot and /.meridian/trash, read-only
+        self.undo_views.attach(self.internal, ROOT_INO, self._meta_dir)
 
     def _is_open(self, ino: int) -> bool:
         return self.files.is_open(ino)
@@ -350,6 +353,8 @@ class MeridianFS(pyfuse3.Operations):
         if self.internal.owns(inode):
             if flags & os.O_ACCMODE != os.O_RDONLY:
                 raise pyfuse3.FUSEError(errno.EROFS)  # the mount's answer, not a file to edit
+            with fuse_errors("open"):
+                await self.undo_views.fetch(self.internal.node(inode))
             return self.files.open_internal(self.internal.read(inode))
         with fuse_errors("open"):
             return await self.files.open(inode, flags)

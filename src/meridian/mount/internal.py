@@ -46,6 +46,8 @@ class VirtualFile:
     name: str
     content: Callable[[], bytes]
     mode: int = 0o444
+    size: int | None = None  # given: stat answers it without making the bytes
+    mtime_ns: int | None = None
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,10 @@ class InternalNodes:
     def parent_of(self, ino: int) -> int:
         return self._get(ino).parent
 
+    def node(self, ino: int) -> VirtualNode:
+        """The node ``ino`` (ESTALE if it is not one of today's)."""
+        return self._get(ino).node
+
     def is_dir(self, ino: int) -> bool:
         return isinstance(self._get(ino).node, VirtualDir)
 
@@ -177,5 +183,7 @@ class InternalNodes:
         if isinstance(node, VirtualDir):
             return Inode(ino, INTERNAL_FILE_ID, stat.S_IFDIR | node.mode, 0, 0, 0, 2,
                          now, now, now)
-        return Inode(ino, INTERNAL_FILE_ID, stat.S_IFREG | node.mode, 0, 0,
-                     len(node.content()), 1, now, now, now)
+        size = node.size if node.size is not None else len(node.content())
+        mtime = node.mtime_ns if node.mtime_ns is not None else now
+        return Inode(ino, INTERNAL_FILE_ID, stat.S_IFREG | node.mode, 0, 0, size, 1, now,
+                     mtime, now)

@@ -219,6 +219,16 @@ class Orchestrator:
     def placement_of(self, inode: Inode) -> Placement:
         return resolve(self.rules, self.facts(inode, self.meta.path_of(inode.ino)))
 
+    def keep_days(self, file_id: str) -> float:
+        """How long the undo SLOs of this site's rules keep earlier contents of the file
+        (0: no such SLO applies, or the file has no name here)."""
+        from meridian.objectives.slos import RETENTION_SLOS
+        inode = self.meta.by_file_id(file_id)
+        if inode is None or inode.nlink == 0:
+            return 0.0
+        return max((RETENTION_SLOS.get(slo.name, 0.0)
+                    for slo in self.placement_of(inode).slos), default=0.0)
+
     def evaluate(self, file_id: str) -> Alignment | None:
         """Decide and act for one file. Idempotent: evaluating again changes nothing more."""
         inode = self.meta.by_file_id(file_id)

@@ -17,6 +17,11 @@ DEFAULT_GROUPS: tuple[str, ...] = ("local-volumes", "shared-object-volumes")
 """The volume groups every site has from the start (and all that ``objective test`` knows)."""
 
 LOCAL_GROUP = "local-volumes"
+RETENTION_DAYS: dict[str, float] = {"1-hour": 1 / 24, "1-day": 1.0, "1-week": 7.0, "1-month": 30.0}
+RETENTION_SLOS: dict[str, float] = {f"{kind}-{span}": days for kind in ("versioning", "undelete")
+                                    for span, days in RETENTION_DAYS.items()}
+"""How long each undo SLO keeps earlier contents (versioning-*) and removed files (undelete-*)
+of matching files, in days: at least that long, never less than ``[namespace] trash_days``."""
 BUILTIN_SLOS: tuple[str, ...] = ("keep-online", "do-not-move", "prefetch-sequence")
 ALIASES: dict[str, str] = {"confine-to-site": "confine-to-local-volumes"}
 PLACEMENT_PREFIXES: tuple[str, ...] = ("place-on-", "confine-to-", "exclude-from-")
@@ -37,7 +42,7 @@ class Slo:
 
 def known_slos(groups: Iterable[str] = DEFAULT_GROUPS) -> frozenset[str]:
     """Every SLO name (lower-case, aliases included) valid at a site with these volume groups."""
-    names = set(BUILTIN_SLOS) | set(ALIASES)
+    names = set(BUILTIN_SLOS) | set(ALIASES) | set(RETENTION_SLOS)
     for group in groups:
         if group:
             names.update(prefix + group.lower() for prefix in PLACEMENT_PREFIXES)
@@ -54,7 +59,8 @@ def describe_known_slos(groups: Iterable[str] = DEFAULT_GROUPS) -> str:
     """A short sentence naming the valid SLOs, for error messages."""
     listed = ", ".join(group.lower() for group in groups if group) or "none"
     return (f"place-on-, confine-to- or exclude-from- and a volume group ({listed}), "
-            f"or {', '.join(BUILTIN_SLOS)} or confine-to-site")
+            f"or {', '.join(BUILTIN_SLOS)}, versioning-/undelete-1-hour … 1-month or "
+            f"confine-to-site")
 
 
 def slo_problem(name: str, groups: Iterable[str] = DEFAULT_GROUPS) -> str | None:

@@ -33,6 +33,11 @@ class Replication:
         """Call ``listener`` with every applied batch (after its commit)."""
         self._listeners.append(listener)
 
+    def announce(self, result: ApplyResult) -> None:
+        """Tell the listeners of changes made here outside the mount (a restore through the
+        API), as for an applied batch: the mount drops those names from the kernel's cache."""
+        self._applied(result)
+
     def _applied(self, result: ApplyResult) -> None:
         for listener in self._listeners:
             try:

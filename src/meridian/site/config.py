@@ -142,6 +142,26 @@ class ReplicationConfig:
 
 
 @dataclass(frozen=True)
+class SnapshotSchedule:
+    """``[[namespace.snapshots]]``: a snapshot named ``<name>-<UTC time>`` every ``every``
+    seconds, the newest ``keep`` of them kept (made by the site ``at``; default every site)."""
+
+    name: str
+    every: float
+    keep: int
+    at: str | None = None
+
+
+@dataclass(frozen=True)
+class NamespaceConfig:
+    """``[namespace]``: undo. ``trash_days``: how long removed files and replaced versions
+    stay restorable (0: no trash)."""
+
+    trash_days: float = 7.0
+    snapshots: tuple[SnapshotSchedule, ...] = ()
+
+
+@dataclass(frozen=True)
 class PeerConfig:
     name: str
     url: str  # the peer's API, e.g. https://10.0.0.2:7411/api/v1 (its credential: secrets/)
@@ -158,6 +178,7 @@ class SiteConfig:
     api: ApiConfig | None = None  # no [api] section: the site serves no API
     peers: tuple[PeerConfig, ...] = ()
     replication: ReplicationConfig = ReplicationConfig()
+    namespace: NamespaceConfig = NamespaceConfig()
     path: Path | None = None  # the file it was loaded from
     request_spin_us: int = 100  # the mount's spin before it parks (mount/waiting.py)
     writeback_cache: bool = False  # the kernel's writeback cache on the mount
@@ -238,7 +259,7 @@ def _check_unknown(table: dict[str, Any], section: str, known: set[str]) -> None
 def parse_config(doc: dict[str, Any], path: Path | None = None) -> SiteConfig:
     """Validate a parsed TOML document. Raises ConfigError naming the first bad key."""
     _check_unknown(doc, "", {"site", "bucket", "volumes", "mover", "api", "peers", "replication",
-                             "exports"})
+                             "exports", "namespace"})
     site = _table(doc, "site")
     _check_unknown(site, "site", {"name", "data", "mount", "request_spin_us", "writeback_cache"})
     name = _string(site, "site", "name") or ""
@@ -324,9 +345,40 @@ def parse_config(doc: dict[str, Any], path: Path | None = None) -> SiteConfig:
                           f"must be a number of seconds above 0 and at most 86400, got {skew!r}")
     return SiteConfig(name=name, data=data, bucket=bucket, volumes=tuple(volumes), mount=mount,
                       mover=MoverConfig(**mover_values), api=api, peers=tuple(peers),
-                      replication=ReplicationConfig(float(skew)), path=path,
+                      replication=ReplicationConfig(float(skew)),
+                      namespace=_namespace(_table(doc, "namespace", required=False)), path=path,
                       request_spin_us=spin, writeback_cache=writeback,
                       exports=parse_exports(doc.get("exports")))
+
+
+def _namespace(doc: dict[str, Any]) -> NamespaceConfig:
+    _check_unknown(doc, "namespace", {"trash_days", "snapshots"})
+    days = doc.get("trash_days", NamespaceConfig.trash_days)
+    if isinstance(days, bool) or not isinstance(days, (int, float)) or not 0 <= days <= 3650:
+        raise ConfigError("namespace.trash_days", f"must be a number of days from 0 to 3650 "
+                          f"(0: no trash), got {days!r}")
+    raw = doc.get("snapshots", [])
+    if not isinstance(raw, list):
+        raise ConfigError("namespace.snapshots", "must be an array of tables")
+    schedules = []
+    for i, item in enumerate(raw):
+        key = f"namespace.snapshots[{i}]"
+        if not isinstance(item, dict):
+            raise ConfigError(key, "must be a table")
+        _check_unknown(item, key, {"name", "every", "keep", "at"})
+        name = item.get("name")
+        if not isinstance(name, str) or not _SITE_NAME.match(name):
+            raise ConfigError(f"{key}.name", f"{name!r}: lower-case letters, digits, '-', '_'")
+        every, keep = item.get("every"), item.get("keep")
+        if isinstance(every, bool) or not isinstance(every, (int, float)) or every < 60:
+            raise ConfigError(f"{key}.every", f"must be at least 60 seconds, got {every!r}")
+        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+            raise ConfigError(f"{key}.keep", f"must be a whole number ≥ 1, got {keep!r}")
+        at = item.get("at")
+        if at is not None and not isinstance(at, str):
+            raise ConfigError(f"{key}.at", f"must be a site name, got {at!r}")
+        schedules.append(SnapshotSchedule(name, float(every), keep, at))
+    return NamespaceConfig(float(days), tuple(schedules))
 
 
 def _api(api_doc: dict[str, Any]) -> ApiConfig | None:
@@ -405,6 +457,10 @@ def write_config(config: SiteConfig, path: Path) -> None:
         doc["replication"] = vars(config.replication)
     if config.exports.enabled():
         doc["exports"] = exports_doc(config.exports)
+    if config.namespace != NamespaceConfig():
+        doc["namespace"] = {"trash_days": config.namespace.trash_days, "snapshots": [
+            {k: v for k, v in vars(s).items() if v is not None}
+            for s in config.namespace.snapshots]}
     if config.peers:
         doc["peers"] = [{"name": p.name, "url": p.url} for p in config.peers]
     tmp = path.with_suffix(".toml.tmp")

@@ -86,6 +86,12 @@ class Site:
                                          sweep_interval=config.mover.objectives_sweep)
         from meridian.objectives.jobs import JobRunner
         self.jobs = JobRunner(meta, volume, self.mover)
+        from meridian.undo.service import UndoService
+        self.undo = UndoService(meta, objects, trash_days=config.namespace.trash_days,
+                                schedules=config.namespace.snapshots, site_name=config.name,
+                                interval=min(60.0, config.mover.gc_interval or 60.0),
+                                keep_for=self.orchestrator.keep_days,
+                                announce=self.replication.announce)
         instances = volume.instances()
         local = {info.hash for info in instances}
 
@@ -314,8 +320,10 @@ class Site:
         self.orchestrator.start()
         self.replication.start()
         self.collector.start()
+        self.undo.start()
 
     async def stop(self) -> None:
+        await self.undo.stop()
         await self.jobs.stop()
         await self.collector.stop()
         await self.orchestrator.stop()

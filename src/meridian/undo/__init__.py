@@ -1,0 +1,1 @@
+"""Undo: trash, undelete, versions and snapshots (services over the store and the bucket)."""
