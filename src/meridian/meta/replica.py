@@ -193,15 +193,16 @@ class Applier(ContentRules):
             # (every name goes before any is refilled: a name of this file may be the
             # loser waiting for another)
             gone = self.s._names_of(inode.ino)
+            last = where if where in gone else (gone[-1] if gone else None)  # its tombstone
             for other in gone:
-                if other != where:
+                if other != last:
                     self._keep_link(inode.file_id, [
                         self.s._inode(other[0]).file_id, original_name(other[1]),
                         self.s._bound_version(other[0], other[1], inode),
                         self.s._binding_key(other[0], other[1], inode)])
-            if where in gone:
-                gone.remove(where)
-                gone.append(where)  # last: its tombstone says where the file was
+            if last is not None:
+                gone.remove(last)
+                gone.append(last)  # last: its tombstone says where the file was
             for name in gone:
                 self._drop(name, self.s._inode(inode.ino), refill=False)
             for name in gone:
