@@ -50,6 +50,7 @@ def test_random_partitions_converge_and_lose_nothing(mix: str, engine: str) -> N
 ONCE_DIVERGED = {
     "wlsur": [112, 131, 176, 180, 193, 236, 251, 267, 282, 352, 370, 389, 391, 421, 831, 840],
     "wmrudxolsat": [332, 440],
+    "wr": [1214],
 }
 
 

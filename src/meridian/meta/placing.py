@@ -220,8 +220,20 @@ class Placing:
         parent_fid, new_name, ver = json.loads(found)
         first = [where for where in self.s._names_of(inode.ino)
                  if self.s._binding_key(where[0], where[1], inode) == ""]
-        if not first or ver <= inode.name_version:
+        if not first or ver < inode.name_version:
             return  # (renames of a name a link made are kept with the link: _keep_link)
+        if ver == inode.name_version:
+            # made here as that rename placed it elsewhere: under its conflict name, the
+            # name being taken there; it waits for the name, as it does there
+            directory = self._live(parent_fid)
+            where = first[0]
+            if (directory is not None and where[0] == directory.ino and where[1] != new_name
+                    and original_name(where[1]) == new_name):
+                if self.s._get_entry(directory.ino, new_name) is None:
+                    self._move(inode, where, directory, new_name, ver)
+                else:
+                    self.s._want(directory.ino, new_name, inode, where[1])
+            return
         directory, name, lost = self._place(parent_fid, new_name, inode.file_id)
         wanted = name
         if not lost:
