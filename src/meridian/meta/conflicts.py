@@ -46,6 +46,11 @@ def is_copy_id(file_id: str) -> bool:
     """Whether ``file_id`` is a conflict copy's (``copy_file_id``)."""
     return "!" in file_id
 
+
+def copy_version(file_id: str) -> str:
+    """The version a conflict copy keeps (``copy_file_id``); "" for any other file id."""
+    return file_id.rpartition("!")[2] if is_copy_id(file_id) else ""
+
 _AUTHORED = ("parent", "name", "mode", "mtime", "uid", "gid")
 
 def authored(op: ContentOp) -> dict[str, Any]:

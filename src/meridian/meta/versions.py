@@ -13,6 +13,7 @@ from meridian.meta.conflicts import (
     authored,
     authored_kept,
     copy_file_id,
+    copy_version,
     is_copy_id,
     original_name,
 )
@@ -179,7 +180,9 @@ class ContentRules(Placing):
         return Inode(ino=self.s._bump("next_ino"), file_id=op.fid,
                      mode=op.mode or stat.S_IFREG | 0o644, uid=op.uid or 0, gid=op.gid or 0,
                      size=0, nlink=0, atime_ns=t, mtime_ns=t, ctime_ns=t,
-                     attr_version=e.version)
+                     # a conflict copy's attributes are its version's, as where it was made
+                     # when the conflict was seen: later changes of them count
+                     attr_version=copy_version(op.fid) or e.version)
 
     def _revive_links(self, e: JournalEntry, op: ContentOp, inode: Inode | None) -> None:
         """Bring back a file whose first name was unlinked at a site that kept its other
