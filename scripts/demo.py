@@ -1,4 +1,4 @@
-"""`make demo`: the multi-site Flame workflow of ../shared/OPENCLIP.md on this one machine.
+"""`make demo`: the multi-site Flame workflow of docs/flame.md on this one machine.
 
 Two sites, east (the timeline) and west (the artists), from `meridian up` with embedded
 defaults (a local-directory bucket; `DEMO_BUCKET=s3` puts the bucket on moto's S3 server). Each

@@ -1,4 +1,4 @@
-"""Capacity and eviction (DESIGN rules 6 and 7): LRU among evictable instances only."""
+"""Capacity and eviction (docs/design.md, rules 6 and 7): LRU among evictable instances only."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Crash safety (DESIGN rule 2): what commit acknowledged survives kill -9."""
+"""Crash safety (docs/design.md, rule 2): what commit acknowledged survives kill -9."""
 
 from __future__ import annotations
 

@@ -74,7 +74,7 @@ def test_unreachable_bucket_is_an_error_at_start_not_a_hang(tmp_path: Path) -> N
 
 def test_a_site_that_knows_its_bucket_starts_without_it(tmp_path: Path,
                                                          s3_bucket: tuple[str, str]) -> None:
-    """DESIGN.md rule 1: a site works while cut off. A site that has used its bucket starts
+    """docs/design.md, rule 1: a site works while cut off. A site that has used its bucket starts
     during a bucket outage (and says so); one that never saw it work refuses (exit 3)."""
     endpoint, bucket = s3_bucket
     with FaultProxy(endpoint) as proxy:

@@ -1,4 +1,4 @@
-"""One suite for every namespace-store engine (DESIGN: one interface, one shared test suite)."""
+"""One suite for every namespace-store engine (one interface, one shared test suite)."""
 
 from __future__ import annotations
 

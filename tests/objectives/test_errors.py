@@ -1,4 +1,5 @@
-"""Bad rules are refused with the line, the column and what was expected (OBJECTIVES.md)."""
+"""Bad rules are refused with the line, the column and what was expected
+(docs/objective-language.md, Errors)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The Objective language by example: the deployment-guide rule, syntax, attributes, functions,
-branches, the named form and rule files (OBJECTIVES.md)."""
+branches, the named form and rule files (docs/objective-language.md)."""
 
 from __future__ import annotations
 

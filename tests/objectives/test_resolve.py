@@ -1,5 +1,5 @@
 """Combining a site's rules: all SLOs of all matching rules apply; the rule listed first wins a
-contradiction, and the loser is recorded (OBJECTIVES.md, rules of evaluation)."""
+contradiction, and the loser is recorded (docs/objective-language.md, Contradictions)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """`meridian flame publish|versions|version-add|watch|cache|merge`: the tools of the Flame
-workflow (../shared/OPENCLIP.md). They work on paths (a Meridian mount, or any directory);
+workflow (docs/flame.md). They work on paths (a Meridian mount, or any directory);
 `watch` and `cache` use the site's API when the path is on a Meridian mount."""
 
 from __future__ import annotations

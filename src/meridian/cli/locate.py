@@ -1,4 +1,4 @@
-"""How a command finds its site (DESIGN.md "Interfaces").
+"""How a command finds its site (docs/design.md, "Interfaces").
 
 ``--config FILE``, else ``$MERIDIAN_CONFIG``, else the site whose mount holds the current
 directory or the PATH given: every mount answers at ``/.meridian/site.json`` with its config.

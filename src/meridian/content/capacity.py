@@ -1,6 +1,6 @@
 """Keeping a local volume within its capacity: reserve room, evict least-recently-used.
 
-DESIGN rules 6 and 7: a volume never holds more than its capacity (beyond files open for
+docs/design.md, rules 6 and 7: a volume never holds more than its capacity (beyond files open for
 writing), and eviction takes, least recently used first, only instances that are evictable:
 not pinned, not open, and — for complete instances — known to be complete in the bucket
 (the composition root answers that through ``is_evictable``). Partial instances are caches

@@ -1,7 +1,7 @@
 """Hybrid logical clocks: timestamps that follow wall time but never go backwards.
 
 A value packs the physical time in milliseconds and a logical counter:
-``(ms << 16) | counter``. Comparing two values orders events as DESIGN.md rule 5 needs
+``(ms << 16) | counter``. Comparing two values orders events as rule 5 of docs/design.md needs
 (the later change wins a conflict); ``observe`` folds in a peer's clock so causally later
 events always compare greater, whatever the two machines' wall clocks say.
 """

@@ -18,8 +18,9 @@ from meridian.meta.journal import (
 
 
 def conflict_name(name: str, ver: str, n: int = 1) -> str:
-    """``name.conflict-<yyyymmdd>-<hhmmss>-<site>.ext`` for the change ``ver`` (DESIGN.md rule 5;
-    ``n`` > 1 adds ``-n`` for a collision). A leading dot does not start an extension."""
+    """``name.conflict-<yyyymmdd>-<hhmmss>-<site>.ext`` for the change ``ver``
+    (docs/design.md, rule 5; ``n`` > 1 adds ``-n`` for a collision). A leading dot does not
+    start an extension."""
     when = _dt.datetime.fromtimestamp(physical_ms(version_hlc(ver)) / 1000, tz=_dt.timezone.utc)
     stem, dot, ext = name.rpartition(".")
     if not dot or not stem:

@@ -56,7 +56,7 @@ class Inode:
     origin_site: str = ""  # the site that wrote the current content (or created it)
     rdev: int = 0  # device number of a character or block device
     # Versions of the three things replication resolves separately (``version()`` strings,
-    # ordered as DESIGN.md rule 5 orders changes: HLC, then site name). "" = before any.
+    # ordered as rule 5 of docs/design.md orders changes: HLC, then site name). "" = before any.
     content_version: str = ""  # the change that set the current content
     name_version: str = ""  # the change that gave the inode its (first) name
     attr_version: str = ""  # the last change of mode or owner
@@ -223,7 +223,7 @@ class MetaStore(ABC):
         ``base`` is the content version the writer started from (``Inode.content_version``
         when it opened the file for writing); when another site's version replaced it
         meanwhile, that version is kept as a conflict copy beside the file (this write is the
-        later one), exactly as every other site will resolve it (DESIGN.md rule 5).
+        later one), exactly as every other site will resolve it (docs/design.md, rule 5).
 
         Records the content (size, not yet in the bucket) if it is new, queues its upload in the
         same transaction (unless it is already in the bucket or queued), sets mtime to

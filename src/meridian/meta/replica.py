@@ -3,8 +3,8 @@
 Every site applies the same set of entries, each origin's in its order and each causally
 after what its origin had seen (a site's journal lists what it applied before what it did next,
 and streams are read in order), so the rules below only have to give the same result for
-concurrent changes whatever order they arrive in. They are DESIGN.md rule 5, plus our own rules
-for the cases it leaves open (``docs/conflicts.md`` states them for users):
+concurrent changes whatever order they arrive in. They are rule 5 of ``docs/design.md``, plus
+our own rules for the cases it leaves open (``docs/conflicts.md`` states them for users):
 
 - **names**: a name bound concurrently at two sites (two creates, two renames onto it) goes to
   the later change (HLC, then site name); the other entry becomes a conflict copy

@@ -3,7 +3,7 @@
 WAL mode (readers such as ``meridian status`` never block the site), one writer (the site
 process; a second one waits up to ``busy_timeout`` and then fails). Durable transactions
 (new content, bucket instances) commit with ``synchronous=FULL``: the WAL is fsync'd, so they
-survive kill -9 and power loss (DESIGN.md rule 2), and so does everything committed before
+survive kill -9 and power loss (docs/design.md, rule 2), and so does everything committed before
 them. Namespace operations commit with ``synchronous=NORMAL``: atomic and in order, on disk at
 the next durable commit or ``sync()`` (an fsync of the WAL). A kill -9 of the process alone
 loses nothing either way: the WAL is in the OS's page cache. Names are stored as BLOBs (``os.fsencode``), so any

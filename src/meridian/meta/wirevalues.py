@@ -36,7 +36,7 @@ _FILE_TYPES = frozenset({stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK, stat.S_IFIFO,
 
 
 def version(hlc: int, origin: str) -> str:
-    """A change's version: strings that compare as DESIGN.md rule 5 orders changes (the
+    """A change's version: strings that compare as rule 5 of docs/design.md orders changes (the
     later HLC wins; equal clocks are ordered by site name)."""
     return f"{hlc:016x}.{origin}"
 

@@ -1,7 +1,7 @@
 """Open files of the mount: file handles, reads, writes, and commits on close and fsync.
 
 A handle (``fh``) names one open of one inode; every handle of an inode shares its
-``OpenFile`` (staged bytes, lock). Durability (DESIGN.md rule 2): a file's new bytes are
+``OpenFile`` (staged bytes, lock). Durability (docs/design.md, rule 2): a file's new bytes are
 committed (hashed, fsync'd, renamed into the content store, metadata committed
 synchronously) on FUSE flush (every ``close``) and on fsync. Reads of content that is not
 local wait for the mover to fetch the bytes they need; a read never returns bytes that are

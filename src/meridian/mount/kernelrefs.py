@@ -75,7 +75,8 @@ class KernelRefs:
 
     def invalidate(self, result: ApplyResult) -> None:
         """Entries from peers were applied: make the kernel forget what it cached of the
-        touched names and inodes, so the next ``ls``/``stat``/``open`` asks us (DESIGN.md step 4).
+        touched names and inodes, so the next ``ls``/``stat``/``open`` asks us
+        (docs/design.md, data flow step 4).
 
         Called on the loop, outside any request handler. Entry invalidations are queued
         (``invalidate_entry_async``); inode invalidations may block on the kernel's page

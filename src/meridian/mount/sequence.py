@@ -1,6 +1,6 @@
 """Numbered image sequences (``plate.0100.exr``): which frames follow a frame.
 
-Pure functions; the mount uses them for sequence read-ahead (DESIGN.md data flow, step 7):
+Pure functions; the mount uses them for sequence read-ahead (docs/design.md, data flow step 7):
 reading a frame whose content is not local starts fetching the next few frames in parallel,
 so playback at a far site runs at disk speed rather than at round-trip speed.
 """

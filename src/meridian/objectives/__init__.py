@@ -1,5 +1,5 @@
-"""Objectives: the placement language of OBJECTIVES.md — parse rules, evaluate them against a
-file's facts, and combine a site's rules into the SLOs that apply. Pure: no I/O.
+"""Objectives: the placement language of docs/objective-language.md — parse rules, evaluate
+them against a file's facts, and combine a site's rules into the SLOs that apply. Pure: no I/O.
 
 ``parse``/``parse_named`` turn text into an :class:`Objective` or raise :class:`ObjectiveError`
 (a ``BadInput``: line, column, what was expected). ``Objective.evaluate(FileFacts)`` gives an

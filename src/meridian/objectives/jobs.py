@@ -2,9 +2,9 @@
 
 A job expands its paths (namespace paths ``./a/b``; a directory means everything under it; ``*``
 ``?`` ``[...]`` glob, ``*`` crossing ``/``), then works through the files: cache fetches
-each content whole, several at once; evict removes local instances as DESIGN.md rule 6 allows
-(never the only complete instance, never a pinned or open one) and records why it skipped
-the others. Progress and the summary are read with ``JobRunner.get``.
+each content whole, several at once; evict removes local instances as rule 6 of
+docs/design.md allows (never the only complete instance, never a pinned or open one) and
+records why it skipped the others. Progress and the summary are read with ``JobRunner.get``.
 """
 
 from __future__ import annotations

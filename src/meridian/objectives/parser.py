@@ -1,4 +1,4 @@
-"""Recursive-descent parser of the Objective language (grammar: OBJECTIVES.md).
+"""Recursive-descent parser of the Objective language (grammar: docs/objective-language.md).
 
 Precedence, loosest first: OR (``||``), AND (``&&``), NOT (``!``), comparison. A condition may
 end in ``?TRUE`` or ``?ALWAYS`` (Hammerspace's applicability suffix; accepted, no effect).

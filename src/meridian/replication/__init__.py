@@ -1,4 +1,5 @@
-"""Replication: every site pulls every peer's journal and applies it (DESIGN.md steps 4-6).
+"""Replication: every site pulls every peer's journal and applies it (docs/design.md, data
+flow steps 4-6).
 
 The rules of applying (conflicts, relay, exactly once) live with the store, in
 ``meridian.meta.replica``, because an entry and the position that counts it must commit in one

@@ -6,7 +6,7 @@ so a crash never leaves the position past an entry that was not applied, and an 
 twice changes nothing the second time. Calls go through ``meridian.sitecall`` (TLS, this
 site's credential for the peer). A link that fails (peer down, network cut, credential
 refused) retries with exponential backoff and says so in the log once per state change, not once per
-attempt. Sites never wait for each other (DESIGN.md rule 1): a dead link only delays what
+attempt. Sites never wait for each other (docs/design.md, rule 1): a dead link only delays what
 this site hears from that peer.
 """
 

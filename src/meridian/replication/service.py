@@ -98,9 +98,9 @@ class Replication:
                           ) -> bytes | None:
         """Bytes [start, start+length) of content ``hash`` from a peer that holds them (the
         site named ``prefer`` first: the content's origin), or None if none does now. Used
-        for content whose upload to the bucket has not finished (DESIGN.md step 6), and for a
-        block the bucket served wrong. ``accept(peer, bytes)`` checks an answer; one it
-        refuses is dropped and the next peer asked."""
+        for content whose upload to the bucket has not finished (docs/design.md, data flow
+        step 6), and for a block the bucket served wrong. ``accept(peer, bytes)`` checks an
+        answer; one it refuses is dropped and the next peer asked."""
         if self._client is None:
             return None
         order = sorted(self.peers, key=lambda p: p.name != prefer)

@@ -83,7 +83,7 @@ class FsckReport:
 
 def fsck(meta: MetaStore, volume: VolumeView, bucket: ContentBucket | None,
          progress: Callable[[int], None] | None = None) -> FsckReport:
-    """Check that every file's content is reachable (DESIGN.md rule 6).
+    """Check that every file's content is reachable (docs/design.md, rule 6).
 
     A content is reachable if a complete local instance exists, or the bucket holds its
     manifest. Content the store believes is in the bucket is checked there (one HEAD per
@@ -136,7 +136,7 @@ def _check_content(h: str, size: int, meta: MetaStore, volume: VolumeView,
 
 def namespace_digest(meta: MetaStore) -> str:
     """A digest of everything a site shows of its tree, equal at every site once all changes
-    are delivered (DESIGN.md rule 4).
+    are delivered (docs/design.md, rule 4).
 
     For every entry, in path order: path, type, permission bits, owner (uid and gid), size,
     content hash (files) or target (symlinks), extended attributes (names and values),

@@ -116,7 +116,7 @@ class Site:
         """Open the site's stores. With ``check_bucket``, the bucket is asked for its format
         marker first: BucketAccessDenied / BucketFormatError if it cannot be used (an error at
         start, not a hang). An unreachable bucket is BucketUnreachable too, unless this site
-        has used it before: then the site starts without it (DESIGN.md rule 1: a site works
+        has used it before: then the site starts without it (docs/design.md, rule 1: a site works
         while cut off), logs so, and its uploads wait for the bucket to answer."""
         close_to_others(config)
         objects, bucket = open_bucket(config)
