@@ -117,6 +117,23 @@ def make_media(folder: Path) -> int:
     return count
 
 
+def read_nfs(url: str, path: Path, expected: bytes, attempts: int = 3) -> None:
+    """Read ``url`` with ``nfs-cat`` (a userspace NFSv4 client) and check it is ``expected``
+    byte for byte. A client that fails (a time-out on a loaded machine) is retried; bytes that
+    arrive whole and differ are an error at once."""
+    for attempt in range(1, attempts + 1):
+        done = subprocess.run(["nfs-cat", url], capture_output=True, check=False)
+        if done.returncode == 0:
+            if done.stdout != expected:
+                raise RuntimeError(f"{path} read over NFS differs from the mount's bytes "
+                                   f"({len(done.stdout)} bytes, expected {len(expected)})")
+            return
+        why = done.stderr.decode(errors="replace").strip()
+        print(f"   nfs-cat {path}: exit {done.returncode} ({why}); attempt {attempt} of {attempts}")
+        time.sleep(0.5 * attempt)
+    raise RuntimeError(f"{path} could not be read over NFS ({attempts} attempts): {why}")
+
+
 def main() -> int:
     s3 = os.environ.get("DEMO_BUCKET", "file") == "s3"
     for mount in STUDIO.glob("*/mnt"):
@@ -186,9 +203,7 @@ def main() -> int:
         for plate in plates:
             path = plate.relative_to(STUDIO / "west" / "mnt")
             url = f"nfs://{host}/{export}/{path}?version=4&nfsport={port}"
-            got = subprocess.run(["nfs-cat", url], capture_output=True, check=False).stdout
-            if got != plate.read_bytes():
-                raise RuntimeError(f"{path} read over NFS differs from the mount's bytes")
+            read_nfs(url, path, plate.read_bytes())
         print(f"   nfs-cat {rows['west']['nfs']}/{plates[0].relative_to(STUDIO / 'west' / 'mnt')}"
               f" ... {len(plates)} frames, the same bytes as the mount's")
         timed(f"a workstation at west reads sh010's {len(plates)} plates over NFS",
