@@ -37,8 +37,9 @@ our own rules for the cases it leaves open (``docs/conflicts.md`` states them fo
 Everything here runs inside the caller's transaction and touches the store only through the
 engine hooks, so an entry and the position that counts it commit together.
 
-Split in layers: ``placing.Placing`` (where things go) → ``versions.ContentRules``
-(writes and conflict copies) → ``Applier`` (every operation; this module).
+Split in layers: ``placing.Placing`` (where things go) → ``keptnames.KeptNames`` (names kept,
+removed and left undone) → ``versions.ContentRules`` (writes and conflict copies) →
+``Applier`` (every operation; this module).
 """
 
 from __future__ import annotations
@@ -245,39 +246,6 @@ class Applier(ContentRules):
             self.s._bound_version(where[0], where[1], inode)])
         self._drop(where, self.s._inode(inode.ino), refill=where != keep)
 
-    def _unlink_again(self, e: JournalEntry, op: UnlinkOp, inode: Inode) -> None:
-        """An unlink of one name of ``inode`` that was removed here already (by another
-        site's unlink). It counts as that name's latest removal; if the file is left with
-        one name only because the removal of that one was undone here (``_unlink``), and
-        that removal is earlier than this one, the two swap: the file keeps the name the
-        latest unlink removed, whatever order they came in."""
-        removed = [r for r in self.s._unlinked_names(inode.file_id) if r[3] == op.bound]
-        if not removed:
-            return
-        place = removed[-1]
-        latest = [place[0], place[1], e.version, str(op.bound),
-                  place[4] if len(place) > 4 else ""]
-        self.s._record_unlinked(inode.file_id, latest)
-        names = self.s._names_of(inode.ino)
-        undone = [r for r in self._undone(inode.file_id) if len(names) == 1
-                  and r[3] == self.s._binding_key(names[0][0], names[0][1], inode)]
-        if not undone or max(r[2] for r in undone) >= e.version:
-            return
-        kept = max(undone, key=lambda r: r[2])
-        self.s._forget_unlinked(inode.file_id, latest)
-        self._drop_undone(inode.file_id, kept)
-        self._leave_undone(inode.file_id, latest)
-        restored = latest[4] or latest[3] or latest[2]
-        self._link(inode, latest[0], original_name(latest[1]), restored, latest[3])
-        inode = self.s._inode(inode.ino)
-        where = self._where(inode, kept[0], kept[1], kept[3], removing=True)
-        if where is None:
-            return
-        self.s._record_unlinked(inode.file_id, [
-            self.s._inode(where[0]).file_id, where[1], kept[2], kept[3],
-            self.s._bound_version(where[0], where[1], inode)])
-        self._drop(where, inode)
-
     def _op_rmdir(self, e: JournalEntry, op: RmdirOp) -> None:
         inode = self._live(op.fid)
         if inode is None or not inode.is_dir or self._reserved(inode):
@@ -371,18 +339,6 @@ class Applier(ContentRules):
                     self.s._want(directory.ino, wanted, self.s._inode(inode.ino), name)
                     return
         self._move(self.s._inode(inode.ino), where, directory, name, e.version)
-
-    def _move_unlinked(self, file_id: str, op: RenameOp, ver: str) -> None:
-        """Move the record of a name of ``file_id`` removed here (``_unlinked_names``) as
-        the rename ``op`` (version ``ver``) moved that name, if it is later than what bound
-        it there."""
-        if op.bound is None:
-            return
-        for removal in self.s._unlinked_names(file_id):
-            if (removal[3] == op.bound and len(removal) > 4 and ver > removal[4]):
-                self.s._forget_unlinked(file_id, removal)
-                self.s._record_unlinked(file_id, [op.new_parent, op.new_name, removal[2],
-                                                  removal[3], ver])
 
     def _remove_replaced(self, e: JournalEntry, op: RenameOp, moving: Inode | None) -> None:
         """The file a rename replaced at its origin goes here too, wherever it is by now (a

@@ -26,10 +26,10 @@ from meridian.meta.journal import (
     JournalEntry,
     version_origin,
 )
-from meridian.meta.placing import Placing
+from meridian.meta.keptnames import KeptNames
 
 
-class ContentRules(Placing):
+class ContentRules(KeptNames):
     """How a replicated ``content`` entry is applied."""
 
     def _op_content(self, e: JournalEntry, op: ContentOp) -> None:
