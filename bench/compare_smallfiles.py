@@ -24,8 +24,10 @@ import os
 import sys
 import time
 
-from compare_report import Bench, Figure, parser
-from contenders import Contender, bench_scratch, drop_caches, log
+from harness.report import Bench, Figure, parser
+from harness.machine import drop_caches
+from harness.rivals import Contender, bench_scratch
+from harness.units import log
 
 FIGURES = [Figure("write", "written, to close", "files/s"),
            Figure("write-durable", "written, until durable in the bucket (local: + fsync)",

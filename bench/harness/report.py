@@ -19,11 +19,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from contenders import (ALL, Contender, MotoServer, log, machine_info, pids_under, start,
-                        versions)
-from seqio import CpuMeter
+from harness.machine import machine_info
+from harness.rivals import ALL, Contender, MotoServer, pids_under, start, versions
+from harness.timing import CpuMeter
+from harness.units import log
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(__file__).resolve().parent.parent / "results"
 BUSY = 0.25  # a sample during which other processes used more CPUs than this is marked *
 NAMES = {"local": "local dir", "meridian": "Meridian", "rclone": "rclone mount", "s3fs": "s3fs",
          "s3-get": "S3 GET (boto3)", "meridian:readahead-off": "Meridian (read-ahead off)"}
