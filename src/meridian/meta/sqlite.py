@@ -23,7 +23,8 @@ import json
 import os
 import sqlite3
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,7 @@ class SqliteMetaStore(EngineStore):
         self._depth = 0
         self._durable_mode = True
         self._durable = 0
+        self._durable_lock = threading.Lock()  # syncer() calls finish on other threads
         self._read_only = read_only
         if read_only:
             self.site_name = self._get_kv("site_name") or site_name
@@ -161,7 +163,8 @@ class SqliteMetaStore(EngineStore):
             raise StoreError(f"commit to {self.path} failed: {exc}") from exc
         self._depth = 0
         if durable:
-            self._durable = int(self._get_kv("last_seq") or "0")
+            with self._durable_lock:
+                self._durable = max(self._durable, int(self._get_kv("last_seq") or "0"))
         self._committed()
 
     def _drop_caches(self) -> None:
@@ -178,17 +181,28 @@ class SqliteMetaStore(EngineStore):
         cache[key] = value
 
     def sync(self) -> None:
+        self.syncer()()
+
+    def syncer(self) -> Callable[[], None]:
+        # An fsync of the WAL through a file descriptor of its own never touches the
+        # connection; frames a checkpoint moved out of the WAL meanwhile are already durable
+        # in the database file (a checkpoint fsyncs it before the WAL is reused).
         wal = Path(f"{self.path}-wal")
-        try:
-            fd = os.open(wal, os.O_RDONLY)
-        except FileNotFoundError:  # nothing written since the last checkpoint
-            pass
-        else:
+        seq = self.last_seq()
+
+        def run() -> None:
             try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        self._durable = self.last_seq()
+                fd = os.open(wal, os.O_RDONLY)
+            except FileNotFoundError:  # nothing written since the last checkpoint
+                pass
+            else:
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            with self._durable_lock:
+                self._durable = max(self._durable, seq)
+        return run
 
     def durable_seq(self) -> int:
         return self._durable
