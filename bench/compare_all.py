@@ -77,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
             contenders = ",".join(c for k in contenders.split(",") if k != "local"
                                   for c in ([k, "rclone:dir-cache-time-1s"] if k == "rclone"
                                             else [k]))
+        if name == "smallfiles":  # rclone also tuned for the row: --vfs-write-back 0s
+            contenders = ",".join(c for k in contenders.split(",")
+                                  for c in ([k, "rclone:write-back-0s"] if k == "rclone" else [k]))
         cmd = [sys.executable, str(BENCH / f"compare_{name}.py"), "--contenders", contenders]
         mode = "defaults"
         if left < 30:
