@@ -8,7 +8,8 @@ empty, with east's site process measured meanwhile.
 Prints per run: files/s to close, files/s until durable, and east's CPU seconds per file
 (user + system, from /proc/PID/stat), which the load of other processes on a shared machine
 barely moves, unlike wall time. ``--py-spy OUT`` records the last run with py-spy (needs
-``pip install py-spy``; a flame graph SVG, or ``--format speedscope`` by the file's suffix).
+``pip install py-spy``; a flame graph SVG, or speedscope JSON for a ``.json`` OUT), sampling only
+the thread that holds the GIL: where the site's Python CPU goes, not where threads wait.
 Results are printed, not written under bench/results/ (a tool, not a table).
 """
 
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
                 exe = shutil.which("py-spy") or ".venv/bin/py-spy"
                 fmt = "speedscope" if args.py_spy.suffix == ".json" else "flamegraph"
                 spy = subprocess.Popen([exe, "record", "-p", str(pid), "-o", str(args.py_spy),
-                                        "-f", fmt, "-r", "200", "--nonblocking"],
+                                        "-f", fmt, "-r", "200", "--nonblocking", "--gil"],
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 time.sleep(1.0)
             cpu0 = cpu_seconds(pid)
