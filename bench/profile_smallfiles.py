@@ -10,6 +10,8 @@ Prints per run: files/s to close, files/s until durable, and east's CPU seconds 
 barely moves, unlike wall time. ``--py-spy OUT`` records the last run with py-spy (needs
 ``pip install py-spy``; a flame graph SVG, or speedscope JSON for a ``.json`` OUT), sampling only
 the thread that holds the GIL: where the site's Python CPU goes, not where threads wait.
+``--fsyncs`` counts east's fsync and fdatasync calls per file with ``perf stat`` (the
+syscall tracepoints; counted from the first write until durable, so a little idle work too).
 Results are printed, not written under bench/results/ (a tool, not a table).
 """
 
@@ -42,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kib", type=int, default=64)
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--py-spy", type=Path, default=None, dest="py_spy")
+    p.add_argument("--fsyncs", action="store_true",
+                   help="count east's fsync and fdatasync calls per file (perf stat)")
     args = p.parse_args(argv)
     n, size = args.files, args.kib << 10
     with bench_scratch("meridian-prof-small-") as (scratch, moto), contextlib.ExitStack() as st:
@@ -71,6 +75,13 @@ def main(argv: list[str] | None = None) -> int:
                                         "-f", fmt, "-r", "200", "--nonblocking", "--gil"],
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 time.sleep(1.0)
+            counter = None
+            if args.fsyncs:
+                counter = subprocess.Popen(
+                    ["perf", "stat", "-x", ",", "-e", "syscalls:sys_enter_fsync",
+                     "-e", "syscalls:sys_enter_fdatasync", "-p", str(pid)],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                time.sleep(0.5)
             cpu0 = cpu_seconds(pid)
             started = time.perf_counter()
             for i, path in enumerate(paths):
@@ -84,8 +95,15 @@ def main(argv: list[str] | None = None) -> int:
                 spy.send_signal(2)
                 spy.wait(timeout=60)
             per_file.append(cpu / n * 1e3)
+            syncs = ""
+            if counter is not None:
+                counter.send_signal(2)
+                _, err = counter.communicate(timeout=30)
+                total = sum(int(line.split(",")[0]) for line in err.splitlines()
+                            if "sys_enter_f" in line and line.split(",")[0].isdigit())
+                syncs = f", {total / n:.2f} fsyncs/file"
             log(f"run {run}: {n / closed:,.1f} files/s to close, {n / durable:,.1f} durable, "
-                f"east CPU {cpu / n * 1e3:.2f} ms/file, load {os.getloadavg()[0]:.2f}")
+                f"east CPU {cpu / n * 1e3:.2f} ms/file{syncs}, load {os.getloadavg()[0]:.2f}")
             for path in paths:
                 path.unlink()
             folder.rmdir()
