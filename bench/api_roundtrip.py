@@ -32,7 +32,8 @@ from pathlib import Path
 
 import httpx
 
-from seqio import Site, default_root, machine_info  # the site runner of bench/seqio.py
+from harness.machine import default_root, machine_info
+from harness.site import Site
 
 WARMUP = 10
 POLL_WAIT_S = 5

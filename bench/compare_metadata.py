@@ -20,8 +20,9 @@ from __future__ import annotations
 import contextlib
 import sys
 
-from compare_report import Bench, Figure, parser
-from contenders import Contender, bench_scratch, log
+from harness.report import Bench, Figure, parser
+from harness.rivals import Contender, bench_scratch
+from harness.units import log
 from metadata import one_pass
 
 FIGURES = [Figure("create", "create", "ops/s"), Figure("stat", "stat", "ops/s"),

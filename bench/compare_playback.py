@@ -31,9 +31,11 @@ import time
 import zlib
 from typing import Any
 
-from compare_report import Bench, Figure, parser
-from contenders import Contender, bench_scratch, drop_caches, log, wait_for
-from seqio import BUFFER, human, parse_size_or_zero, prime_memory, read_file, write_file
+from harness.report import Bench, Figure, parser
+from harness.machine import drop_caches
+from harness.rivals import Contender, bench_scratch, wait_for
+from harness.timing import prime_memory, read_file, write_file
+from harness.units import BUFFER, human, log, parse_size_or_zero
 
 FIGURES = [Figure("cold", "far site, cold, no sequence read-ahead", "frames/s"),
            Figure("cold-ra", "far site, cold, with sequence read-ahead", "frames/s"),

@@ -28,9 +28,11 @@ import sys
 import time
 import zlib
 
-from compare_report import Bench, Figure, parser
-from contenders import Contender, bench_scratch, drop_caches, log
-from seqio import BUFFER, human, parse_size, parse_size_or_zero, prime_memory, read_file, write_file
+from harness.report import Bench, Figure, parser
+from harness.machine import drop_caches
+from harness.rivals import Contender, bench_scratch
+from harness.timing import prime_memory, read_file, write_file
+from harness.units import BUFFER, human, log, parse_size, parse_size_or_zero
 
 FIGURES = [Figure("write", "write, to close", "MB/s"),
            Figure("write-durable", "write, until durable in the bucket (local: + fsync)", "MB/s"),

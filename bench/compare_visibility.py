@@ -26,9 +26,10 @@ import sys
 import time
 from pathlib import Path
 
-from compare_report import Bench, Figure, parser
-from contenders import Contender, bench_scratch, log
-from visibility import percentile
+from harness.report import Bench, Figure, parser
+from harness.rivals import Contender, bench_scratch
+from harness.units import log
+from harness.timing import percentile
 
 POLL = 0.005
 FIGURES = [Figure("name-p50", "name visible, p50", "ms", False),

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import signal
 import sqlite3
@@ -29,7 +28,7 @@ import tomllib
 from datetime import datetime, timezone
 from pathlib import Path
 
-from seqio import default_root, machine_info
+from harness.machine import default_root, machine_info
 
 MERIDIAN = [sys.executable, "-m", "meridian.cli.main"]
 PER_DIR = 1000

@@ -20,7 +20,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from seqio import Site, default_root, machine_info  # the site runner of bench/seqio.py
+from harness.machine import default_root, machine_info
+from harness.site import Site
 
 OPS = ("create", "stat", "list", "rename", "unlink")
 

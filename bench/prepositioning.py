@@ -30,8 +30,9 @@ from pathlib import Path
 
 import blake3
 
-from seqio import default_root, machine_info
-from visibility import MERIDIAN, Up, percentile
+from harness.machine import default_root, machine_info
+from harness.site import MERIDIAN, Up
+from harness.timing import percentile
 
 RULE = """IF FNMATCH("./hs-mount/project/*/flame/*.clip",PATH)
 THEN {SLO('place-on-local-volumes')}"""

@@ -3,7 +3,7 @@
 Two sites from `meridian up` over moto's S3 server (HTTP on 127.0.0.1). East writes a fresh
 sequence for each mode and waits until it is in the bucket; west then reads the frames in order,
 cold (never read at west before; after ``sync`` and ``drop_caches``), and the rate is frames
-per second. moto runs in its own process (``contenders.MotoServer``). Modes:
+per second. moto runs in its own process (``harness.rivals.MotoServer``). Modes:
 
 - `off`: `mover.sequence_readahead = 0` at west (each frame fetched when it is opened);
 - `default`: the default read-ahead (the next 8 frames when a frame is opened);
@@ -35,9 +35,9 @@ from pathlib import Path
 
 import tomli_w
 
-from seqio import default_root, drop_caches, machine_info
-from visibility import MERIDIAN, Up
-from contenders import MotoServer
+from harness.machine import default_root, drop_caches, machine_info
+from harness.rivals import MotoServer
+from harness.site import MERIDIAN, Up
 
 RULE = "IF FNMATCH(\"./seq-*/*\", PATH) THEN {SLO('prefetch-sequence')}"
 

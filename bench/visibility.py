@@ -17,9 +17,7 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,42 +25,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from seqio import default_root, machine_info
+from harness.machine import default_root, machine_info
+from harness.site import Up
+from harness.timing import percentile
 
-REPO = Path(__file__).resolve().parent.parent
-MERIDIAN = [sys.executable, "-m", "meridian.cli.main"]
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
-
-
-class Up:
-    """`meridian up --sites east,west` in the background; stopped with Ctrl-C (SIGINT)."""
-
-    def __init__(self, root: Path, *extra: str) -> None:
-        self.root = root
-        self.log = open(root.parent / f"{root.name}-up.log", "w")
-        self.process = subprocess.Popen([*MERIDIAN, "up", "--sites", "east,west", "--root",
-                                         str(root), *extra], stdout=self.log,
-                                        stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while not (root / "up.json").exists():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"meridian up did not start; see {self.log.name}")
-            time.sleep(0.1)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-        self.log.close()
 
 
 def measure(root: Path, files: int, size: int) -> dict[str, list[float]]:
@@ -129,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
                 root = scratch / f"{kind}-{transport}"
                 extra: list[str] = ["--plain-http"] if transport == "plain" else []
                 if kind == "s3":
-                    from contenders import MotoServer  # here: contenders imports this module
+                    from harness.rivals import MotoServer
                     if moto is None:
                         moto = MotoServer(scratch)  # its own process, as in compare_*.py
                     extra += ["--bucket", f"s3://{moto.bucket(f'visibility-{transport}')}",

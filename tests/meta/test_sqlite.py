@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import time
 import stat
+import threading
 from pathlib import Path
 
 import pytest
@@ -87,6 +88,30 @@ def test_namespace_changes_become_durable_at_sync_or_content_commit(tmp_path: Pa
     store.set_content(f.ino, "a" * 64, 1)  # durable, and so is everything before it
     assert store.durable_seq() == store.last_seq()
     store.close()
+
+
+def test_a_syncer_made_on_the_store_thread_makes_it_durable_from_another(tmp_path: Path) -> None:
+    store = SqliteMetaStore(tmp_path / "meta.db", "east")
+    f = store.create(ROOT_INO, "f", FILE, 0, 0)
+    store.set_content(f.ino, "a" * 64, 1, durable=False)
+    store.mark_all_in_bucket(["a" * 64], durable=False)
+    covered = store.last_seq()
+    assert store.durable_seq() < covered  # committed, not yet known on disk
+    sync = store.syncer()
+    late = store.syncer()  # made before the next commit: covers less
+    store.create(ROOT_INO, "g", FILE, 0, 0)  # committed before the fsync starts: covered too
+    assert store.last_seq() > covered
+    worker = threading.Thread(target=sync)
+    worker.start()
+    worker.join(timeout=30)
+    assert store.durable_seq() == store.last_seq()
+    late()  # already covered: returns without going backwards
+    assert store.durable_seq() == store.last_seq()
+    store.close()
+    again = SqliteMetaStore(tmp_path / "meta.db", "east")
+    record = again.content("a" * 64)
+    assert record is not None and record.in_bucket and again.pending_uploads() == []
+    again.close()
 
 
 def test_cached_rows_never_outlive_a_rolled_back_transaction(tmp_path: Path) -> None:

@@ -166,7 +166,9 @@ def build_app(site: Site) -> FastAPI:
                 if not scanned:
                     await feed.wait(left)
         if entries and entries[-1].seq > site.meta.durable_seq():
-            site.meta.sync()  # a peer never sees an entry a crash could take back (rule 2)
+            # a peer never sees an entry a crash could take back (rule 2); the fsync on a
+            # worker thread, so the loop serves the mount meanwhile
+            await asyncio.to_thread(site.meta.syncer())
         return {"site": site.config.name, "format": JOURNAL_FORMAT,
                 "last_seq": site.meta.last_seq(), "through": through,
                 "entries": [e.to_wire() for e in entries]}

@@ -330,9 +330,9 @@ class EngineStore(UndoRecords, MetaStore):
 
     def set_content(
         self, ino: int, content: str | None, size: int, *, upload_priority: int = 0,
-        mtime_ns: int | None = None, base: str | None = None,
+        mtime_ns: int | None = None, base: str | None = None, durable: bool = True,
     ) -> Inode:
-        with self._transaction(durable=True):
+        with self._transaction(durable=durable):
             inode = self._inode(ino)
             if inode.is_dir:
                 raise IsADirectory(f"inode {ino} is a directory")

@@ -216,7 +216,7 @@ class MetaStore(ABC):
     @abstractmethod
     def set_content(
         self, ino: int, content: str | None, size: int, *, upload_priority: int = 0,
-        mtime_ns: int | None = None, base: str | None = None,
+        mtime_ns: int | None = None, base: str | None = None, durable: bool = True,
     ) -> Inode:
         """Make ``content`` (a hash, or None for empty) the file's current content, durably.
 
@@ -229,7 +229,9 @@ class MetaStore(ABC):
         same transaction (unless it is already in the bucket or queued), sets mtime to
         ``mtime_ns`` (default now: the time of the last write, or one set while the file was
         open, as ``cp -p`` does), ctime to now and ``origin_site`` to this site. The commit is synchronous (fsync'd): when this returns
-        the new content is durable at this site. Raises NotFound, IsADirectory.
+        the new content is durable at this site; with ``durable=False`` it commits without
+        waiting for the disk, and the caller makes it durable with :meth:`syncer` (off the
+        event loop) before it relies on it. Raises NotFound, IsADirectory.
         """
 
     def forget(self, ino: int) -> bool:
@@ -285,9 +287,9 @@ class MetaStore(ABC):
         self.mark_all_in_bucket([hash])
 
     @abstractmethod
-    def mark_all_in_bucket(self, hashes: Iterable[str]) -> None:
+    def mark_all_in_bucket(self, hashes: Iterable[str], *, durable: bool = True) -> None:
         """:meth:`mark_in_bucket` for each of ``hashes``, in one durable transaction (one fsync
-        for uploads that finish together)."""
+        for uploads that finish together); ``durable=False`` as for :meth:`set_content`."""
 
     # -- replication ------------------------------------------------------------------------
     @abstractmethod
@@ -393,6 +395,13 @@ class MetaStore(ABC):
         """Make every committed change durable (fsync). Namespace operations commit without
         waiting for the disk (atomic, ordered, durable by the next sync or content commit, as
         on ext4); ``set_content`` and ``mark_in_bucket`` are durable when they return."""
+
+    def syncer(self) -> Callable[[], None]:
+        """A call that makes every change committed so far durable, like :meth:`sync`, and that
+        may run on another thread while this store goes on being used on its own (the fsync
+        then does not hold up the event loop). Called on the store's thread; the call it
+        returns runs anywhere, once."""
+        return self.sync
 
     @abstractmethod
     def durable_seq(self) -> int:

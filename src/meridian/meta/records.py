@@ -46,8 +46,8 @@ class SiteRecords(NamespaceCore):
                 self._put_upload(_replace(upload, attempts=upload.attempts + 1, next_try=next_try,
                                           last_error=error[:500]))
 
-    def mark_all_in_bucket(self, hashes: Iterable[str]) -> None:
-        with self._transaction(durable=True):
+    def mark_all_in_bucket(self, hashes: Iterable[str], *, durable: bool = True) -> None:
+        with self._transaction(durable=durable):
             for hash in hashes:
                 record = self._get_content(hash)
                 self._del_upload(hash)

@@ -23,6 +23,7 @@ import json
 import os
 import sqlite3
 import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -107,6 +108,9 @@ class SqliteMetaStore(EngineStore):
         self._depth = 0
         self._durable_mode = True
         self._durable = 0
+        self._durable_lock = threading.Lock()  # syncer() calls finish on other threads
+        self._sync_lock = threading.Lock()  # one WAL fsync at a time; the others join it
+        self._written = 0  # the last journal seq committed (in the WAL, maybe not on disk)
         self._read_only = read_only
         if read_only:
             self.site_name = self._get_kv("site_name") or site_name
@@ -163,8 +167,10 @@ class SqliteMetaStore(EngineStore):
                 self._db.execute("ROLLBACK")
             raise StoreError(f"commit to {self.path} failed: {exc}") from exc
         self._depth = 0
+        self._written = int(self._get_kv("last_seq") or "0")
         if durable:
-            self._durable = int(self._get_kv("last_seq") or "0")
+            with self._durable_lock:
+                self._durable = max(self._durable, self._written)
         self._committed()
 
     def _drop_caches(self) -> None:
@@ -181,17 +187,34 @@ class SqliteMetaStore(EngineStore):
         cache[key] = value
 
     def sync(self) -> None:
+        self.syncer()()
+
+    def syncer(self) -> Callable[[], None]:
+        # An fsync of the WAL through a file descriptor of its own never touches the
+        # connection; frames a checkpoint moved out of the WAL meanwhile are already durable
+        # in the database file (a checkpoint fsyncs it before the WAL is reused).
+        # Group commit: calls that arrive while another fsyncs wait for it, and return at once
+        # if it covered them (it covers every commit written before it started).
         wal = Path(f"{self.path}-wal")
-        try:
-            fd = os.open(wal, os.O_RDONLY)
-        except FileNotFoundError:  # nothing written since the last checkpoint
-            pass
-        else:
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        self._durable = self.last_seq()
+        seq = self.last_seq()
+
+        def run() -> None:
+            with self._sync_lock:
+                if self._durable >= seq:
+                    return
+                target = max(seq, self._written)  # read before the fsync: all in the WAL
+                try:
+                    fd = os.open(wal, os.O_RDONLY)
+                except FileNotFoundError:  # nothing written since the last checkpoint
+                    pass
+                else:
+                    try:
+                        os.fsync(fd)
+                    finally:
+                        os.close(fd)
+                with self._durable_lock:
+                    self._durable = max(self._durable, target)
+        return run
 
     def durable_seq(self) -> int:
         return self._durable

@@ -372,11 +372,11 @@ class MeridianFS(pyfuse3.Operations):
         """Content and every namespace change before it are on disk when this returns."""
         await self.files.commit_handle(fh, "fsync")
         with fuse_errors("fsync"):
-            self.meta.sync()
+            await asyncio.to_thread(self.meta.syncer())
 
     async def fsyncdir(self, fh: int, datasync: bool) -> None:
         with fuse_errors("fsyncdir"):
-            self.meta.sync()
+            await asyncio.to_thread(self.meta.syncer())
 
     async def release(self, fh: int) -> None:
         await self.files.release(fh)

@@ -82,11 +82,15 @@ class OpenFile:
             committed = await asyncio.to_thread(volume.commit, staging)  # idempotent
             content, size = committed.hash, committed.size
         try:
+            # committed without waiting for the disk, then made durable by an fsync on a
+            # worker thread: the event loop serves other requests (and other closes, whose
+            # commits that one fsync may cover) meanwhile
             inode = meta.set_content(self.ino, content, size, mtime_ns=self.mtime_ns,
-                                     base=self.base_version)
+                                     base=self.base_version, durable=False)
         except BaseException:
             self.failed_commits += 1
             raise
+        await asyncio.to_thread(meta.syncer())
         if content is None:
             staging.discard()
         self.staging = None

@@ -265,8 +265,9 @@ class Mover:
         await asyncio.sleep(0)  # uploads completing in this same turn of the loop join in
         while self._marks:
             batch, self._marks = self._marks, []
-            try:
-                self.meta.mark_all_in_bucket([hash for hash, _ in batch])
+            try:  # the fsync on a thread of its own: the event loop serves the mount meanwhile
+                self.meta.mark_all_in_bucket([hash for hash, _ in batch], durable=False)
+                await self._run_aside(self.meta.syncer())
             except Exception as exc:  # each waiting upload sees the failure
                 for _, done in batch:
                     if not done.done():

@@ -19,11 +19,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from contenders import (ALL, Contender, MotoServer, log, machine_info, pids_under, start,
-                        versions)
-from seqio import CpuMeter
+from harness.machine import machine_info
+from harness.rivals import ALL, Contender, MotoServer, pids_under, start, versions
+from harness.timing import CpuMeter
+from harness.units import log
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(__file__).resolve().parent.parent / "results"
 BUSY = 0.25  # a sample during which other processes used more CPUs than this is marked *
 NAMES = {"local": "local dir", "meridian": "Meridian", "rclone": "rclone mount", "s3fs": "s3fs",
          "s3-get": "S3 GET (boto3)", "meridian:readahead-off": "Meridian (read-ahead off)"}
@@ -206,6 +207,7 @@ class Bench:
                                     for m, b in ratio_cols}})
         lines += ["", "Ratios: Meridian's median against the baseline's, so that > 1 means "
                   "Meridian is better (for lower-is-better figures, baseline ÷ Meridian). "
+                  "In brackets after a median: the lowest and highest of its samples. "
                   f"`*`: other processes used more than {BUSY} CPUs during one of the samples "
                   "(a shared machine); kept in the median. A blank cell: the figure does not "
                   "apply to that contender; a blank ratio: a median is missing or ran out of "
@@ -239,10 +241,15 @@ class Bench:
         if not got:
             return "" if status == "ok" else ("did not start" if status.startswith("could not")
                                               else "failed")
-        value = statistics.median(v for v, _ in got)
-        text = (f"> {self.args.bound:g} s" if value == math.inf
-                else (fig.fmt or fmt)(value))
-        return text + ("*" if any(f > BUSY for _, f in got) else "")
+        values = [v for v, _ in got]
+        show = fig.fmt or fmt
+
+        def one(v: float) -> str:
+            return f"> {self.args.bound:g} s" if v == math.inf else show(v)
+        text = one(statistics.median(values)) + ("*" if any(f > BUSY for _, f in got) else "")
+        if len(values) > 1:  # the spread across runs: lowest–highest sample
+            text += f" ({one(min(values))}–{one(max(values))})"
+        return text
 
     def ratio_value(self, fig: Figure, m: str, b: str) -> float | None:
         mine, base = self.median(fig.key, m), self.median(fig.key, b)

@@ -43,19 +43,14 @@ from typing import Any, Callable, Iterator, Sequence
 
 import tomli_w
 
-BENCH = Path(__file__).resolve().parent
-sys.path.insert(0, str(BENCH))
-from seqio import default_root, drop_caches, is_mounted, machine_info  # noqa: E402
-from visibility import MERIDIAN, Up  # noqa: E402
+from harness.machine import default_root, drop_caches, is_mounted, machine_info
+from harness.site import MERIDIAN, Up
+from harness.units import log
 
 ALL = ("local", "meridian", "rclone", "s3fs")
 CREDS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
          "AWS_DEFAULT_REGION": "us-east-1"}
 os.environ.update(CREDS)  # dummy values for moto, for boto3 and every child process
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 def free_port() -> int:
