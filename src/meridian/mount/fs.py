@@ -10,6 +10,7 @@ fsync), ``InternalNodes`` (the mount's virtual files, one table in a reserved in
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import json
 import logging
