@@ -1,6 +1,6 @@
 """Metadata operations side by side: local dir, Meridian, rclone mount, s3fs (one moto server).
 
-create, stat, list (one readdir), rename and unlink of 2,000 empty files (ANCHORS.md's size) in
+create, stat, list (one readdir), rename and unlink of 2,000 empty files (bench/ANCHORS.md's size) in
 a fresh folder at each contender's mount, with bench/metadata.py's ``one_pass``. Operations
 per second (list: milliseconds for the listing). One warm-up run is discarded, then the median
 of --runs; the contenders' order alternates from run to run; s3fs (~17 ms per operation, ~75 s

@@ -2,7 +2,7 @@
 beside the S3 server's own GET rate, all on one moto S3 server (fresh bucket each).
 
 Per run and contender (order alternating from run to run): a fresh 40-frame sequence of 12 MiB
-frames (ANCHORS.md's sizes) is written at the near site and waited for until durable in the
+frames (bench/ANCHORS.md's sizes) is written at the near site and waited for until durable in the
 bucket (untimed); once the far site lists every frame with its size, the far site reads the
 frames in order, each opened, read in 1 MiB reads, closed (frames per second):
   * cold: the first read at the far site (after ``sync`` + ``drop_caches``);

@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
             if timed:
                 other_cpus = bench.samples["write-durable"][key][-1][1]  # the same sample
                 bench.add("write", key, results["write"], other_cpus)
-                # like with like (ANCHORS.md): Meridian's close fsyncs (DESIGN.md rule 2), so it
+                # like with like (bench/ANCHORS.md): Meridian's close fsyncs (docs/design.md, rule 2), so it
                 # is the local directory's write + fsync that it compares with
                 if key == "local":
                     bench.add("write-site", key, results["write-durable"], other_cpus)
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             "rclone: durable = its write-back (5 s after close, the default) and the upload; "
             "Meridian: east's upload queue empty; s3fs: uploaded during close; local: fsync.",
             "Durable on the site's disk: Meridian's close() returns once the content is fsync'd "
-            "at its site (DESIGN.md rule 2), so its 'to close' sample stands against the local "
+            "at its site (docs/design.md, rule 2), so its 'to close' sample stands against the local "
             "directory's write + fsync; rclone's close is not durable anywhere and s3fs's is "
             "in the bucket: blank.",
             "Cold read: Meridian and rclone read from their local disk caches (the file was "

@@ -1,6 +1,6 @@
 """Many small files side by side: local dir, Meridian, rclone mount, s3fs (one moto server).
 
-Per run and contender (order alternating from run to run): 500 files of 64 KiB (ANCHORS.md's
+Per run and contender (order alternating from run to run): 500 files of 64 KiB (bench/ANCHORS.md's
 size) written into a fresh folder at the contender's mount, each open/write/close, then:
   * written, to close: files per second until the last close() returned;
   * written, until durable in the bucket: the same sample timed on until every file is in the
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{n} files of {args.kib} KiB, one open/write/close each, in a fresh folder per run. "
             "'to close' and 'until durable' are the same sample timed at two points.",
             "Durable: Meridian = east's upload queue empty (it is durable at its site on close, "
-            "DESIGN.md rule 2); rclone = every object in the bucket (it uploads 5 s after "
+            "docs/design.md, rule 2); rclone = every object in the bucket (it uploads 5 s after "
             "close by default; rclone:write-back-0s is tuned to upload at once); s3fs = "
             "uploaded during close; local = fsync of every file and the folder after the last "
             "close.",

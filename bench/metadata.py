@@ -1,7 +1,7 @@
 """Metadata operations through a Meridian mount vs a local directory, in one run.
 
 create, stat, list, rename and unlink of N empty files (2,000 by default, the size of
-../shared/ANCHORS.md), medians of several runs (the first is a discarded warm-up), contenders
+bench/ANCHORS.md), medians of several runs (the first is a discarded warm-up), contenders
 alternating within each run. Results: bench/results/metadata.json and .md.
 
     .venv/bin/python bench/metadata.py [--files 2000] [--runs 4]

@@ -7,7 +7,7 @@
   ``meridian_uploads_queued`` metric, the figure ``meridian status --json`` shows as
   ``uploads.queued``).
 * ``rclone``: ``rclone mount :s3:B --vfs-cache-mode full`` (rclone's defaults otherwise:
-  ``--vfs-write-back 5s``, ``--dir-cache-time 5m``) plus ``--s3-no-head`` (ANCHORS.md: moto
+  ``--vfs-write-back 5s``, ``--dir-cache-time 5m``) plus ``--s3-no-head`` (bench/ANCHORS.md: moto
   answers the HEAD after a multipart upload with 400 and rclone retries forever); a second
   mount of the same bucket with its own cache dir is the far site. Durable = every object in
   the bucket with its size (polled with boto3).
@@ -330,7 +330,7 @@ def rclone(moto: MotoServer, scratch: Path, near_args: Sequence[str] = (),
         def alive() -> bool:
             return all(p.poll() is None for p, _ in mounts)
 
-        def settle() -> None:  # rclone's write-back queue, then a second look (ANCHORS.md)
+        def settle() -> None:  # rclone's write-back queue, then a second look (bench/ANCHORS.md)
             def idle() -> bool:
                 cache = rclone_rc(near_rc, "vfs/stats").get("diskCache", {})
                 return int(cache.get("uploadsInProgress", 0) + cache.get("uploadsQueued", 0)) == 0
