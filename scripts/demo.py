@@ -117,11 +117,15 @@ def make_media(folder: Path) -> int:
     return count
 
 
-def read_nfs(url: str, path: Path, expected: bytes, attempts: int = 3) -> None:
+def read_nfs(url: str, path: Path, expected: bytes, patience: float = 30.0) -> None:
     """Read ``url`` with ``nfs-cat`` (a userspace NFSv4 client) and check it is ``expected``
-    byte for byte. A client that fails (a time-out on a loaded machine) is retried; bytes that
-    arrive whole and differ are an error at once."""
-    for attempt in range(1, attempts + 1):
+    byte for byte. A client that fails (the export still starting on a loaded machine, a
+    time-out) is retried for ``patience`` seconds; bytes that arrive whole and differ are an
+    error at once."""
+    deadline = time.monotonic() + patience
+    attempt = 0
+    while True:
+        attempt += 1
         done = subprocess.run(["nfs-cat", url], capture_output=True, check=False)
         if done.returncode == 0:
             if done.stdout != expected:
@@ -129,9 +133,11 @@ def read_nfs(url: str, path: Path, expected: bytes, attempts: int = 3) -> None:
                                    f"({len(done.stdout)} bytes, expected {len(expected)})")
             return
         why = done.stderr.decode(errors="replace").strip()
-        print(f"   nfs-cat {path}: exit {done.returncode} ({why}); attempt {attempt} of {attempts}")
-        time.sleep(0.5 * attempt)
-    raise RuntimeError(f"{path} could not be read over NFS ({attempts} attempts): {why}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{path} could not be read over NFS ({attempt} attempts in "
+                               f"{patience:.0f} s): {why}")
+        print(f"   nfs-cat {path}: exit {done.returncode} ({why}); trying again")
+        time.sleep(min(2.0, 0.25 * attempt))
 
 
 def main() -> int:
