@@ -117,7 +117,7 @@ def make_media(folder: Path) -> int:
     return count
 
 
-def read_nfs(url: str, path: Path, expected: bytes, patience: float = 30.0) -> None:
+def read_nfs(url: str, path: Path, expected: bytes, patience: float = 10.0) -> None:
     """Read ``url`` with ``nfs-cat`` (a userspace NFSv4 client) and check it is ``expected``
     byte for byte. A client that fails (the export still starting on a loaded machine, a
     time-out) is retried for ``patience`` seconds; bytes that arrive whole and differ are an
@@ -141,6 +141,10 @@ def read_nfs(url: str, path: Path, expected: bytes, patience: float = 30.0) -> N
 
 
 def main() -> int:
+    # A studio's shared tree is readable by every artist: the published folders and plates
+    # are made with umask 022 whatever the caller's is (with 077 the workstation reading
+    # over NFS, squashed to nobody, could not even look the plates up).
+    os.umask(0o022)
     s3 = os.environ.get("DEMO_BUCKET", "file") == "s3"
     for mount in STUDIO.glob("*/mnt"):
         subprocess.run(["fusermount3", "-u", "-z", str(mount)], capture_output=True, check=False)

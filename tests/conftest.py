@@ -25,6 +25,19 @@ _FAKE_AWS_ENV = {
 _CLEARED_AWS_ENV = ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL")
 
 
+@pytest.fixture(autouse=True)
+def _umask_restored() -> Iterator[None]:
+    """A CLI command run in this process sets the site's private umask (077, site/privacy.py);
+    restore the test process's own after every test, so no later test (or program it starts,
+    such as the demo) inherits it."""
+    import os
+
+    before = os.umask(0o022)
+    os.umask(before)
+    yield
+    os.umask(before)
+
+
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[str]:
     """Start moto's S3 server on a free port of 127.0.0.1; yield ``http://127.0.0.1:PORT``.
