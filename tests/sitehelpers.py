@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from meridian.cli.up_cmd import free_port
+
 MERIDIAN = [sys.executable, "-m", "meridian.cli.main"]
 
 
@@ -107,31 +109,6 @@ def init_site(root: Path, name: str, bucket: str, *extra: str) -> RunningSite:
     data = root / name
     meridian("init", "--site", name, "--data", str(data), "--bucket", bucket, *extra)
     return RunningSite(name, data, root / f"{name}-mnt", root / f"{name}.log")
-
-
-def free_port() -> int:
-    """A free port of 127.0.0.1 for a site's API, from below the kernel's ephemeral range:
-    a port from that range can be handed to some outgoing connection (a proxy's, a client's)
-    before the site starts and listens on it ("Address already in use")."""
-    import random
-    import socket
-    try:
-        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        low = 32768
-    pick = random.SystemRandom()
-    for _ in range(500):
-        port = pick.randrange(max(1024, low - 12000), low)
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        found: int = sock.getsockname()[1]
-        return found
 
 
 def init_linked(root: Path, names: list[str], bucket: str, *extra: str,

@@ -81,7 +81,7 @@ def _api_url(config: SiteConfig) -> str:
     return f"{config.scheme}://{config.api.listen}/api/v1"
 
 
-def _free_port() -> int:
+def free_port() -> int:
     """A free port of 127.0.0.1, from below the kernel's ephemeral range: a port from that
     range can be handed to an outgoing connection before the site starts and listens on it
     (the site would then stop with "Address already in use")."""
@@ -130,7 +130,7 @@ def prepare(args: argparse.Namespace) -> list[LocalSite]:
             "site": {"name": name, "data": str(root / name), "mount": str(root / name / "mnt")},
             "bucket": {"url": bucket},
             "volumes": [{"name": "local", "path": str(root / name / "volumes" / "local")}],
-            "api": {"listen": f"127.0.0.1:{_free_port()}",
+            "api": {"listen": f"127.0.0.1:{free_port()}",
                     **({"plain_http": True} if args.plain_http else {})},
         }
         if args.endpoint_url:
@@ -149,7 +149,7 @@ def prepare(args: argparse.Namespace) -> list[LocalSite]:
             doc = _doc_of(config)
             exports = doc.setdefault("exports", {})
             for protocol in missing:
-                exports[protocol] = {"listen": f"127.0.0.1:{_free_port()}",
+                exports[protocol] = {"listen": f"127.0.0.1:{free_port()}",
                                      "clients": ["127.0.0.1"]}
                 if protocol == "smb":
                     exports[protocol]["users"] = [_smb_user()]
