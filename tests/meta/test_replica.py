@@ -19,7 +19,7 @@ from meridian.meta.memory import MemoryMetaStore
 from meridian.meta.conflicts import conflict_name
 from meridian.meta.sqlite import SqliteMetaStore
 from meridian.site.inspect import namespace_digest
-from tests.meta.randomized import pull, write
+from tests.meta.randomized import pull, sync, write
 
 FILE = stat.S_IFREG | 0o644
 DIR = stat.S_IFDIR | 0o755
@@ -43,15 +43,6 @@ def make_site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Factor
     yield make
     for store in made:
         store.close()
-
-
-def sync(*sites: MetaStore) -> None:
-    """Full mesh until quiet."""
-    for _ in range(len(sites) + 1):
-        for dst in sites:
-            for src in sites:
-                if dst is not src:
-                    pull(dst, src)
 
 
 def tree(store: MetaStore) -> dict[str, str | None]:

@@ -20,7 +20,7 @@ from meridian.meta.undoops import PurgeOp, SnapshotOp, TrashOp, UnsnapshotOp
 from meridian.objects.memory import MemoryObjectStore
 from meridian.site.inspect import namespace_digest
 from meridian.undo import restore, snapshots
-from tests.meta.randomized import pull, write
+from tests.meta.randomized import sync, write
 
 DIR = stat.S_IFDIR | 0o755
 FILE = stat.S_IFREG | 0o644
@@ -45,14 +45,6 @@ def make_site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Factor
     yield make
     for store in made:
         store.close()
-
-
-def sync(*sites: MetaStore) -> None:
-    for _ in range(len(sites) + 1):
-        for dst in sites:
-            for src in sites:
-                if dst is not src:
-                    pull(dst, src)
 
 
 def shot_tree(site: MetaStore) -> None:
