@@ -12,11 +12,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from meridian.errors import InvalidJournalEntry
+from meridian.meta.entries import JournalEntry, check_entry, entry_from_wire
 from meridian.meta.journal import (
     ContentOp,
     CreateOp,
     InstanceOp,
-    JournalEntry,
     LinkOp,
     Op,
     RemovexattrOp,
@@ -26,8 +26,6 @@ from meridian.meta.journal import (
     SetattrOp,
     SetxattrOp,
     UnlinkOp,
-    check_entry,
-    entry_from_wire,
     op_from_wire,
     version,
 )

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from meridian.errors import ConfigError
+from meridian.meta.entries import check_entry, entry_from_wire
 from meridian.meta.interface import (
     LOST_FOUND_FILE_ID,
     MAX_NAME,
@@ -40,8 +41,6 @@ from meridian.meta.journal import (
     SetattrOp,
     SetxattrOp,
     UnlinkOp,
-    check_entry,
-    entry_from_wire,
 )
 from meridian.meta.undo import (
     TRASH_SETTING,

@@ -29,6 +29,7 @@ from meridian.errors import (
     NotFound,
 )
 from meridian.meta.clock import HybridClock, physical_ms
+from meridian.meta.entries import JournalEntry
 from meridian.meta.interface import (
     LOST_FOUND_FILE_ID,
     META_DIR_FILE_ID,
@@ -46,7 +47,6 @@ from meridian.meta.interface import (
 from meridian.meta.journal import (
     ContentOp,
     CreateOp,
-    JournalEntry,
     LinkOp,
     RemovexattrOp,
     RenameOp,

@@ -21,6 +21,7 @@ from meridian.errors import (
 )
 from meridian.meta.clock import HybridClock, physical_ms
 from meridian.meta.conflicts import original_name
+from meridian.meta.entries import JournalEntry
 from meridian.meta.hooks import EngineHooks
 from meridian.meta.interface import (
     RESERVED_FILE_IDS,
@@ -29,7 +30,6 @@ from meridian.meta.interface import (
 )
 from meridian.meta.journal import (
     CreateOp,
-    JournalEntry,
     LinkOp,
     Op,
     RenameOp,

@@ -11,13 +11,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
 
+from meridian.meta.entries import JournalEntry
 from meridian.meta.interface import (
     ContentRecord,
     Inode,
     PendingUpload,
-)
-from meridian.meta.journal import (
-    JournalEntry,
 )
 
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from meridian.errors import BadPath, NameTooLong
-from meridian.meta.journal import JournalEntry as JournalEntry
+from meridian.meta.entries import JournalEntry as JournalEntry
 
 ROOT_INO = 1
 ROOT_FILE_ID = "root"

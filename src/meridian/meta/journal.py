@@ -9,23 +9,17 @@ frozen dataclasses below; nothing else in Meridian reads an operation by key. On
 and the journal answer carries ``"format": JOURNAL_FORMAT``. ``docs/replication.md`` documents
 every operation and field; a site refuses an answer in a format newer than its own.
 
-Two levels of checking:
-
-- :func:`entry_from_wire` decodes: every required key present, no unknown key, every value of
-  its type. Used for the store's own rows too (cheap).
-- :func:`check_entry` is the gate for entries from a peer, as strict as the checks a local
-  change passes: names, file ids, versions, hashes, modes and file types, sizes, symlink and
-  extended attribute sizes, and the entry's clock against this site's. It raises
-  :class:`~meridian.errors.InvalidJournalEntry` naming the field.
-
-The values both rely on (limits, patterns, version helpers, the field reader and checker) are
+This module holds the operations: each decodes itself from its wire form (:func:`op_from_wire`,
+every required key present, no unknown key, every value of its type) and checks its fields as
+strictly as a local change is checked (``Op.check``). The entry around an operation, and the
+two gates built on these (``entry_from_wire``, ``check_entry``), are in ``entries.py``; the
+values all of them rely on (limits, patterns, version helpers, the field reader and checker) are
 in ``wirevalues.py``.
 """
 
 from __future__ import annotations
 
 import stat
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, TypeVar
@@ -35,7 +29,6 @@ from meridian.meta.wirevalues import (
     MAX_ID,
     MAX_SIZE,
     MAX_XATTR_VALUE,
-    SITE_RE,
     FieldChecker,
     WireFields,
     value_kind,
@@ -457,69 +450,3 @@ def op_from_wire(data: object) -> Op:
     op = decoder(reader)
     reader.done()
     return op
-
-
-# -- entries ------------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class JournalEntry:
-    """One change as peers replay it: where it was made, its place in its origin's order and
-    in this site's journal, its clock, and the operation."""
-
-    seq: int  # position in this site's journal (what a peer pulling it counts)
-    origin: str  # the site where the change was made
-    hlc: int  # hybrid logical clock: (physical ms << 16) | logical counter
-    op: Op
-    origin_seq: int = 0  # position in the origin's own sequence (1, 2, ... per origin)
-
-    @property
-    def version(self) -> str:
-        return version(self.hlc, self.origin)
-
-    def to_wire(self) -> dict[str, Any]:
-        return {"seq": self.seq, "origin": self.origin, "origin_seq": self.origin_seq,
-                "hlc": self.hlc, "op": self.op.to_wire()}
-
-
-_ENTRY_KEYS = ("seq", "origin", "origin_seq", "hlc", "op")
-
-
-def entry_from_wire(data: object) -> JournalEntry:
-    """A journal entry from its wire form. Raises InvalidJournalEntry naming the field."""
-    if not isinstance(data, Mapping):
-        raise InvalidJournalEntry("entry", f"must be an object, got {value_kind(data)}")
-    for key in _ENTRY_KEYS:
-        if key not in data:
-            raise InvalidJournalEntry(key, "missing")
-    unknown = sorted(set(data) - set(_ENTRY_KEYS))
-    if unknown:
-        raise InvalidJournalEntry(unknown[0], "unknown in a journal entry")
-    numbers = {}
-    for key in ("seq", "origin_seq", "hlc"):
-        value = data[key]
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise InvalidJournalEntry(key, f"must be a whole number, got {value_kind(value)}")
-        numbers[key] = value
-    if not isinstance(data["origin"], str):
-        raise InvalidJournalEntry("origin", f"must be a string, got {value_kind(data['origin'])}")
-    return JournalEntry(numbers["seq"], data["origin"], numbers["hlc"], op_from_wire(data["op"]),
-                        numbers["origin_seq"])
-
-
-def check_entry(entry: JournalEntry, *, max_ahead_ms: int | None = None,
-                now_ms: int | None = None) -> None:
-    """Check an entry from a peer as strictly as a local change is checked. ``max_ahead_ms``:
-    how far the entry's clock (and every version it carries) may be ahead of this site's wall
-    clock (``now_ms``, default now). Raises InvalidJournalEntry naming the field."""
-    if entry.seq < 1:
-        raise InvalidJournalEntry("seq", f"{entry.seq}: journal positions start at 1")
-    if entry.origin_seq < 1:
-        raise InvalidJournalEntry("origin_seq", f"{entry.origin_seq}: origin positions start at 1")
-    if SITE_RE.fullmatch(entry.origin) is None:
-        raise InvalidJournalEntry("origin", f"{entry.origin!r} is not a site name")
-    limit = None
-    if max_ahead_ms is not None:
-        now = now_ms if now_ms is not None else time.time_ns() // 1_000_000
-        limit = now + max_ahead_ms
-    checker = FieldChecker(limit)
-    checker.clock("hlc", entry.hlc)
-    entry.op.check(checker)

@@ -20,8 +20,9 @@ from __future__ import annotations
 import json
 
 from meridian.meta.conflicts import original_name
+from meridian.meta.entries import JournalEntry
 from meridian.meta.interface import Inode
-from meridian.meta.journal import JournalEntry, RenameOp, UnlinkOp
+from meridian.meta.journal import RenameOp, UnlinkOp
 from meridian.meta.placing import Placing
 
 

@@ -15,6 +15,7 @@ from meridian.errors import (
     NotFound,
 )
 from meridian.meta.core import NamespaceCore
+from meridian.meta.entries import JournalEntry
 from meridian.meta.interface import (
     ContentRecord,
     PendingUpload,
@@ -22,7 +23,6 @@ from meridian.meta.interface import (
 )
 from meridian.meta.journal import (
     InstanceOp,
-    JournalEntry,
     RetireOp,
 )
 

@@ -54,6 +54,7 @@ from meridian.meta.clock import physical_ms
 from meridian.meta.conflicts import (
     original_name,
 )
+from meridian.meta.entries import JournalEntry
 from meridian.meta.interface import (
     ContentRecord,
     Inode,
@@ -62,7 +63,6 @@ from meridian.meta.journal import (
     ContentOp,
     CreateOp,
     InstanceOp,
-    JournalEntry,
     LinkOp,
     RemovexattrOp,
     RenameOp,

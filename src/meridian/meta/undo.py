@@ -29,9 +29,9 @@ hold them with the same code.
 from __future__ import annotations
 
 import json
+import os
 import stat
 from abc import ABC, abstractmethod
-import os
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
@@ -39,8 +39,9 @@ from typing import Any
 
 from meridian.errors import NotFound
 from meridian.meta.clock import physical_ms
+from meridian.meta.entries import JournalEntry
 from meridian.meta.interface import ROOT_INO, ContentRecord, Inode
-from meridian.meta.journal import ContentOp, JournalEntry, version, version_hlc
+from meridian.meta.journal import ContentOp, version, version_hlc
 from meridian.meta.records import SiteRecords
 from meridian.meta.undoops import PurgeOp, SnapshotOp, TrashOp, UnsnapshotOp
 

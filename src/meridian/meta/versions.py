@@ -17,13 +17,13 @@ from meridian.meta.conflicts import (
     is_copy_id,
     original_name,
 )
+from meridian.meta.entries import JournalEntry
 from meridian.meta.interface import (
     ROOT_INO,
     Inode,
 )
 from meridian.meta.journal import (
     ContentOp,
-    JournalEntry,
     version_origin,
 )
 from meridian.meta.keptnames import KeptNames

@@ -2,7 +2,7 @@
 file ids and hashes, the version helpers, and the two tools operations are built with:
 ``WireFields`` (decode one operation's fields, naming the field in every error) and
 ``FieldChecker`` (the checks an entry from a peer passes). ``journal.py`` defines the
-operations on top of them."""
+operations on top of them, ``entries.py`` the entry around one."""
 
 from __future__ import annotations
 
