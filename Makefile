@@ -97,13 +97,14 @@ $(STAMPS)/bench-tools: $(STAMPS)/system
 
 # Meridian beside rclone mount, s3fs and a local directory (one moto S3 server), then the
 # figures only Meridian has: joining, pre-positioning under an Objective, sequence read-ahead,
-# the API's round trip on loopback; then the single-contender scripts, so that one run
-# regenerates every file under bench/results/.
-bench: setup $(STAMPS)/bench-tools $(STAMPS)/browser
+# the API's round trip on loopback; then the single-contender scripts (the console, metadata,
+# sequential I/O, visibility, the first read, the NFS/SMB gateways, undo and snapshots), so that
+# one run regenerates every file under bench/results/.
+bench: setup $(STAMPS)/bench-tools $(STAMPS)/browser $(STAMPS)/gateways
 	$(VENV)/bin/python bench/compare_all.py
 	$(VENV)/bin/python bench/join.py
 	$(VENV)/bin/python bench/prepositioning.py
-	$(VENV)/bin/python bench/readahead.py --runs 1
+	$(VENV)/bin/python bench/readahead.py
 	$(VENV)/bin/python bench/api_roundtrip.py
 	$(VENV)/bin/python bench/console_paint.py
 	$(VENV)/bin/python bench/console_paint.py --files 1000000 --runs 5
@@ -111,6 +112,9 @@ bench: setup $(STAMPS)/bench-tools $(STAMPS)/browser
 	$(VENV)/bin/python bench/seqio.py --size 512MiB --runs 4
 	$(VENV)/bin/python bench/visibility.py
 	$(VENV)/bin/python bench/first_read.py
+	$(VENV)/bin/python bench/gateways.py
+	$(VENV)/bin/python bench/undo.py
+	$(VENV)/bin/python bench/snapshot_overhead.py
 
 clean:
 	rm -rf $(STAMPS) $(VENV) build src/*.egg-info
