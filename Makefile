@@ -115,6 +115,7 @@ bench: setup $(STAMPS)/bench-tools $(STAMPS)/browser $(STAMPS)/gateways
 	$(VENV)/bin/python bench/gateways.py
 	$(VENV)/bin/python bench/undo.py
 	$(VENV)/bin/python bench/snapshot_overhead.py
+	$(VENV)/bin/python bench/summary.py --readme README.md
 
 clean:
 	rm -rf $(STAMPS) $(VENV) build src/*.egg-info

@@ -95,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".md").write_text("\n".join(lines))
     args.out.with_suffix(".json").write_text(json.dumps(
-        {"size": args.size, "runs": args.runs, "MB_s": results,
+        {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+         "size": args.size, "runs": args.runs, "MB_s": results,
          "load": os.getloadavg(), "machine": machine_info(scratch.parent)}, indent=2) + "\n")
     print("\n".join(lines))
     return 0
