@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from meridian.errors import MeridianError
-from meridian.meta import ROOT_INO, AttrChanges, Inode, MetaStore
+from meridian.meta import AttrChanges, Inode, MetaStore
 from meridian.meta.clock import HybridClock
 from meridian.meta.memory import MemoryMetaStore
 from meridian.meta.sqlite import SqliteMetaStore

@@ -280,20 +280,25 @@ class NamespaceCore(EngineHooks):
         self._put_kv(f"tomb:{file_id}",
                      json.dumps([parent_fid, name, content_version, name_version, key]))
 
+    def _tombstone_record(self, file_id: str) -> list[object] | None:
+        """The tombstone of ``file_id`` as stored: [directory file id, name, content version,
+        name version, binding key (absent in stores from before names were told apart)]."""
+        found = self._get_kv(f"tomb:{file_id}")
+        return list(json.loads(found)) if found else None
+
     def _tombstone_key(self, file_id: str) -> str:
         """Which name of ``file_id`` its tombstone keeps (``_binding_key``; "" for the
         first name, or a tombstone of a store before names were told apart)."""
-        found = self._get_kv(f"tomb:{file_id}")
-        record = json.loads(found) if found else []
+        record = self._tombstone_record(file_id) or []
         return str(record[4]) if len(record) > 4 else ""
 
     def _tombstone(self, file_id: str) -> tuple[str, str, str, str] | None:
         """Where the file ``file_id`` last had a name at this site, if it was deleted here:
         (directory file id, name, content version, name version)."""
-        found = self._get_kv(f"tomb:{file_id}")
-        if not found:
+        record = self._tombstone_record(file_id)
+        if record is None:
             return None
-        parent, name, content_version, name_version = json.loads(found)[:4]
+        parent, name, content_version, name_version = record[:4]
         return str(parent), str(name), str(content_version), str(name_version)
 
     def by_file_id(self, file_id: str) -> Inode | None:
