@@ -160,3 +160,26 @@ def test_the_wal_is_copied_into_the_database_in_the_background(tmp_path: Path) -
     finally:
         store.close()
     assert not (tmp_path / "meta.db-wal").exists() or (tmp_path / "meta.db-wal").stat().st_size == 0
+
+
+def test_queueing_an_upload_does_not_scan_the_queue(tmp_path: Path) -> None:
+    """Each new upload is numbered after the highest queued one: that maximum comes from an
+    index, so a close costs the same with 10 or 100,000 uploads waiting (a full scan was
+    ~190 µs per close with 3,000 queued). Stores made before the index get it at open."""
+    path = tmp_path / "meta.db"
+    store = SqliteMetaStore(path, "east")
+    store.close()
+    old = sqlite3.connect(path)
+    old.execute("DROP INDEX uploads_queued")  # as a store from before the index
+    old.close()
+    store = SqliteMetaStore(path, "east")
+    try:
+        for i in range(3):
+            ino = store.create(ROOT_INO, f"f{i}", stat.S_IFREG | 0o644, 0, 0).ino
+            store.set_content(ino, f"{i + 1:064x}", 10, durable=False)
+        plan = " ".join(str(row[-1]) for row in store._db.execute(
+            "EXPLAIN QUERY PLAN SELECT max(queued) FROM uploads"))
+        assert "uploads_queued" in plan, plan
+        assert [u.hash for u in store.pending_uploads()] == [f"{i + 1:064x}" for i in range(3)]
+    finally:
+        store.close()

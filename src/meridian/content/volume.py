@@ -73,6 +73,7 @@ class LocalVolume:
         self.root = Path(root)
         self.name = name
         self._layout = VolumeLayout(self.root)
+        self._made_shards: set[str] = set()  # content/<h[:2]> folders known to exist durably
         self._lock = threading.Lock()
         self._index = InstanceIndex()
         self._guard = CapacityGuard(
@@ -414,7 +415,10 @@ class LocalVolume:
     def _install_staged(self, content_hash: str, size: int, path: Path) -> CommittedContent:
         dest = self._layout.content_path(content_hash)
         try:
-            make_dir_durably(dest.parent)
+            shard = content_hash[:2]
+            if shard not in self._made_shards:  # nothing removes one: made once per run
+                make_dir_durably(dest.parent)
+                self._made_shards.add(shard)
             with self._lock:
                 installed, stale = self._install_locked(content_hash, size, path)
                 self._index.staging_bytes -= size

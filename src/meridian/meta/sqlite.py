@@ -24,7 +24,7 @@ import os
 import sqlite3
 import sys
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,7 @@ from meridian.meta.base import EngineStore
 from meridian.meta.checkpoint import Checkpointer
 from meridian.meta.interface import ContentRecord, Inode, JournalEntry, PendingUpload
 from meridian.meta.journal import op_from_wire
-from meridian.meta.undo import TreeRow, tree_rows
+from meridian.meta.sqliteundo import UNDO_SCHEMA, SqliteUndoTables
 
 _FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
 CACHE_ROWS = 65_536  # per cache (inodes, entries, kv): a few tens of MB at most
@@ -63,12 +63,11 @@ CREATE TABLE IF NOT EXISTS journal (
     origin_seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS contents (
     hash TEXT PRIMARY KEY, size INTEGER NOT NULL, in_bucket INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS snapshot_holds (hash BLOB PRIMARY KEY, refs INTEGER NOT NULL)
-    WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS uploads (
     hash TEXT PRIMARY KEY, size INTEGER NOT NULL, priority INTEGER NOT NULL,
     attempts INTEGER NOT NULL, next_try REAL NOT NULL, last_error TEXT NOT NULL,
     queued INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS uploads_queued ON uploads (queued);
 """
 
 _INODE_COLUMNS = ("ino, file_id, mode, uid, gid, size, nlink, atime_ns, mtime_ns, ctime_ns, "
@@ -83,7 +82,7 @@ def _to_inode(row: tuple[Any, ...]) -> Inode:
                  content_version, name_version, attr_version)
 
 
-class SqliteMetaStore(EngineStore):
+class SqliteMetaStore(SqliteUndoTables, EngineStore):
     """A namespace store in one SQLite file. ``read_only`` opens it for inspection."""
 
     def __init__(self, path: Path | str, site_name: str, *, site_id: str | None = None,
@@ -101,7 +100,7 @@ class SqliteMetaStore(EngineStore):
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=OFF")
             if not read_only:
-                self._db.executescript(_SCHEMA)
+                self._db.executescript(_SCHEMA + UNDO_SCHEMA)
                 self._check_schema()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open metadata store {self.path}: {exc}") from exc
@@ -441,42 +440,6 @@ class SqliteMetaStore(EngineStore):
     def _del_kv(self, key: str) -> None:
         self._db.execute("DELETE FROM kv WHERE key = ?", (key,))
         self._kv.pop(key, None)
-
-    def tree_reader(self) -> Callable[[], Iterator[TreeRow]]:
-        """Every named entry, read from one read snapshot of its own connection (WAL: the
-        site's writers do not wait for it); the reader may run on any thread."""
-        path = self.path
-
-        def read() -> Iterator[TreeRow]:
-            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
-            try:
-                db.execute("BEGIN")  # one snapshot for every query below
-                rows = db.execute(
-                    "SELECT e.parent, e.name, i.ino, i.mode, i.uid, i.gid, i.size, i.mtime_ns, "
-                    "i.content, i.target FROM entries e JOIN inodes i ON i.ino = e.ino")
-                yield from tree_rows((p, os.fsdecode(n), *rest) for p, n, *rest in rows)
-                db.execute("COMMIT")
-            finally:
-                db.close()
-        return read
-
-    def _snapshot_holds(self, hash: str) -> int:
-        try:
-            key = bytes.fromhex(hash)
-        except ValueError:
-            return 0
-        row = self._one("SELECT refs FROM snapshot_holds WHERE hash = ?", key)
-        return int(str(row[0])) if row else 0
-
-    def _add_snapshot_holds(self, hashes: Iterable[str], delta: int) -> None:
-        keys = [(key,) for key in sorted(bytes.fromhex(h) for h in hashes)]  # in key order:
-        # appends to the B-tree instead of splitting pages everywhere
-        if delta > 0:
-            self._db.executemany("INSERT INTO snapshot_holds VALUES (?, 1) ON CONFLICT (hash) "
-                                 "DO UPDATE SET refs = refs + 1", keys)
-        else:
-            self._db.executemany("UPDATE snapshot_holds SET refs = refs - 1 WHERE hash = ?", keys)
-            self._db.execute("DELETE FROM snapshot_holds WHERE refs <= 0")
 
     def _kv_prefixed(self, prefix: str) -> list[tuple[str, str]]:
         rows = self._db.execute("SELECT key, value FROM kv WHERE key >= ? AND key < ? ORDER BY key",

@@ -44,7 +44,7 @@ class OpenFile:
 
     async def ensure_staging(self, volume: LocalVolume, inode: Inode, truncate: bool) -> StagingFile:
         """A writable staging file, created on first use: empty if ``truncate``, else a copy
-        of the current content (done in a worker thread; the content must be local). After a
+        of the current content (a copy in a worker thread; the content must be local). After a
         failed metadata commit the copy is of the installed bytes, which are newer."""
         installed = self.installed
         if installed is not None:
@@ -52,7 +52,10 @@ class OpenFile:
             self.staging = await asyncio.to_thread(volume.new_staging, base)
         elif self.staging is None:
             base = None if truncate or inode.content is None else inode.content
-            self.staging = await asyncio.to_thread(volume.new_staging, base)
+            if base is None:  # an empty file is one open(2): cheaper than a thread hand-off
+                self.staging = volume.new_staging(None)
+            else:
+                self.staging = await asyncio.to_thread(volume.new_staging, base)
             self.base_version = inode.content_version
         return self.staging
 
