@@ -117,6 +117,9 @@ def test_nfs_write_at_east_is_read_identical_over_smb_and_the_mount_at_west(
     with NfsClient(nfs_url(east), uid=65534, gid=65534) as nfs:
         nfs.write("/work/plate.0001.exr", data)
         assert nfs.read("/work/plate.0001.exr") == data
+        # several READs in flight, answered in any order, put back in order
+        assert b"".join(nfs.stream("/work/plate.0001.exr", in_flight=8,
+                                   chunk=64 << 10)) == data
     wait_for(lambda: (west.mount / "work" / "plate.0001.exr").read_bytes() == data,
              what="the plate at west's mount")
     smb_ok(west, f"get work/plate.0001.exr {tmp_path / 'via-smb'}")
