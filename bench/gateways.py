@@ -13,8 +13,8 @@ SMB export (smbclient), and the script reports each figure and its ratio to the 
   the client's synchronous read (what this script measured before: libnfs's nfs_pread, its
   buffer copied twice in Python), SMB (smbclient keeps several reads in flight); medians,
   min and max, and the load average before and after;
-- the same sequential read of a plain directory on the same disk exported by its own
-  ganesha (same configuration, FSAL VFS) against a local read of it: what ganesha and this
+- in the same rounds, the same file in a plain folder on the same disk, read locally and
+  over its own ganesha (same configuration, FSAL VFS, same client): what ganesha and this
   client reach on this machine without Meridian under them, the ceiling of the NFS ratio;
 - 500 files of 64 KiB written, then read;
 - 2,000 empty files created, then stat'ed.
@@ -56,7 +56,7 @@ from tests.nfsclient import NfsClient  # noqa: E402 - the repository's own test 
 
 RESULTS = REPO / "bench" / "results"
 BLOCK = 1 << 20
-READERS = ("mount", "nfs", "nfs_one_read", "nfs_sync", "smb")
+READERS = ("mount", "nfs", "nfs_one_read", "nfs_sync", "smb", "plain_local", "plain_nfs")
 
 
 def drop_caches() -> None:
@@ -133,7 +133,6 @@ def main(argv: list[str] | None = None) -> int:
             results = run(root, scratch, args)
         finally:
             up.stop()
-        results["ceiling"] = plain_ganesha_ceiling(scratch, args)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     report(results, args)
@@ -228,17 +227,26 @@ def run(root: Path, scratch: Path, args: argparse.Namespace) -> dict[str, Any]:
     assert len(os.listdir(got)) == args.files
 
     # -- sequential reads, interleaved ------------------------------------------------------
-    readers: dict[str, Callable[[], float]] = {
-        "mount": lambda: timed(lambda: check(local_read(mount / "mount" / "big.bin"), size)),
-        "nfs": lambda: nfs_timed(east["nfs"], account.pw_uid, args.nfs_in_flight, size),
-        "nfs_one_read": lambda: nfs_timed(east["nfs"], account.pw_uid, 1, size),
-        "nfs_sync": lambda: nfs_timed(east["nfs"], account.pw_uid, 0, size),
-        "smb": lambda: timed(lambda: smb.run(["get mount/big.bin /dev/null"])),
-    }
-    local_read(mount / "mount" / "big.bin")  # once untimed: the site settles after the write
-    rounds = read_rounds(readers, size, args.rounds)
-    for gateway, key in (("mount", "mount"), ("nfs", "nfs"), ("smb", "smb")):
-        figures[gateway]["seq_read_MBps"] = statistics.median(rounds["MBps"][key])
+    plain, plain_work = scratch / "plain", scratch / "plain-ganesha"
+    plain.mkdir()
+    plain_work.mkdir()
+    (local / "big.bin").rename(plain / "big.bin")  # a plain folder on the same disk
+    with plain_ganesha(plain, plain_work) as plain_url:
+        readers: dict[str, Callable[[], float]] = {
+            "mount": lambda: timed(lambda: check(local_read(mount / "mount" / "big.bin"), size)),
+            "nfs": lambda: nfs_timed(east["nfs"], account.pw_uid, "/mount/big.bin",
+                                     args.nfs_in_flight, size),
+            "nfs_one_read": lambda: nfs_timed(east["nfs"], account.pw_uid, "/mount/big.bin",
+                                              1, size),
+            "nfs_sync": lambda: nfs_timed(east["nfs"], account.pw_uid, "/mount/big.bin", 0, size),
+            "smb": lambda: timed(lambda: smb.run(["get mount/big.bin /dev/null"])),
+            "plain_local": lambda: timed(lambda: check(local_read(plain / "big.bin"), size)),
+            "plain_nfs": lambda: nfs_timed(plain_url, 0, "/big.bin", args.nfs_in_flight, size),
+        }
+        local_read(mount / "mount" / "big.bin")  # once untimed: the site settles after the write
+        rounds = read_rounds(readers, size, args.rounds)
+    for gateway in ("mount", "nfs", "smb"):
+        figures[gateway]["seq_read_MBps"] = statistics.median(rounds["MBps"][gateway])
     figures["nfs"]["seq_read_one_READ_MBps"] = statistics.median(rounds["MBps"]["nfs_one_read"])
     return {"figures": figures, "seq_read": rounds, "nfs_seq_write_mib": args.nfs_write_mib,
             "machine": machine_info(scratch)}
@@ -256,8 +264,8 @@ def check(got: int, size: int) -> None:
         raise RuntimeError(f"read {got} of {size} bytes")
 
 
-def nfs_timed(url: str, uid: int, in_flight: int, size: int) -> float:
-    got, seconds = nfs_read(url, uid, "/mount/big.bin", in_flight)
+def nfs_timed(url: str, uid: int, path: str, in_flight: int, size: int) -> float:
+    got, seconds = nfs_read(url, uid, path, in_flight)
     check(got, size)
     return seconds
 
@@ -311,30 +319,13 @@ def plain_ganesha(directory: Path, workdir: Path) -> Iterator[str]:
             process.wait()
 
 
-def plain_ganesha_ceiling(scratch: Path, args: argparse.Namespace) -> dict[str, Any]:
-    """The sequential read of a plain directory on the same disk: locally, and over its own
-    ganesha with the same client; no Meridian in the path."""
-    plain, workdir = scratch / "plain", scratch / "plain-ganesha"
-    plain.mkdir()
-    workdir.mkdir()
-    size = args.size_mib * BLOCK
-    write_big_file(plain / "big.bin", size)
-    with plain_ganesha(plain, workdir) as url:
-        readers: dict[str, Callable[[], float]] = {
-            "local": lambda: timed(lambda: check(local_read(plain / "big.bin"), size)),
-            "nfs": lambda: nfs_timed_plain(url, args.nfs_in_flight, size),
-        }
-        return read_rounds(readers, size, args.rounds)
-
-
-def nfs_timed_plain(url: str, in_flight: int, size: int) -> float:
-    got, seconds = nfs_read(url, 0, "/big.bin", in_flight)
-    check(got, size)
-    return seconds
-
-
 def spread_text(values: list[float]) -> str:
     return f"{statistics.median(values):.0f} ({min(values):.0f}–{max(values):.0f})"
+
+
+def paired_ratio(reads: dict[str, list[float]], name: str, base: str) -> float:
+    """The median over rounds of ``name``'s speed over ``base``'s in the same round."""
+    return round(statistics.median([v / b for v, b in zip(reads[name], reads[base])]), 2)
 
 
 def report(results: dict[str, Any], args: argparse.Namespace) -> None:
@@ -343,42 +334,38 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> None:
     ratios = {gw: {k: round(v / mount[k.replace("_one_READ", "")], 2)
                    for k, v in figures[gw].items()} for gw in ("nfs", "smb")}
     reads = results["seq_read"]["MBps"]
-    paired = {name: round(statistics.median(
-        [v / m for v, m in zip(reads[name], reads["mount"])]), 2) for name in READERS[1:]}
-    ceiling = results["ceiling"]
-    ceiling_ratio = round(statistics.median(ceiling["MBps"]["nfs"])
-                          / statistics.median(ceiling["MBps"]["local"]), 2)
+    bases = {"mount": "mount", "nfs": "mount", "nfs_one_read": "mount", "nfs_sync": "mount",
+             "smb": "mount", "plain_local": "plain_local", "plain_nfs": "plain_local"}
+    paired = {name: paired_ratio(reads, name, base) for name, base in bases.items()}
+    paired["nfs_over_plain_nfs"] = paired_ratio(reads, "nfs", "plain_nfs")
     results.update(ratios=ratios, seq_read_paired_ratios=paired, args=vars(args),
-                   ceiling_ratio=ceiling_ratio,
                    date=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "gateways.json").write_text(json.dumps(results, indent=2))
     load = results["seq_read"]
+    labels = {"mount": "Meridian mount (one reader, kernel read-ahead)",
+              "nfs": f"Meridian NFS, {args.nfs_in_flight} READs of 1 MiB in flight",
+              "nfs_one_read": "Meridian NFS, one READ at a time (no read-ahead)",
+              "nfs_sync": "Meridian NFS, before: synchronous nfs_pread, copied in Python",
+              "smb": "Meridian SMB (smbclient get)",
+              "plain_local": "plain folder, local read",
+              "plain_nfs": f"plain folder over ganesha, {args.nfs_in_flight} READs in flight"}
     lines = ["# Gateways against the mount (bench/gateways.py)", "",
              f"{results['date']}; {args.size_mib} MiB sequential (NFS write: "
              f"{results['nfs_seq_write_mib']} MiB, libnfs writes 1 KiB per round trip), "
              f"{args.files} x {args.file_kib} KiB, {args.creates} creates/stats; "
              f"{results['machine'].get('nproc')} cores.", "",
-             f"Sequential reads: median (min–max) MB/s of {args.rounds} rounds, order rotating,"
-             f" page cache dropped before each; load average "
-             f"{load['load_before'][0]:.1f} before, {load['load_after'][0]:.1f} after.", "",
-             "| sequential read | MB/s | / mount (of medians) | / mount (median of rounds) |",
-             "|---|---|---|---|",
-             f"| mount (one reader, kernel read-ahead) | {spread_text(reads['mount'])} | 1 | 1 |"]
-    labels = {"nfs": f"NFS, {args.nfs_in_flight} READs of 1 MiB in flight",
-              "nfs_one_read": "NFS, one READ at a time (no read-ahead)",
-              "nfs_sync": "NFS, before: synchronous nfs_pread, 1 MiB, copied in Python",
-              "smb": "SMB (smbclient get)"}
-    for name in READERS[1:]:
-        lines.append(f"| {labels[name]} | {spread_text(reads[name])} | "
-                     f"{statistics.median(reads[name]) / statistics.median(reads['mount']):.2f}"
-                     f" | {paired[name]} |")
-    lines += ["", "Without Meridian: a plain directory on the same disk read locally and over its "
-              "own ganesha (same configuration, same client):", "",
-              "| plain directory | MB/s | NFS / local |", "|---|---|---|",
-              f"| local read | {spread_text(ceiling['MBps']['local'])} | |",
-              f"| NFS, {args.nfs_in_flight} READs in flight | "
-              f"{spread_text(ceiling['MBps']['nfs'])} | {ceiling_ratio} |", "",
+             f"Sequential reads of {args.size_mib} MiB: median (min–max) MB/s of {args.rounds} "
+             f"rounds, every reader once per round, order rotating, page cache dropped before "
+             f"each; load average {load['load_before'][0]:.1f} before, "
+             f"{load['load_after'][0]:.1f} after. Ratio: median over rounds of the read's "
+             f"speed over the local read's (the mount's, or the plain folder's) in the same "
+             f"round.", "",
+             "| sequential read | MB/s | ratio |", "|---|---|---|"]
+    for name in READERS:
+        lines.append(f"| {labels[name]} | {spread_text(reads[name])} | {paired[name]} |")
+    lines += ["", f"Meridian's NFS over the plain folder's NFS, same rounds: "
+              f"{paired['nfs_over_plain_nfs']}.", "",
               "All workloads (sequential reads: the medians above):", "",
               "| workload | mount | NFS | NFS/mount | SMB | SMB/mount |",
               "|---|---|---|---|---|---|"]
