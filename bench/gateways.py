@@ -231,7 +231,10 @@ def run(root: Path, scratch: Path, args: argparse.Namespace) -> dict[str, Any]:
     plain.mkdir()
     plain_work.mkdir()
     (local / "big.bin").rename(plain / "big.bin")  # a plain folder on the same disk
-    with plain_ganesha(plain, plain_work) as plain_url:
+    site_pid = int(east["pid"])
+    ganesha_pid, smbd_pid = (int(next(root.glob(f"east/**/exports/{gw}/child.pid")).read_text())
+                             for gw in ("nfs", "smb"))
+    with plain_ganesha(plain, plain_work) as (plain_url, plain_pid):
         readers: dict[str, Callable[[], float]] = {
             "mount": lambda: timed(lambda: check(local_read(mount / "mount" / "big.bin"), size)),
             "nfs": lambda: nfs_timed(east["nfs"], account.pw_uid, "/mount/big.bin",
@@ -246,7 +249,11 @@ def run(root: Path, scratch: Path, args: argparse.Namespace) -> dict[str, Any]:
         for path in (mount / "mount" / "big.bin", plain / "big.bin"):
             local_read(path)  # once untimed: the site settles after the write, and the
             # disk's own cache (a virtual disk's host) sees both files alike
-        rounds = read_rounds(readers, size, args.rounds)
+        site, ganesha, smbd = {"site": site_pid}, {"ganesha": ganesha_pid}, {"smbd": smbd_pid}
+        servers = {"mount": site, "nfs": site | ganesha, "nfs_one_read": site | ganesha,
+                   "nfs_sync": site | ganesha, "smb": site | smbd, "plain_local": {},
+                   "plain_nfs": {"ganesha": plain_pid}}
+        rounds = read_rounds(readers, servers, size, args.rounds)
     for gateway in ("mount", "nfs", "smb"):
         figures[gateway]["seq_read_MBps"] = statistics.median(rounds["MBps"][gateway])
     figures["nfs"]["seq_read_one_READ_MBps"] = statistics.median(rounds["MBps"]["nfs_one_read"])
@@ -272,24 +279,50 @@ def nfs_timed(url: str, uid: int, path: str, in_flight: int, size: int) -> float
     return seconds
 
 
-def read_rounds(readers: dict[str, Callable[[], float]], size: int,
-                rounds: int) -> dict[str, Any]:
+def cpu_seconds(pid: int) -> float:
+    """CPU time of process ``pid``, with that of the children it has reaped (smbd serves
+    each connection from a child of its own)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # u, s, cu, cs
+
+
+def own_cpu_seconds() -> float:
+    """This process's CPU time and its reaped children's (smbclient)."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
+def read_rounds(readers: dict[str, Callable[[], float]],
+                servers: dict[str, dict[str, int]], size: int, rounds: int) -> dict[str, Any]:
     """Every reader once per round, the order rotating (so none is always first after the
-    others), the page cache dropped before each; MB/s of each read, and the load average."""
+    others), the page cache dropped before each; MB/s of each read, the CPU seconds per GiB
+    its client (this process and its children) and its servers (``servers[name]``: the
+    site, the gateway) spent, and the load average."""
     names = list(readers)
     speeds: dict[str, list[float]] = {name: [] for name in names}
+    client_cpu: dict[str, list[float]] = {name: [] for name in names}
+    server_cpu: dict[str, dict[str, list[float]]] = {
+        name: {server: [] for server in servers[name]} for name in names}
     load_before = os.getloadavg()
     for round_ in range(rounds):
         for name in names[round_ % len(names):] + names[:round_ % len(names)]:
             drop_caches()
+            client = own_cpu_seconds()
+            before = {server: cpu_seconds(pid) for server, pid in servers[name].items()}
             speeds[name].append(size / 1e6 / readers[name]())
-    return {"MBps": speeds, "load_before": load_before, "load_after": os.getloadavg()}
+            client_cpu[name].append((own_cpu_seconds() - client) * (1 << 30) / size)
+            for server, pid in servers[name].items():
+                server_cpu[name][server].append((cpu_seconds(pid) - before[server])
+                                                * (1 << 30) / size)
+    return {"MBps": speeds, "client_cpu_s_per_GiB": client_cpu,
+            "server_cpu_s_per_GiB": server_cpu, "load_before": load_before,
+            "load_after": os.getloadavg()}
 
 
 @contextmanager
-def plain_ganesha(directory: Path, workdir: Path) -> Iterator[str]:
+def plain_ganesha(directory: Path, workdir: Path) -> Iterator[tuple[str, int]]:
     """ganesha exporting ``directory`` (a plain folder), configured as a site's export is;
-    yields its URL and stops it on the way out."""
+    yields its URL and pid, and stops it on the way out."""
     from meridian.cli.up_cmd import free_port
     from meridian.gateways.ganesha import ganesha_command, ganesha_config
     from meridian.site.exports import ExportConfig
@@ -311,7 +344,7 @@ def plain_ganesha(directory: Path, workdir: Path) -> Iterator[str]:
                     raise RuntimeError(f"ganesha on {directory} did not start "
                                        f"(see {workdir / 'ganesha.log'})") from None
                 time.sleep(0.2)
-        yield url
+        yield url, process.pid
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:
@@ -363,9 +396,23 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> None:
              f"{load['load_after'][0]:.1f} after. Ratio: median over rounds of the read's "
              f"speed over the local read's (the mount's, or the plain folder's) in the same "
              f"round.", "",
-             "| sequential read | MB/s | ratio |", "|---|---|---|"]
+             "CPU: seconds per GiB read, medians; the client is this script's process (or "
+             "smbclient), the servers are the site and the gateway (for the plain folder: its "
+             "ganesha); the mount's and the plain folder's local reads spend theirs in the "
+             "reading process (kernel time) and the site.", "",
+             "| sequential read | MB/s | ratio | client CPU s/GiB | server CPU s/GiB |",
+             "|---|---|---|---|---|"]
+
+    def servers_text(name: str) -> str:
+        each = {server: statistics.median(values) for server, values in server_cpu[name].items()}
+        return (f"{sum(each.values()):.2f} (" + ", ".join(
+            f"{server} {value:.2f}" for server, value in each.items()) + ")") if each else ""
+
+    client_cpu = results["seq_read"]["client_cpu_s_per_GiB"]
+    server_cpu = results["seq_read"]["server_cpu_s_per_GiB"]
     for name in READERS:
-        lines.append(f"| {labels[name]} | {spread_text(reads[name])} | {paired[name]} |")
+        lines.append(f"| {labels[name]} | {spread_text(reads[name])} | {paired[name]} | "
+                     f"{statistics.median(client_cpu[name]):.2f} | {servers_text(name)} |")
     lines += ["", f"Meridian's NFS over the plain folder's NFS, same rounds: "
               f"{paired['nfs_over_plain_nfs']}.", "",
               "All workloads (sequential reads: the medians above):", "",
