@@ -247,7 +247,7 @@ class NfsClient:
                 failures.append(ctypes.string_at(data).decode(errors="replace") if data
                                 else f"error {err}")
                 return
-            done[offset] = ctypes.string_at(data, err) if err else b""
+            done[offset] = ctypes.string_at(data, err) if err and data else b""
             if 0 < err < count:
                 ranges.append((offset + err, count - err))  # the rest, asked next
 
