@@ -4,10 +4,18 @@
 mount, through east's NFS export (libnfs, userspace: tests/nfsclient.py) and through east's
 SMB export (smbclient), and the script reports each figure and its ratio to the mount's:
 
-- sequential write and read of one file (512 MiB by default; the page cache is dropped
-  before every read, so reads come through the site); libnfs keeps one READ in flight, so
-  the NFS read is also measured with --streams readers at once (separate processes), as a
-  kernel client keeps several READs in flight (the mount's and SMB's figure is repeated);
+- sequential write of one file (512 MiB by default);
+- sequential read of that file, after every write below, in --rounds rounds (default 3;
+  the order rotates from round to round, the page cache is dropped before every read, so
+  reads come through the site): the mount (one reader, the kernel's read-ahead), NFS as a
+  kernel client reads (--nfs-in-flight READs of the server's maximum size outstanding, 1 MiB
+  for ganesha and libnfs), NFS one READ at a time (a client without read-ahead), NFS through
+  the client's synchronous read (what this script measured before: libnfs's nfs_pread, its
+  buffer copied twice in Python), SMB (smbclient keeps several reads in flight); medians,
+  min and max, and the load average before and after;
+- in the same rounds, the same file in a plain folder on the same disk, read locally and
+  over its own ganesha (same configuration, FSAL VFS, same client): what ganesha and this
+  client reach on this machine without Meridian under them, the ceiling of the NFS ratio;
 - 500 files of 64 KiB written, then read;
 - 2,000 empty files created, then stat'ed.
 
@@ -16,7 +24,7 @@ WRITE much over 1 KiB, so its writes go 1 KiB per round trip (and the sequential
 uses --nfs-write-mib, 32 MiB by default, to keep the run to a few minutes). Target from the
 issue: the gateway's sequential read ≥ 0.7× the mount's.
 
-    .venv/bin/python bench/gateways.py [--size-mib 512] [--files 500] [--creates 2000]
+    .venv/bin/python bench/gateways.py [--size-mib 512] [--rounds 3] [--nfs-in-flight 4]
 
 Results: bench/results/gateways.json and .md.
 """
@@ -28,58 +36,27 @@ import json
 import os
 import pwd
 import shutil
+import signal
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from seqio import machine_info
-from visibility import REPO, Up
+from harness.machine import REPO, machine_info
+from harness.site import Up
 
 sys.path.insert(0, str(REPO))
 from tests.nfsclient import NfsClient  # noqa: E402 - the repository's own test client
 
 RESULTS = REPO / "bench" / "results"
 BLOCK = 1 << 20
-
-
-def _read_part(url: str, uid: int, path: str, start: int, end: int,
-               at: float) -> tuple[int, float]:
-    """One reader of a parallel read (its own process: libnfs names its NFSv4 client after
-    the process, and two sessions of one process would take each other's state). Connects,
-    waits for the wall-clock time ``at``, reads; returns the bytes read and when it ended."""
-    with NfsClient(url, uid=uid, gid=uid) as nfs:
-        handle = nfs.open(path)
-        time.sleep(max(0.0, at - time.time()))
-        offset = start
-        while offset < end:
-            got = nfs.pread(handle, offset, min(BLOCK, end - offset))
-            if not got:
-                break
-            offset += len(got)
-        ended = time.time()
-        nfs.close_file(handle)
-    return offset - start, ended
-
-
-def parallel_nfs_read(url: str, uid: int, path: str, size: int, streams: int) -> float:
-    """Read ``path`` in ``streams`` parts at once, as a kernel client keeps several READs in
-    flight; returns the seconds from the common start to the last reader's end."""
-    import multiprocessing
-
-    part = -(-size // streams)
-    at = time.time() + 5.0  # every reader connected and waiting by then
-    with multiprocessing.get_context("spawn").Pool(streams) as pool:
-        done = pool.starmap(_read_part, [(url, uid, path, i * part,
-                                          min(size, (i + 1) * part), at)
-                                         for i in range(streams)])
-    if sum(n for n, _ in done) != size:
-        raise RuntimeError(f"parallel NFS read: {sum(n for n, _ in done)} of {size} bytes")
-    return max(ended for _, ended in done) - at
+READERS = ("mount", "nfs", "nfs_one_read", "nfs_sync", "smb", "plain_local", "plain_nfs")
 
 
 def drop_caches() -> None:
@@ -94,6 +71,28 @@ def timed(action: Callable[[], object]) -> float:
     started = time.perf_counter()
     action()
     return time.perf_counter() - started
+
+
+def local_read(path: Path) -> int:
+    """Read ``path`` 1 MiB at a time, unbuffered, as the mount's figure always has."""
+    total = 0
+    with open(path, "rb", buffering=0) as src:
+        while block := src.read(BLOCK):
+            total += len(block)
+    return total
+
+
+def nfs_read(url: str, uid: int, path: str, in_flight: int) -> tuple[int, float]:
+    """Bytes of ``path`` read over NFS with ``in_flight`` READs outstanding (1: one at a
+    time; 0: the client's synchronous ``read``, what this script measured before), and the
+    seconds the read took (the session is set up before the clock starts)."""
+    with NfsClient(url, uid=uid, gid=uid) as nfs:
+        started = time.perf_counter()
+        if in_flight == 0:
+            total = len(nfs.read(path))
+        else:
+            total = sum(len(piece) for piece in nfs.stream(path, in_flight=in_flight))
+        return total, time.perf_counter() - started
 
 
 class Smb:
@@ -120,17 +119,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--files", type=int, default=500)
     parser.add_argument("--file-kib", type=int, default=64)
     parser.add_argument("--creates", type=int, default=2000)
-    parser.add_argument("--streams", type=int, default=4,
-                        help="NFS readers of the parallel sequential read (default 4)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds of the sequential reads (default 3)")
+    parser.add_argument("--nfs-in-flight", type=int, default=4,
+                        help="NFS READs outstanding in the sequential read (default 4)")
     args = parser.parse_args(argv)
     scratch = Path(tempfile.mkdtemp(prefix="meridian-bench-gateways-", dir="/var/tmp"))
     scratch.chmod(0o711)  # smbd works as the SMB user, who must pass through to the mount
     root = scratch / "up"
-    up = Up(root, "--exports", "nfs,smb")
     try:
-        results = run(root, scratch, args)
+        up = Up(root, "--exports", "nfs,smb")
+        try:
+            results = run(root, scratch, args)
+        finally:
+            up.stop()
     finally:
-        up.stop()
         shutil.rmtree(scratch, ignore_errors=True)
     report(results, args)
     return 0
@@ -151,10 +154,7 @@ def run(root: Path, scratch: Path, args: argparse.Namespace) -> dict[str, Any]:
     local = scratch / "local"
     local.mkdir()
     size = args.size_mib * BLOCK
-    chunk = os.urandom(64 * BLOCK)
-    with open(local / "big.bin", "wb") as out:
-        for offset in range(0, size, len(chunk)):
-            out.write(chunk[:min(len(chunk), size - offset)])
+    write_big_file(local / "big.bin", size)
     small = os.urandom(args.file_kib * 1024)
     (local / "small").mkdir()
     for i in range(args.files):
@@ -175,16 +175,8 @@ def run(root: Path, scratch: Path, args: argparse.Namespace) -> dict[str, Any]:
             while block := src.read(BLOCK):
                 dst.write(block)
 
-    def mount_read() -> None:
-        with open(mount / "mount" / "big.bin", "rb", buffering=0) as src:
-            while src.read(BLOCK):
-                pass
-
     m = figures["mount"]
     m["seq_write_MBps"] = size / 1e6 / timed(mount_write)
-    drop_caches()
-    m["seq_read_MBps"] = size / 1e6 / timed(mount_read)
-    m["seq_read_parallel_MBps"] = m["seq_read_MBps"]  # the mount's own read-ahead: one reader
     m["small_write_files_per_s"] = args.files / timed(lambda: [
         (mount / "mount" / "small" / f"f{i:04d}.bin").write_bytes(small) for i in range(args.files)])
     drop_caches()
@@ -205,12 +197,6 @@ def run(root: Path, scratch: Path, args: argparse.Namespace) -> dict[str, Any]:
         data = (local / "big.bin").read_bytes()[:nfs_size]
         n["seq_write_MBps"] = nfs_size / 1e6 / timed(lambda: nfs.write("/nfs/big.bin", data))
         del data
-        drop_caches()
-        read = timed(lambda: nfs.read("/mount/big.bin"))  # the same 512 MiB the mount read
-        n["seq_read_MBps"] = size / 1e6 / read
-        drop_caches()
-        n["seq_read_parallel_MBps"] = size / 1e6 / parallel_nfs_read(
-            east["nfs"], account.pw_uid, "/mount/big.bin", size, args.streams)
         n["small_write_files_per_s"] = args.files / timed(lambda: [
             nfs.write(f"/nfs/small/f{i:04d}.bin", small) for i in range(args.files)])
         drop_caches()
@@ -226,9 +212,6 @@ def run(root: Path, scratch: Path, args: argparse.Namespace) -> dict[str, Any]:
     s = figures["smb"]
     s["seq_write_MBps"] = size / 1e6 / timed(lambda: smb.run(
         [f"put {local / 'big.bin'} smb/big.bin"]))
-    drop_caches()
-    s["seq_read_MBps"] = size / 1e6 / timed(lambda: smb.run(["get mount/big.bin /dev/null"]))
-    s["seq_read_parallel_MBps"] = s["seq_read_MBps"]  # smbclient keeps several reads in flight
     s["small_write_files_per_s"] = args.files / timed(lambda: smb.run(
         ["prompt off", f"lcd {local / 'small'}", "cd smb/small", "mput *"]))
     drop_caches()
@@ -242,28 +225,204 @@ def run(root: Path, scratch: Path, args: argparse.Namespace) -> dict[str, Any]:
     s["stats_per_s"] = args.creates / timed(lambda: smb.run(
         [f"allinfo smb/creates/c{i:05d}" for i in range(args.creates)]))
     assert len(os.listdir(got)) == args.files
-    return {"figures": figures, "nfs_seq_write_mib": args.nfs_write_mib,
+
+    # -- sequential reads, interleaved ------------------------------------------------------
+    plain, plain_work = scratch / "plain", scratch / "plain-ganesha"
+    plain.mkdir()
+    plain_work.mkdir()
+    (local / "big.bin").rename(plain / "big.bin")  # a plain folder on the same disk
+    site_pid = int(east["pid"])
+    ganesha_pid, smbd_pid = (int(next(root.glob(f"east/**/exports/{gw}/child.pid")).read_text())
+                             for gw in ("nfs", "smb"))
+    with plain_ganesha(plain, plain_work) as (plain_url, plain_pid):
+        readers: dict[str, Callable[[], float]] = {
+            "mount": lambda: timed(lambda: check(local_read(mount / "mount" / "big.bin"), size)),
+            "nfs": lambda: nfs_timed(east["nfs"], account.pw_uid, "/mount/big.bin",
+                                     args.nfs_in_flight, size),
+            "nfs_one_read": lambda: nfs_timed(east["nfs"], account.pw_uid, "/mount/big.bin",
+                                              1, size),
+            "nfs_sync": lambda: nfs_timed(east["nfs"], account.pw_uid, "/mount/big.bin", 0, size),
+            "smb": lambda: timed(lambda: smb.run(["get mount/big.bin /dev/null"])),
+            "plain_local": lambda: timed(lambda: check(local_read(plain / "big.bin"), size)),
+            "plain_nfs": lambda: nfs_timed(plain_url, 0, "/big.bin", args.nfs_in_flight, size),
+        }
+        for path in (mount / "mount" / "big.bin", plain / "big.bin"):
+            local_read(path)  # once untimed: the site settles after the write, and the
+            # disk's own cache (a virtual disk's host) sees both files alike
+        site, ganesha, smbd = {"site": site_pid}, {"ganesha": ganesha_pid}, {"smbd": smbd_pid}
+        servers = {"mount": site, "nfs": site | ganesha, "nfs_one_read": site | ganesha,
+                   "nfs_sync": site | ganesha, "smb": site | smbd, "plain_local": {},
+                   "plain_nfs": {"ganesha": plain_pid}}
+        rounds = read_rounds(readers, servers, size, args.rounds)
+    for gateway in ("mount", "nfs", "smb"):
+        figures[gateway]["seq_read_MBps"] = statistics.median(rounds["MBps"][gateway])
+    figures["nfs"]["seq_read_one_READ_MBps"] = statistics.median(rounds["MBps"]["nfs_one_read"])
+    return {"figures": figures, "seq_read": rounds, "nfs_seq_write_mib": args.nfs_write_mib,
             "machine": machine_info(scratch)}
+
+
+def write_big_file(path: Path, size: int) -> None:
+    chunk = os.urandom(64 * BLOCK)
+    with open(path, "wb") as out:
+        for offset in range(0, size, len(chunk)):
+            out.write(chunk[:min(len(chunk), size - offset)])
+
+
+def check(got: int, size: int) -> None:
+    if got != size:
+        raise RuntimeError(f"read {got} of {size} bytes")
+
+
+def nfs_timed(url: str, uid: int, path: str, in_flight: int, size: int) -> float:
+    got, seconds = nfs_read(url, uid, path, in_flight)
+    check(got, size)
+    return seconds
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time of process ``pid``, with that of the children it has reaped (smbd serves
+    each connection from a child of its own)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # u, s, cu, cs
+
+
+def own_cpu_seconds() -> float:
+    """This process's CPU time and its reaped children's (smbclient)."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
+def read_rounds(readers: dict[str, Callable[[], float]],
+                servers: dict[str, dict[str, int]], size: int, rounds: int) -> dict[str, Any]:
+    """Every reader once per round, the order rotating (so none is always first after the
+    others), the page cache dropped before each; MB/s of each read, the CPU seconds per GiB
+    its client (this process and its children) and its servers (``servers[name]``: the
+    site, the gateway) spent, and the load average."""
+    names = list(readers)
+    speeds: dict[str, list[float]] = {name: [] for name in names}
+    client_cpu: dict[str, list[float]] = {name: [] for name in names}
+    server_cpu: dict[str, dict[str, list[float]]] = {
+        name: {server: [] for server in servers[name]} for name in names}
+    load_before = os.getloadavg()
+    for round_ in range(rounds):
+        for name in names[round_ % len(names):] + names[:round_ % len(names)]:
+            drop_caches()
+            client = own_cpu_seconds()
+            before = {server: cpu_seconds(pid) for server, pid in servers[name].items()}
+            speeds[name].append(size / 1e6 / readers[name]())
+            client_cpu[name].append((own_cpu_seconds() - client) * (1 << 30) / size)
+            for server, pid in servers[name].items():
+                server_cpu[name][server].append((cpu_seconds(pid) - before[server])
+                                                * (1 << 30) / size)
+    return {"MBps": speeds, "client_cpu_s_per_GiB": client_cpu,
+            "server_cpu_s_per_GiB": server_cpu, "load_before": load_before,
+            "load_after": os.getloadavg()}
+
+
+@contextmanager
+def plain_ganesha(directory: Path, workdir: Path) -> Iterator[tuple[str, int]]:
+    """ganesha exporting ``directory`` (a plain folder), configured as a site's export is;
+    yields its URL and pid, and stops it on the way out."""
+    from meridian.cli.up_cmd import free_port
+    from meridian.gateways.ganesha import ganesha_command, ganesha_config
+    from meridian.site.exports import ExportConfig
+
+    export = ExportConfig("nfs", f"127.0.0.1:{free_port()}", root_squash=False)
+    conf = workdir / "ganesha.conf"
+    conf.write_text(ganesha_config(export, directory, workdir, "bench-plain"))
+    process = subprocess.Popen(ganesha_command(conf, workdir), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    url = export.url()
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with NfsClient(url, uid=0, gid=0):
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"ganesha on {directory} did not start "
+                                       f"(see {workdir / 'ganesha.log'})") from None
+                time.sleep(0.2)
+        yield url, process.pid
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def spread_text(values: list[float]) -> str:
+    return f"{statistics.median(values):.0f} ({min(values):.0f}–{max(values):.0f})"
+
+
+def paired_ratio(reads: dict[str, list[float]], name: str, base: str) -> float:
+    """The median over rounds of ``name``'s speed over ``base``'s in the same round."""
+    return round(statistics.median([v / b for v, b in zip(reads[name], reads[base])]), 2)
 
 
 def report(results: dict[str, Any], args: argparse.Namespace) -> None:
     figures = results["figures"]
     mount = figures["mount"]
-    ratios = {gw: {k: round(v / mount[k], 2) for k, v in figures[gw].items()}
-              for gw in ("nfs", "smb")}
-    results.update(ratios=ratios, args=vars(args),
+    ratios = {gw: {k: round(v / mount[k.replace("_one_READ", "")], 2)
+                   for k, v in figures[gw].items()} for gw in ("nfs", "smb")}
+    reads = results["seq_read"]["MBps"]
+    bases = {"mount": "mount", "nfs": "mount", "nfs_one_read": "mount", "nfs_sync": "mount",
+             "smb": "mount", "plain_local": "plain_local", "plain_nfs": "plain_local"}
+    paired = {name: paired_ratio(reads, name, base) for name, base in bases.items()}
+    paired["nfs_over_plain_nfs"] = paired_ratio(reads, "nfs", "plain_nfs")
+    results.update(ratios=ratios, seq_read_paired_ratios=paired, args=vars(args),
                    date=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "gateways.json").write_text(json.dumps(results, indent=2))
+    load = results["seq_read"]
+    labels = {"mount": "Meridian mount (one reader, kernel read-ahead)",
+              "nfs": f"Meridian NFS, {args.nfs_in_flight} READs of 1 MiB in flight",
+              "nfs_one_read": "Meridian NFS, one READ at a time (no read-ahead)",
+              "nfs_sync": "Meridian NFS, before: synchronous nfs_pread, copied in Python",
+              "smb": "Meridian SMB (smbclient get)",
+              "plain_local": "plain folder, local read",
+              "plain_nfs": f"plain folder over ganesha, {args.nfs_in_flight} READs in flight"}
     lines = ["# Gateways against the mount (bench/gateways.py)", "",
              f"{results['date']}; {args.size_mib} MiB sequential (NFS write: "
              f"{results['nfs_seq_write_mib']} MiB, libnfs writes 1 KiB per round trip), "
              f"{args.files} x {args.file_kib} KiB, {args.creates} creates/stats; "
              f"{results['machine'].get('nproc')} cores.", "",
-             "| workload | mount | NFS | NFS/mount | SMB | SMB/mount |", "|---|---|---|---|---|---|"]
+             f"Sequential reads of {args.size_mib} MiB: median (min–max) MB/s of {args.rounds} "
+             f"rounds, every reader once per round, order rotating, page cache dropped before "
+             f"each; load average {load['load_before'][0]:.1f} before, "
+             f"{load['load_after'][0]:.1f} after. Ratio: median over rounds of the read's "
+             f"speed over the local read's (the mount's, or the plain folder's) in the same "
+             f"round.", "",
+             "CPU: seconds per GiB read, medians; the client is this script's process (or "
+             "smbclient), the servers are the site and the gateway (for the plain folder: its "
+             "ganesha); the mount's and the plain folder's local reads spend theirs in the "
+             "reading process (kernel time) and the site.", "",
+             "| sequential read | MB/s | ratio | client CPU s/GiB | server CPU s/GiB |",
+             "|---|---|---|---|---|"]
+
+    def servers_text(name: str) -> str:
+        each = {server: statistics.median(values) for server, values in server_cpu[name].items()}
+        return (f"{sum(each.values()):.2f} (" + ", ".join(
+            f"{server} {value:.2f}" for server, value in each.items()) + ")") if each else ""
+
+    client_cpu = results["seq_read"]["client_cpu_s_per_GiB"]
+    server_cpu = results["seq_read"]["server_cpu_s_per_GiB"]
+    for name in READERS:
+        lines.append(f"| {labels[name]} | {spread_text(reads[name])} | {paired[name]} | "
+                     f"{statistics.median(client_cpu[name]):.2f} | {servers_text(name)} |")
+    lines += ["", f"Meridian's NFS over the plain folder's NFS, same rounds: "
+              f"{paired['nfs_over_plain_nfs']}.", "",
+              "All workloads (sequential reads: the medians above):", "",
+              "| workload | mount | NFS | NFS/mount | SMB | SMB/mount |",
+              "|---|---|---|---|---|---|"]
     for key in mount:
         lines.append(f"| {key} | {mount[key]:.0f} | {figures['nfs'][key]:.0f} | "
                      f"{ratios['nfs'][key]} | {figures['smb'][key]:.0f} | {ratios['smb'][key]} |")
+    lines.append(f"| seq_read_one_READ_MBps | | {figures['nfs']['seq_read_one_READ_MBps']:.0f} | "
+                 f"{ratios['nfs']['seq_read_one_READ_MBps']} | | |")
     text = "\n".join(lines) + "\n"
     (RESULTS / "gateways.md").write_text(text)
     print(text)

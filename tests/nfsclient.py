@@ -4,6 +4,12 @@ libnfs 4.0 fails to encode an NFSv4 WRITE much over 1 KiB ("Failed to encode COM
 so ``nfs-cp`` of a 4 KiB file fails against any NFSv4 server); writes go in ``WRITE_CHUNK``
 pieces. Reads of any size work. Every call raises ``NfsError`` with libnfs's message and the
 errno it returned.
+
+``stream`` reads as a kernel client does: several READs in flight at once (libnfs's async
+calls driven by ``poll`` on its socket), each as large as the server's maximum (the read
+size libnfs took from the server at mount, ``nfs_get_readmax``). A client keeping one READ
+in flight waits a round trip per READ and the server idles meanwhile; a kernel client's
+read-ahead keeps several outstanding.
 """
 
 from __future__ import annotations
@@ -11,11 +17,18 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import select
 import stat
+from collections.abc import Iterator
 from types import TracebackType
 
 WRITE_CHUNK = 1024
 READ_CHUNK = 1 << 20
+READS_IN_FLIGHT = 8
+
+# void (*nfs_cb)(int err, struct nfs_context *nfs, void *data, void *private_data)
+_NfsCallback = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p,
+                                ctypes.c_void_p)
 
 
 class NfsError(OSError):
@@ -68,6 +81,14 @@ def _load() -> ctypes.CDLL:
     lib.nfs_pread.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint64,
                               ctypes.c_uint64, ctypes.c_char_p]
     lib.nfs_close.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+    lib.nfs_pread_async.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint64,
+                                    ctypes.c_uint64, _NfsCallback, ctypes.c_void_p]
+    lib.nfs_fstat64.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(_Stat64)]
+    for fn in ("nfs_get_fd", "nfs_which_events"):
+        getattr(lib, fn).argtypes = [ctypes.c_void_p]
+    lib.nfs_service.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    lib.nfs_get_readmax.restype = ctypes.c_uint64
+    lib.nfs_get_readmax.argtypes = [ctypes.c_void_p]
     for fn in ("nfs_mkdir", "nfs_rmdir", "nfs_unlink"):
         getattr(lib, fn).argtypes = [ctypes.c_void_p, ctypes.c_char_p]
     lib.nfs_rename.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p]
@@ -92,6 +113,7 @@ class NfsClient:
         if _lib is None:
             _lib = _load()
         self.lib = _lib
+        self._callbacks: list[object] = []
         host_port, _, export = url.removeprefix("nfs://").partition("/")
         host, _, port = host_port.partition(":")
         full = (f"nfs://{host}/{export}?version=4&uid={uid}&gid={gid}"
@@ -190,6 +212,84 @@ class NfsClient:
         finally:
             self.lib.nfs_close(self.ctx, handle)
         return b"".join(chunks)
+
+    def read_size(self) -> int:
+        """The largest READ the server takes (its maximum, learnt by libnfs at mount)."""
+        return int(self.lib.nfs_get_readmax(self.ctx)) or READ_CHUNK
+
+    def stream(self, path: str, *, in_flight: int = READS_IN_FLIGHT,
+               chunk: int | None = None) -> Iterator[bytes]:
+        """The bytes of ``path`` in order, in pieces, read with up to ``in_flight`` READs of
+        ``chunk`` bytes (default: the server's maximum) outstanding at once. The size is the
+        file's at open; a short read is followed by a READ of the rest of its range."""
+        chunk = chunk or self.read_size()
+        handle = self.open(path)
+        try:
+            st = _Stat64()
+            self._check(self.lib.nfs_fstat64(self.ctx, handle, ctypes.byref(st)),
+                        f"fstat {path}")
+            yield from self._pipelined(handle, st.size, chunk, max(1, in_flight), path)
+        finally:
+            self.lib.nfs_close(self.ctx, handle)
+
+    def _pipelined(self, handle: ctypes.c_void_p, size: int, chunk: int, in_flight: int,
+                   path: str) -> Iterator[bytes]:
+        ranges = [(offset, min(chunk, size - offset)) for offset in range(0, size, chunk)]
+        ranges.reverse()  # popped from the end: in offset order
+        asked: dict[int, tuple[int, int]] = {}  # request id -> (offset, count)
+        done: dict[int, bytes] = {}  # offset -> bytes, until every byte before it is out
+        failures: list[str] = []
+        ids = iter(range(1, 1 << 62))
+
+        def finished(err: int, _nfs: int | None, data: int | None, private: int | None) -> None:
+            offset, count = asked.pop(private or 0)
+            if err < 0:
+                failures.append(ctypes.string_at(data).decode(errors="replace") if data
+                                else f"error {err}")
+                return
+            done[offset] = ctypes.string_at(data, err) if err and data else b""
+            if 0 < err < count:
+                ranges.append((offset + err, count - err))  # the rest, asked next
+
+        callback = _NfsCallback(finished)
+        self._callbacks.append(callback)  # alive as long as the context: libnfs may call it
+        position, end = 0, size
+        try:
+            while position < end:
+                while ranges and len(asked) < in_flight:
+                    offset, count = ranges.pop()
+                    request = next(ids)
+                    asked[request] = (offset, count)
+                    if self.lib.nfs_pread_async(self.ctx, handle, offset, count, callback,
+                                                request) < 0:
+                        asked.pop(request)
+                        self._fail(-5, f"read {path}")
+                if failures:
+                    raise NfsError(5, f"read {path}: {failures[0]}")
+                while position in done:
+                    piece = done.pop(position)
+                    if not piece:  # the file ended early (truncated since it was opened)
+                        end = position
+                        break
+                    position += len(piece)
+                    yield piece
+                if position < end:
+                    if not asked:
+                        raise NfsError(5, f"read {path}: stopped at {position} of {end} bytes")
+                    self._service(f"read {path}")
+        finally:
+            while asked and not failures:  # READs still out, when the reader stops early
+                self._service(f"read {path}")
+
+    def _service(self, what: str) -> None:
+        """Wait for libnfs's socket and let it process what came (callbacks run here)."""
+        fd = self.lib.nfs_get_fd(self.ctx)
+        poller = select.poll()
+        poller.register(fd, self.lib.nfs_which_events(self.ctx))
+        events = poller.poll(30_000)
+        if not events:
+            raise NfsError(110, f"{what}: no answer in 30 s")
+        self._check(self.lib.nfs_service(self.ctx, events[0][1]), what)
 
     def mkdir(self, path: str) -> None:
         self._check(self.lib.nfs_mkdir(self.ctx, path.encode()), f"mkdir {path}")

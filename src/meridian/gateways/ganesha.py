@@ -16,6 +16,8 @@ which the kernel hands out anew at every mount: handles would go stale at every 
 same after a restart; this ganesha exports one file system only, so it is unambiguous.
 Attributes are not cached by ganesha (``Attr_Expiration_Time = 0``):
 a change another site makes shows through the mount at once, and must through NFS too.
+It has a price: ganesha then opens the file at the mount to refresh its attributes, twice
+for every READ, three requests each (docs/gateways.md, "Figures").
 """
 
 from __future__ import annotations
