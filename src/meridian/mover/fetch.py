@@ -2,7 +2,8 @@
 
 ``ensure_local`` brings the blocks that cover a byte range into a partial instance on the
 local volume (ranged block GETs, so the first bytes of a large file arrive before the rest),
-with one fetch in flight per block however many readers want it. Every fetched block is
+with one fetch in flight per block however many readers want it; a content of one block is
+installed complete at once, with one fsync (``LocalVolume.add_fetched``). Every fetched block is
 checked against its own hash (``mover.verify``) before it is written to the volume, so no read
 and no peer ever gets a byte that was not checked; a block that fails comes from the next
 source (the bucket, then each peer), and when every source fails the read gets EIO and the log
@@ -134,13 +135,15 @@ class Fetcher:
             future.add_done_callback(lambda f: self._block_done(key, f))
         return asyncio.shield(future)
 
-    async def _write_waiting_for_space(self, hash: str, start: int, data: bytes) -> None:
-        """Store fetched bytes; when the volume is full of content still on its way to the
-        bucket, wait (up to ``space_wait``) for uploads to make some of it evictable."""
+    async def _store_waiting_for_space(self, store: Callable[..., object],
+                                       *args: object) -> None:
+        """Store fetched bytes with ``store(*args)`` on a transfer thread; when the volume is
+        full of content still on its way to the bucket, wait (up to ``space_wait``) for
+        uploads to make some of it evictable."""
         deadline = time.monotonic() + self.space_wait
         while True:
             try:
-                await self._run(self.volume.write_partial, hash, start, data)
+                await self._run(store, *args)
                 return
             except NoSpace:
                 left = deadline - time.monotonic()
@@ -248,8 +251,12 @@ class Fetcher:
         finally:
             if not isinstance(expected, str):
                 expected.cancel()  # no-op once done; the shared resolution is shielded
-        self.volume.begin_partial(hash, size)
-        await self._write_waiting_for_space(hash, start, data)
+        whole = length == size
+        if whole:  # the content in one piece: complete at once, one fsync (add_fetched)
+            await self._store_waiting_for_space(self.volume.add_fetched, hash, data)
+        else:  # its fsyncs on a transfer thread: the loop serves the mount meanwhile
+            await self._run(self.volume.begin_partial, hash, size)
+            await self._store_waiting_for_space(self.volume.write_partial, hash, start, data)
         if from_bucket:
             seen = self._from_bucket.setdefault(hash, set())
             if not seen and self._on_maybe_in_bucket is not None and size > block:
@@ -257,7 +264,9 @@ class Fetcher:
             seen.add(index)
         self.fetches_done += 1
         self.bytes_fetched += length
-        if hash not in self._finishing and not self.volume.missing(hash, 0, size):
+        if whole:
+            self._fetched(hash, size)
+        elif hash not in self._finishing and not self.volume.missing(hash, 0, size):
             self._finishing.add(hash)
             try:
                 await self._run(self.volume.finish_partial, hash)
