@@ -2,8 +2,9 @@
 
 Content is immutable and named by its BLAKE3 hash. The mount writes new bytes into staging
 files and commits them on close; the mover fetches missing content into partial instances (a
-content fetched in one piece goes straight in: ``add_fetched``); the volume keeps itself within its capacity by evicting least-recently-used instances that
-are evictable (docs/design.md, rules 2, 6 and 7). See :mod:`meridian.content.layout` for the
+content fetched in one piece goes straight in: ``add_fetched``); the volume keeps itself
+within its capacity by evicting least-recently-used instances that are evictable
+(docs/design.md, rules 2, 6 and 7). See :mod:`meridian.content.layout` for the
 folders.
 
 Thread-safety: one lock guards the in-memory index; hashing, copying, pwrite and fsync run
