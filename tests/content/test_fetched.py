@@ -60,3 +60,9 @@ def test_a_content_that_does_not_fit_is_refused_and_nothing_written(root: Path) 
         volume.add_fetched(hash_bytes(data), data)
     assert files_under(root) == []
     assert volume.usage().used == 0
+
+
+def test_a_new_volume_has_every_shard_folder(root: Path, volume: LocalVolume) -> None:
+    shards = sorted(p.name for p in (root / "content").iterdir())
+    assert shards == [f"{n:02x}" for n in range(256)]
+    assert all(stat.S_IMODE((root / "content" / s).stat().st_mode) == 0o700 for s in shards)
