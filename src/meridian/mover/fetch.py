@@ -39,7 +39,6 @@ Accept = Callable[[str, bytes], Awaitable[bool]]
 PeerFetch = Callable[[str, int, int, Accept], Awaitable[bytes | None]]
 # (seconds) -> whether an upload finished meanwhile (room may have become evictable)
 UploadWait = Callable[[float], Awaitable[bool]]
-PEERS_FIRST_WAIT = 5.0  # seconds a peers-first round may take before the bucket is asked
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:
@@ -58,8 +57,7 @@ class Fetcher:
                  wait_for_upload: UploadWait,
                  on_in_bucket: Callable[[str], None] | None = None,
                  from_peers: PeerFetch | None = None,
-                 on_maybe_in_bucket: Callable[[str], None] | None = None,
-                 peers_first: Callable[[str], bool] | None = None) -> None:
+                 on_maybe_in_bucket: Callable[[str], None] | None = None) -> None:
         self.volume = volume
         self.bucket = bucket
         self.block_hashes = block_hashes
@@ -73,9 +71,6 @@ class Fetcher:
         self._on_in_bucket = on_in_bucket
         self._on_maybe_in_bucket = on_maybe_in_bucket
         self.from_peers = from_peers
-        # whether a content's blocks are asked of the peers before the bucket: the site says
-        # so for a peer's new content whose upload it has not heard finish
-        self.peers_first = peers_first
         self._fetch_slots = FetchSlots(fetch_workers)  # a reader's blocks before read-ahead
         self._finishing: set[str] = set()
         self._block_fetches: dict[tuple[str, int], asyncio.Future[None]] = {}
@@ -161,29 +156,22 @@ class Fetcher:
             future.exception()  # retrieved here; readers get it through their shield
 
     async def _get_block(self, hash: str, index: int, start: int, length: int,
-                         expected: str | asyncio.Future[tuple[str, ...]],
-                         peers_first: bool = False) -> tuple[bytes, bool]:
+                         expected: str | asyncio.Future[tuple[str, ...]]) -> tuple[bytes, bool]:
         """One block's bytes, checked against its hash ``expected`` (or the content's block
         hashes, still being learnt: the first GET goes out meanwhile), and whether they came
         from the bucket. Sources in turn: the bucket, then each peer (the content's origin
-        first); with ``peers_first`` (the writing site's upload is likely not done) the first
-        round asks the peers alone, and the bucket right after if none has it. A source whose
-        bytes fail the check is logged (content, block, source) and the next one asked; when
-        no source has the block (the upload at the writing site is not done), all are asked
-        again until ``read_timeout``. When sources served the block
+        first). A source whose bytes fail the check is logged (content, block, source) and
+        the next one asked; when no source has the block (the upload at the writing site is
+        not done), all are asked again until ``read_timeout``. When sources served the block
         but none correctly, one more round is tried (a fault on the wire does not repeat),
         then ContentUnavailable: the reader gets EIO, never wrong bytes."""
         deadline = time.monotonic() + self.read_timeout
         attempt = rounds_with_bad = 0
         where = f"content {hash[:12]} block {index}"
-        skip_bucket = peers_first and self.from_peers is not None
         while True:
             bad: list[str] = []
             missing: Exception | None = None
-            skipped, skip_bucket = skip_bucket, False
             try:
-                if skipped:  # handled as the bucket not having it, without asking
-                    raise ObjectNotFound(f"{where}: not known to be in the bucket yet")
                 data, actual = await self._run(self._hashed_bucket_block, hash, index)
                 if not isinstance(expected, str):  # the GET overlapped learning the hashes
                     expected = (await expected)[index]
@@ -216,12 +204,7 @@ class Fetcher:
                         bad.append(f"peer {peer}")
                     return trouble is None
 
-                asking = self.from_peers(hash, start, length, accept)
-                try:  # a writer gone silent holds a peers-first read back a little at most
-                    offered = await (asyncio.wait_for(asking, PEERS_FIRST_WAIT) if skipped
-                                     else asking)
-                except TimeoutError:
-                    offered = None
+                offered = await self.from_peers(hash, start, length, accept)
                 if offered is not None:
                     self.peer_fetches += 1
                     return offered, False
@@ -237,8 +220,7 @@ class Fetcher:
             elif time.monotonic() > deadline:
                 raise ContentUnavailable(f"{where} is neither in the bucket nor at a reachable "
                                          f"peer: {missing}")
-            if not skipped:  # after a round without the bucket, the bucket at once
-                await asyncio.sleep(0.25)
+            await asyncio.sleep(0.25)
 
     def _hashed_bucket_block(self, hash: str, index: int) -> tuple[bytes, str]:
         """A block from the bucket and its hash, in one go on a transfer thread."""
@@ -265,9 +247,7 @@ class Fetcher:
             expected.add_done_callback(_retrieve)
         try:
             async with self._fetch_slots.slot((hash, index)):
-                data, from_bucket = await self._get_block(
-                    hash, index, start, length, expected,
-                    peers_first=self.peers_first is not None and self.peers_first(hash))
+                data, from_bucket = await self._get_block(hash, index, start, length, expected)
         finally:
             if not isinstance(expected, str):
                 expected.cancel()  # no-op once done; the shared resolution is shielded

@@ -61,7 +61,6 @@ class Mover:
                  from_peers: PeerFetch | None = None,
                  hashes_from_peers: PeerHashes | None = None,
                  on_maybe_in_bucket: Callable[[str], None] | None = None,
-                 peers_first: Callable[[str], bool] | None = None,
                  may_upload: Callable[[str], bool] | None = None,
                  upload_held_until: Callable[[str], float | None] | None = None) -> None:
         self.meta = meta
@@ -95,8 +94,7 @@ class Mover:
                                retry_base=retry_base, retry_max=retry_max,
                                readahead_blocks=readahead_blocks, space_wait=space_wait,
                                wait_for_upload=self.wait_for_upload, on_in_bucket=on_in_bucket,
-                               from_peers=from_peers, on_maybe_in_bucket=on_maybe_in_bucket,
-                               peers_first=peers_first)
+                               from_peers=from_peers, on_maybe_in_bucket=on_maybe_in_bucket)
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         self.uploads_done = self.uploads_failed = self.bytes_uploaded = 0
@@ -150,7 +148,6 @@ class Mover:
                           len(self._in_flight), self.meta.upload_count())
 
     # -- fetches (the fetch half's) ---------------------------------------------------------
-
     async def ensure_local(self, hash: str, size: int, start: int, end: int,
                            timeout: float | None = None) -> None:
         """See :meth:`Fetcher.ensure_local`."""

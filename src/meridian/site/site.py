@@ -79,7 +79,6 @@ class Site:
                            from_peers=self._from_peers if config.peers else None,
                            hashes_from_peers=self._hashes_from_peers if config.peers else None,
                            on_maybe_in_bucket=self._fetched_maybe_in_bucket,
-                           peers_first=self._ask_writer_first,
                            may_upload=self._may_upload,
                            upload_held_until=self.upload_holds.held_until)
         from meridian.objectives.orchestrator import Orchestrator
@@ -193,14 +192,6 @@ class Site:
             self._origins.pop(hash, None)
         for hash in result.retired:
             self._retired(hash)
-
-    def _ask_writer_first(self, hash: str) -> bool:
-        """A peer's new content whose upload this site has not heard finish, while the link to
-        that peer is up: its blocks are asked of it before the bucket, which most likely does
-        not have them yet (one round trip less). A writer out of reach is not waited for."""
-        origin = self._origins.get(hash)
-        link = self.replication.links.get(origin) if origin is not None else None
-        return link is not None and link.state.connected
 
     def _fetched_maybe_in_bucket(self, hash: str) -> None:
         """A fetch took blocks from the bucket, or finished with blocks from peers. A reader
