@@ -44,12 +44,6 @@ class Syncs:
         return call
 
 
-def shard_folder(volume: LocalVolume, h: str) -> None:
-    """Make the content's shard folder, as an earlier content did: the first content of a
-    shard also fsyncs ``content/`` once, for the new folder."""
-    (volume.root / "content" / h[:2]).mkdir(mode=0o700)
-
-
 def far(tmp_path: Path, bucket: ContentBucket, peers: Peers | None = None
         ) -> tuple[Mover, LocalVolume, list[str], list[str]]:
     volume = LocalVolume(tmp_path / "far")
@@ -68,7 +62,6 @@ def test_a_one_block_content_is_installed_complete_with_one_fsync(
         data = os.urandom(64 * 1024)
         h = await upload(tmp_path, bucket, data)
         mover, volume, seen, maybe = far(tmp_path, bucket)
-        shard_folder(volume, h)
         syncs = Syncs(monkeypatch)
         await mover.ensure_local(h, len(data), 0, 4096)
         # the partial path took six: data file, .ranges, block, .ranges, sealed file, folder
@@ -89,7 +82,6 @@ def test_a_one_block_content_from_a_peer_is_installed_and_checked_in_the_bucket(
         wrong = bytes([data[0] ^ 1]) + data[1:]
         peers = Peers({"liar": wrong, "east": data})  # not in the bucket: its upload is not done
         mover, volume, seen, maybe = far(tmp_path, bucket, peers)
-        shard_folder(volume, h)
         syncs = Syncs(monkeypatch)
         await mover.ensure_local(h, len(data), 0, len(data))
         assert syncs.count == 1 and mover.rejected_blocks == 1 and mover.peer_fetches == 1
