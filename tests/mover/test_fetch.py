@@ -1,10 +1,12 @@
-"""The fetch half: a content of one block goes onto the volume complete, with one fsync."""
+"""The fetch half: a content of one block goes onto the volume complete, with one fsync, and
+its checked bytes reach a reader before that fsync."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -87,6 +89,38 @@ def test_a_one_block_content_from_a_peer_is_installed_and_checked_in_the_bucket(
         assert syncs.count == 1 and mover.rejected_blocks == 1 and mover.peer_fetches == 1
         assert volume.has(h) and volume.read(h, 0, len(data)) == data
         assert seen == [] and maybe == [h]  # the site checks the bucket before it may go
+        await mover.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_reader_gets_checked_bytes_before_the_volume_has_them(
+        tmp_path: Path, bucket: ContentBucket) -> None:
+    async def scenario() -> None:
+        data = os.urandom(100_000)
+        wrong = bytes([data[0] ^ 1]) + data[1:]
+        h = hash_bytes(data)
+        peers = Peers({"liar": wrong, "east": data})  # not in the bucket yet
+        mover, volume, _, _ = far(tmp_path, bucket, peers)
+        installing = threading.Event()
+        real = volume.add_fetched
+
+        def slow_disk(content_hash: str, got: bytes) -> bool:
+            installing.wait(10)  # an fsync stalled behind other writes
+            return real(content_hash, got)
+
+        volume.add_fetched = slow_disk  # type: ignore[method-assign]
+        started = time.monotonic()
+        readers = await asyncio.gather(mover.read_checked(h, len(data), 10, 5000),
+                                       mover.read_checked(h, len(data), 0, len(data)))
+        assert time.monotonic() - started < 5 and not volume.has(h)
+        assert readers == [data[10:5000], data]  # the liar's bytes never reach a reader
+        installing.set()
+        await mover.ensure_local(h, len(data), 0, len(data))
+        assert volume.has(h) and volume.read(h, 0, len(data)) == data
+        assert await mover.read_checked(h, len(data), 0, 10) is None  # local: read it there
+        assert await mover.read_checked("a" * 64, 3 * BLOCK, 0, 10) is None  # not one block
+        assert mover.fetcher._checked == {}
         await mover.stop()
 
     asyncio.run(scenario())

@@ -75,6 +75,8 @@ class Fetcher:
         self._finishing: set[str] = set()
         self._block_fetches: dict[tuple[str, int], asyncio.Future[None]] = {}
         self._from_bucket: dict[str, set[int]] = {}  # blocks of a fetch that came from the bucket
+        # one-block contents readers wait for in read_checked: their checked bytes, once here
+        self._checked: dict[str, asyncio.Future[bytes]] = {}
         self.fetches_done = self.bytes_fetched = self.peer_fetches = self.rejected_blocks = 0
 
     async def ensure_local(self, hash: str, size: int, start: int, end: int,
@@ -101,6 +103,35 @@ class Fetcher:
             log.error("read of %s [%d, %d) timed out after %.0fs waiting for the bucket",
                       hash[:12], start, end, timeout or self.read_timeout)
             raise ContentUnavailable(f"content {hash[:12]} not fetched in time") from None
+
+    async def read_checked(self, hash: str, size: int, start: int, end: int) -> bytes | None:
+        """For a reader of a content of one block that is not local: bytes [start, end) as
+        soon as the fetched block is checked against the content's hash, without waiting for
+        the volume's fsync of it (which goes on; a disk busy with others' writes can stall
+        it for a quarter of a second). None for other content, or when the content turned
+        out to be local meanwhile: read it from the volume. Raises as ``ensure_local``."""
+        if size > self.bucket.block_size or self.volume.has(hash):
+            return None
+        end = min(end, size)
+        if start >= end:
+            return b""
+        checked = self._checked.get(hash)
+        if checked is None:
+            checked = self._checked[hash] = asyncio.get_running_loop().create_future()
+        fetch = asyncio.ensure_future(self.ensure_local(hash, size, 0, size))
+
+        def forget(_: object) -> None:  # the fetch is over: nobody will set it any more
+            if self._checked.get(hash) is checked:
+                del self._checked[hash]
+
+        fetch.add_done_callback(forget)
+        waiting: set[asyncio.Future[Any]] = {checked, fetch}
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        if checked.done() and not checked.cancelled():
+            fetch.add_done_callback(_retrieve)  # installing it goes on; failures are logged
+            return checked.result()[start:end]
+        await fetch  # raises what the fetch raised; else the content is on the volume
+        return None
 
     async def _demanded(self, hash: str, size: int, index: int) -> None:
         """A block a reader waits for: urgent, so it is fetched before read-ahead."""
@@ -253,6 +284,9 @@ class Fetcher:
                 expected.cancel()  # no-op once done; the shared resolution is shielded
         whole = length == size
         if whole:  # the content in one piece: complete at once, one fsync (add_fetched)
+            checked = self._checked.pop(hash, None)
+            if checked is not None and not checked.done():
+                checked.set_result(data)  # readers waiting in read_checked have it now
             await self._store_waiting_for_space(self.volume.add_fetched, hash, data)
         else:  # its fsyncs on a transfer thread: the loop serves the mount meanwhile
             await self._run(self.volume.begin_partial, hash, size)

@@ -153,6 +153,10 @@ class Mover:
         """See :meth:`Fetcher.ensure_local`."""
         await self.fetcher.ensure_local(hash, size, start, end, timeout)
 
+    async def read_checked(self, hash: str, size: int, start: int, end: int) -> bytes | None:
+        """See :meth:`Fetcher.read_checked`."""
+        return await self.fetcher.read_checked(hash, size, start, end)
+
     async def prefetch(self, hash: str, size: int) -> None:
         """See :meth:`Fetcher.prefetch`."""
         await self.fetcher.prefetch(hash, size)
