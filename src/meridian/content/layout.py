@@ -33,6 +33,7 @@ from meridian.errors import BadPath
 
 DATA_SUFFIX = ".data"
 RANGES_SUFFIX = ".ranges"
+SHARDS = tuple(f"{n:02x}" for n in range(256))  # content/<first two hex digits of the hash>/
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,9 @@ class VolumeLayout:
 
     def create_dirs(self) -> None:
         """Create the root and its three folders durably, private to the owner (a folder
-        that is open to others is closed). Idempotent."""
+        that is open to others is closed), and the 256 shard folders of ``content/`` (made
+        here once, so that the first content of a shard, committed or fetched, does not pay
+        an fsync of ``content/`` for its folder). Idempotent."""
         self.root.mkdir(PRIVATE_DIR_MODE, parents=True, exist_ok=True)
         created = False
         for folder in (self.root, self.staging_dir, self.content_dir, self.partial_dir):
@@ -78,6 +81,14 @@ class VolumeLayout:
                 folder.chmod(PRIVATE_DIR_MODE)
         if created:
             fsync_dir(self.root)
+        shards = False
+        for shard in SHARDS:
+            folder = self.content_dir / shard
+            if not folder.is_dir():
+                folder.mkdir(PRIVATE_DIR_MODE)
+                shards = True
+        if shards:
+            fsync_dir(self.content_dir)
 
 
 def encode_partial_record(size: int, ranges: RangeSet) -> bytes:

@@ -1,9 +1,10 @@
 """One site's local volume: where file content lives on local disk.
 
 Content is immutable and named by its BLAKE3 hash. The mount writes new bytes into staging
-files and commits them on close; the mover fetches missing content into partial instances;
-the volume keeps itself within its capacity by evicting least-recently-used instances that
-are evictable (docs/design.md, rules 2, 6 and 7). See :mod:`meridian.content.layout` for the
+files and commits them on close; the mover fetches missing content into partial instances (a
+content fetched in one piece goes straight in: ``add_fetched``); the volume keeps itself
+within its capacity by evicting least-recently-used instances that are evictable
+(docs/design.md, rules 2, 6 and 7). See :mod:`meridian.content.layout` for the
 folders.
 
 Thread-safety: one lock guards the in-memory index; hashing, copying, pwrite and fsync run
@@ -22,14 +23,18 @@ from pathlib import Path
 
 from meridian.content.capacity import CapacityGuard
 from meridian.content.durable import (
+    CONTENT_FILE_MODE,
+    PRIVATE_FILE_MODE,
     fsync_dir,
     make_dir_durably,
     pread_exact,
+    pwrite_all,
     ready_to_rename,
+    temp_path_beside,
     unlink_if_present,
     volume_error,
 )
-from meridian.content.hashing import CHUNK_SIZE, check_hash, hash_file
+from meridian.content.hashing import CHUNK_SIZE, check_hash, hash_bytes, hash_file
 from meridian.content.index import IndexEntry, InstanceIndex
 from meridian.content.layout import VolumeLayout, recover
 from meridian.content.partial import PartialInstances
@@ -169,6 +174,49 @@ class LocalVolume:
         except OSError as exc:
             raise volume_error(exc, f"adopting {src} as {content_hash}") from exc
         return CommittedContent(content_hash, size)
+
+    def add_fetched(self, content_hash: str, data: bytes | bytearray | memoryview) -> bool:
+        """Install ``data``, a whole content fetched from the bucket or a peer, as the
+        complete instance of ``content_hash``, if it hashes to that (ContentError otherwise,
+        nothing written): temp file, fsync, rename into ``content/``, replacing any partial
+        instance. One fsync, where a partial instance costs six: the folder is not fsync'd,
+        since a fetched instance is a copy. After a power loss it may be missing (fetched
+        again), never torn: its bytes are durable before its name exists. Returns False if
+        the content was already complete here. NoSpace (nothing written) if it does not fit.
+        Blocking I/O: call it from a worker thread."""
+        check_hash(content_hash)
+        actual = hash_bytes(data)
+        if actual != content_hash:
+            raise ContentError(f"fetched bytes of {content_hash} hash to {actual}: not kept")
+        if self.has(content_hash):
+            return False
+        dest = self._layout.content_path(content_hash)
+        size = len(data)
+        self._guard.hold_room(size)
+        temp: Path | None = None
+        try:
+            make_dir_durably(dest.parent)
+            temp = temp_path_beside(dest)
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+            try:
+                pwrite_all(fd, data, 0)
+                os.fsync(fd)
+                os.fchmod(fd, CONTENT_FILE_MODE)
+            finally:
+                os.close(fd)
+            with self._lock:
+                installed, stale = self._install_locked(content_hash, size, temp)
+                self._index.reserved_bytes -= size
+        except BaseException as exc:
+            self._guard.release(size)
+            if temp is not None:
+                unlink_if_present(temp)
+            if isinstance(exc, OSError):
+                raise volume_error(exc, f"installing fetched {content_hash}") from exc
+            raise
+        if stale is not None:
+            self._partials.delete_files(stale)
+        return installed
 
     # -- reading --------------------------------------------------------------------------
 

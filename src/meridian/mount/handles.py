@@ -144,6 +144,11 @@ class FileHandles:
             if inode.content is None or off >= inode.size:
                 return b""
             size = min(size, inode.size - off)
+            if not self.volume.has(inode.content):  # checked bytes before their fsync
+                early = await self.site.mover.read_checked(inode.content, inode.size, off,
+                                                           off + size)
+                if early is not None:
+                    return early
             await self.ensure_local(inode, off, size)
             return self.volume.read(inode.content, off, size)
 
