@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from seqio import default_root, machine_info
-from visibility import MERIDIAN, Up
+from harness.site import MERIDIAN, Up
 
 PER_DIR = 100
 

@@ -83,3 +83,17 @@ def test_readme_without_markers_is_refused_and_left_alone(results: Path, tmp_pat
     readme.write_text("no markers here\n")
     assert summary.main(["--results", str(results), "--readme", str(readme)]) == 1
     assert readme.read_text() == "no markers here\n"
+
+
+def test_every_bench_script_imports() -> None:
+    """make bench runs these one after another: a script that no longer imports (a helper
+    moved into bench/harness/, say) would stop the run half-way and leave old results."""
+    import subprocess
+
+    bench = SCRIPT.parent
+    scripts = sorted(p.stem for p in bench.glob("*.py"))
+    assert "compare_all" in scripts and "undo" in scripts
+    code = "import importlib, sys\nfor name in sys.argv[1:]:\n    importlib.import_module(name)\n"
+    done = subprocess.run([sys.executable, "-c", code, *scripts], cwd=bench,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
