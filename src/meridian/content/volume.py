@@ -160,7 +160,7 @@ class LocalVolume:
                 return CommittedContent(content_hash, size)
             self._guard.hold_room(size)
             try:
-                make_dir_durably(dest.parent)
+                self._ensure_shard(dest)
                 movable = ready_to_rename(src, dest)
                 with self._lock:
                     installed, stale = self._install_locked(content_hash, size, movable)
@@ -195,7 +195,7 @@ class LocalVolume:
         self._guard.hold_room(size)
         temp: Path | None = None
         try:
-            make_dir_durably(dest.parent)
+            self._ensure_shard(dest)
             temp = temp_path_beside(dest)
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
             try:
@@ -460,13 +460,17 @@ class LocalVolume:
             return self._layout.content_path(content_hash), end
         return self._layout.partial_data_path(content_hash), end
 
+    def _ensure_shard(self, dest: Path) -> None:
+        """The shard folder of ``dest``, durably: made by the layout at open, looked at once
+        per shard and run here (nothing removes one), not on every install."""
+        if dest.parent.name not in self._made_shards:
+            make_dir_durably(dest.parent)
+            self._made_shards.add(dest.parent.name)
+
     def _install_staged(self, content_hash: str, size: int, path: Path) -> CommittedContent:
         dest = self._layout.content_path(content_hash)
         try:
-            shard = content_hash[:2]
-            if shard not in self._made_shards:  # nothing removes one: made once per run
-                make_dir_durably(dest.parent)
-                self._made_shards.add(shard)
+            self._ensure_shard(dest)
             with self._lock:
                 installed, stale = self._install_locked(content_hash, size, path)
                 self._index.staging_bytes -= size
