@@ -108,12 +108,6 @@ class Row:
         return "" if verdict is None else ("met" if verdict else "not met")
 
 
-def ratio(a: Spread | None, b: Spread | None, *, higher_is_better: bool = True) -> float | None:
-    if a is None or b is None or not b.median or not a.median:
-        return None
-    return a.median / b.median if higher_is_better else b.median / a.median
-
-
 def rival(label: str, s: Spread | None) -> str:
     return f"{label} {show(s)}" if s is not None else f"{label}: not run"
 
