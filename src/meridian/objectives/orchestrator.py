@@ -40,6 +40,7 @@ from meridian.mover import Mover
 from meridian.objectives.language import DEFAULT_GROUPS, FileFacts, Objective, Placement, parse, resolve
 
 log = logging.getLogger(__name__)
+WAITING_FOR_SPACE = "waiting for space"  # the reason a placement fetch gives on a full volume
 
 PINNING = {"place-on-local-volumes", "keep-online", "do-not-move", "confine-to-local-volumes"}
 _FILE_OPS = (CreateOp, ContentOp, RenameOp, LinkOp, SetattrOp)
@@ -256,7 +257,8 @@ class Orchestrator:
         if hash:
             local = self.volume.has(hash)
             if "place-on-local-volumes" in wanted and not local:
-                alignment = Alignment("unaligned", alignment.slos, rules, "fetching")
+                alignment = Alignment("unaligned", alignment.slos, rules,
+                                      self._fetch_reason(file_id))
                 self._fetch(file_id, hash, inode.size)
             elif (("exclude-from-local-volumes" in wanted
                    or ("confine-to-shared-object-volumes" in wanted and self._in_bucket(hash)))
@@ -303,14 +305,15 @@ class Orchestrator:
             try:
                 await self.mover.ensure_local(hash, size, 0, size)
             except NoSpace as exc:
-                self._unaligned(file_id, f"waiting for space: {exc}")
+                self._unaligned(file_id, f"{WAITING_FOR_SPACE}: {exc}")
                 log.warning("objectives: %s waits for space on volume %s", hash[:12],
                             self.volume.name)
             except MeridianError as exc:
                 self._unaligned(file_id, f"source unreachable: {exc}")
             else:
                 current = self.alignment.get(file_id)
-                if current is not None and current.reason == "fetching":
+                if current is not None and (current.reason == "fetching"
+                                            or current.reason.startswith(WAITING_FOR_SPACE)):
                     current.state, current.reason = "aligned", ""
                     if self.on_aligned is not None:
                         self.on_aligned(file_id, current)
@@ -318,6 +321,15 @@ class Orchestrator:
                 self._fetches.pop(file_id, None)
 
         self._fetches[file_id] = asyncio.create_task(fetch(), name=f"place-{hash[:12]}")
+
+    def _fetch_reason(self, file_id: str) -> str:
+        """The reason shown while a placement fetch runs: "fetching", except that a file
+        already waiting for space keeps saying so while its fetch is tried again, so status
+        does not flicker between the two on every retry."""
+        previous = self.alignment.get(file_id)
+        if previous is not None and previous.reason.startswith(WAITING_FOR_SPACE):
+            return previous.reason
+        return "fetching"
 
     def _unaligned(self, file_id: str, reason: str) -> None:
         current = self.alignment.get(file_id)
@@ -338,5 +350,5 @@ class Orchestrator:
         for alignment in self.alignment.values():
             totals[alignment.state] += 1
         totals["waiting_for_space"] = sum(1 for a in self.alignment.values()
-                                          if a.reason.startswith("waiting for space"))
+                                          if a.reason.startswith(WAITING_FOR_SPACE))
         return totals
