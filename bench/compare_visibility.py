@@ -1,7 +1,7 @@
 """Cross-site visibility side by side: Meridian, rclone mount, s3fs (one moto S3 server).
 
 For each of N files: 64 KiB written at the near site and closed, then the far site is polled
-(a stat every 5 ms, the same for everyone) until the name is visible, then until the bytes
+(a stat every 1 ms, the same for everyone) until the name is visible, then until the bytes
 read back identical; each wait is bounded (--bound, 30 s), and a file not seen in time counts
 as "> bound" (its percentiles too). Far sites: Meridian = west of ``meridian up --sites
 east,west``; rclone and s3fs = a second mount of the same bucket. rclone runs twice: with its

@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import os
+import stat
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -19,8 +20,9 @@ import pytest
 
 from meridian.content import LocalVolume
 from meridian.errors import BucketUnreachable, ContentUnavailable
+from meridian.meta.interface import ROOT_INO
 from meridian.meta.memory import MemoryMetaStore
-from meridian.mover import Mover
+from meridian.mover import Mover, fetch
 from meridian.objects import MemoryObjectStore
 from meridian.objects.layout import FORMAT_KEY, ContentBucket
 from tests.mover.test_mover import commit_file
@@ -74,6 +76,14 @@ def far_mover(tmp_path: Path, bucket: ContentBucket, peers: Peers | None = None,
         options.update(from_peers=peers.fetch, hashes_from_peers=peers.block_hashes)
     mover = Mover(MemoryMetaStore("far"), volume, bucket, **options)  # type: ignore[arg-type]
     return mover, volume
+
+
+def learnt_in_bucket(mover: Mover, h: str, size: int) -> None:
+    """What a far site holds once the writer's instance entry has arrived: a file naming the
+    content, recorded as in the bucket (so the bucket is the first source asked)."""
+    inode = mover.meta.create(ROOT_INO, f"learnt-{h[:8]}", stat.S_IFREG | 0o644, 0, 0)
+    mover.meta.set_content(inode.ino, h, size)
+    mover.meta.mark_in_bucket(h)
 
 
 async def upload(tmp_path: Path, bucket: ContentBucket, data: bytes) -> str:
@@ -144,12 +154,75 @@ def test_a_block_the_bucket_serves_wrong_comes_from_a_peer(tmp_path: Path,
         wrong[BLOCK + 5] ^= 0x10
         peers = Peers({"liar": bytes(wrong), "empty": None, "good": data})
         mover, volume = far_mover(tmp_path, bucket, peers)
+        learnt_in_bucket(mover, h, len(data))
         await mover.ensure_local(h, len(data), 0, len(data))
         assert volume.has(h) and volume.read(h, 0, len(data)) == data
         assert peers.asked == ["liar", "empty", "good"] and mover.rejected_blocks == 2
         await mover.stop()
 
     asyncio.run(scenario())
+
+
+def test_content_not_known_in_the_bucket_is_asked_of_peers_first(
+        tmp_path: Path, bucket: ContentBucket) -> None:
+    """A far site that has not learnt of the upload (the usual case for a file just written
+    elsewhere) asks the writer first, and so spares the bucket a GET; once it has learnt,
+    the bucket comes first again."""
+    data = os.urandom(2 * BLOCK)
+
+    async def scenario() -> None:
+        h = await upload(tmp_path, bucket, data)
+        gets = 0
+        get_block = bucket.get_block
+
+        def counting_get_block(hash: str, index: int) -> bytes:
+            nonlocal gets
+            gets += 1
+            return get_block(hash, index)
+
+        bucket.get_block = counting_get_block  # type: ignore[method-assign]
+        peers = Peers({"writer": data}, hashes=blocks_of(data))
+        mover, volume = far_mover(tmp_path / "a", bucket, peers)
+        await mover.ensure_local(h, len(data), 0, len(data))
+        assert volume.read(h, 0, len(data)) == data
+        assert gets == 0 and peers.asked == ["writer", "writer"]
+        await mover.stop()
+
+        peers = Peers({"writer": data}, hashes=blocks_of(data))
+        mover, volume = far_mover(tmp_path / "b", bucket, peers)
+        learnt_in_bucket(mover, h, len(data))
+        await mover.ensure_local(h, len(data), 0, len(data))
+        assert volume.read(h, 0, len(data)) == data
+        assert gets == 2 and peers.asked == []
+        await mover.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_peer_that_does_not_answer_holds_a_read_up_only_briefly(
+        tmp_path: Path, bucket: ContentBucket, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Peers asked first (content not known in the bucket) that hang: the bucket is asked
+    after ``PEERS_FIRST_TIMEOUT``, not after the read's own timeout."""
+    monkeypatch.setattr(fetch, "PEERS_FIRST_TIMEOUT", 0.2)
+    data = os.urandom(BLOCK)
+
+    class Hanging(Peers):
+        async def fetch(self, h: str, start: int, length: int, accept: Accept) -> bytes | None:
+            self.asked.append("hanging")
+            await asyncio.sleep(3600)
+            return None
+
+    async def scenario() -> float:
+        h = await upload(tmp_path, bucket, data)
+        mover, volume = far_mover(tmp_path, bucket, Hanging({}), read_timeout=30.0)
+        started = time.monotonic()
+        await mover.ensure_local(h, len(data), 0, len(data))
+        took = time.monotonic() - started
+        assert volume.read(h, 0, len(data)) == data
+        await mover.stop()
+        return took
+
+    assert asyncio.run(scenario()) < 5.0
 
 
 def test_content_not_in_the_bucket_yet_is_checked_against_the_peers_block_hashes(

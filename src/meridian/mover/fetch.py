@@ -39,6 +39,9 @@ Accept = Callable[[str, bytes], Awaitable[bool]]
 PeerFetch = Callable[[str, int, int, Accept], Awaitable[bytes | None]]
 # (seconds) -> whether an upload finished meanwhile (room may have become evictable)
 UploadWait = Callable[[float], Awaitable[bool]]
+# how long peers asked first (content not known in the bucket yet) may take before the
+# bucket is tried: a peer that is down or slow never holds a read up longer than this
+PEERS_FIRST_TIMEOUT = 2.0
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:
@@ -57,7 +60,8 @@ class Fetcher:
                  wait_for_upload: UploadWait,
                  on_in_bucket: Callable[[str], None] | None = None,
                  from_peers: PeerFetch | None = None,
-                 on_maybe_in_bucket: Callable[[str], None] | None = None) -> None:
+                 on_maybe_in_bucket: Callable[[str], None] | None = None,
+                 known_in_bucket: Callable[[str], bool] | None = None) -> None:
         self.volume = volume
         self.bucket = bucket
         self.block_hashes = block_hashes
@@ -71,6 +75,9 @@ class Fetcher:
         self._on_in_bucket = on_in_bucket
         self._on_maybe_in_bucket = on_maybe_in_bucket
         self.from_peers = from_peers
+        # whether this site has learnt that the bucket holds a content (its own upload, or a
+        # peer's instance entry); one it has not is asked of peers first
+        self._known_in_bucket = known_in_bucket
         self._fetch_slots = FetchSlots(fetch_workers)  # a reader's blocks before read-ahead
         self._finishing: set[str] = set()
         self._block_fetches: dict[tuple[str, int], asyncio.Future[None]] = {}
@@ -191,7 +198,10 @@ class Fetcher:
         """One block's bytes, checked against its hash ``expected`` (or the content's block
         hashes, still being learnt: the first GET goes out meanwhile), and whether they came
         from the bucket. Sources in turn: the bucket, then each peer (the content's origin
-        first). A source whose bytes fail the check is logged (content, block, source) and
+        first); but while this site has not learnt that the bucket holds the content (its
+        upload at the writing site is under way: the usual case for a file just written
+        elsewhere), peers are asked first, for up to ``PEERS_FIRST_TIMEOUT`` seconds, which
+        saves a GET the bucket would answer "not found". A source whose bytes fail the check is logged (content, block, source) and
         the next one asked; when no source has the block (the upload at the writing site is
         not done), all are asked again until ``read_timeout``. When sources served the block
         but none correctly, one more round is tried (a fault on the wire does not repeat),
@@ -199,6 +209,18 @@ class Fetcher:
         deadline = time.monotonic() + self.read_timeout
         attempt = rounds_with_bad = 0
         where = f"content {hash[:12]} block {index}"
+        if (self.from_peers is not None and self._known_in_bucket is not None
+                and not self._known_in_bucket(hash)):
+            if not isinstance(expected, str):
+                expected = (await expected)[index]
+            try:
+                early = await asyncio.wait_for(
+                    self._ask_peers(hash, index, start, length, expected, []),
+                    PEERS_FIRST_TIMEOUT)
+            except TimeoutError:
+                early = None
+            if early is not None:
+                return early, False
         while True:
             bad: list[str] = []
             missing: Exception | None = None
@@ -226,18 +248,8 @@ class Fetcher:
             if self.from_peers is not None:
                 if not isinstance(expected, str):
                     expected = (await expected)[index]
-                want = expected
-
-                async def accept(peer: str, offered: bytes) -> bool:
-                    trouble = await self._run(block_problem, offered, length, want)
-                    if trouble is not None:
-                        self._rejected(hash, index, f"peer {peer}", trouble)
-                        bad.append(f"peer {peer}")
-                    return trouble is None
-
-                offered = await self.from_peers(hash, start, length, accept)
+                offered = await self._ask_peers(hash, index, start, length, expected, bad)
                 if offered is not None:
-                    self.peer_fetches += 1
                     return offered, False
             if bad:
                 rounds_with_bad += 1
@@ -252,6 +264,24 @@ class Fetcher:
                 raise ContentUnavailable(f"{where} is neither in the bucket nor at a reachable "
                                          f"peer: {missing}")
             await asyncio.sleep(0.25)
+
+    async def _ask_peers(self, hash: str, index: int, start: int, length: int, want: str,
+                         bad: list[str]) -> bytes | None:
+        """A block from the first peer whose bytes match ``want`` (the origin first), or None;
+        each peer whose bytes do not is logged and added to ``bad``."""
+        assert self.from_peers is not None
+
+        async def accept(peer: str, offered: bytes) -> bool:
+            trouble = await self._run(block_problem, offered, length, want)
+            if trouble is not None:
+                self._rejected(hash, index, f"peer {peer}", trouble)
+                bad.append(f"peer {peer}")
+            return trouble is None
+
+        offered = await self.from_peers(hash, start, length, accept)
+        if offered is not None:
+            self.peer_fetches += 1
+        return offered
 
     def _hashed_bucket_block(self, hash: str, index: int) -> tuple[bytes, str]:
         """A block from the bucket and its hash, in one go on a transfer thread."""
