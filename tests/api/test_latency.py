@@ -13,6 +13,7 @@ import stat
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -55,3 +56,33 @@ def test_a_long_poll_answers_soon_after_the_commit_that_wakes_it(tmp_path: Path)
 
     with_api(tmp_path, scenario)
 
+
+
+def test_a_poll_is_not_woken_by_commits_of_only_the_origin_it_skips() -> None:
+    """A peer's long poll leaves out the peer's own changes (relayed back): applying them
+    here must not wake it (it would scan and find nothing to send); a change of any other
+    origin, or the server stopping, does."""
+    from types import SimpleNamespace
+
+    from meridian.api.app import JournalFeed
+
+    def entries(*origins: str) -> list[Any]:
+        return [SimpleNamespace(origin=origin) for origin in origins]
+
+    async def scenario() -> None:
+        feed = JournalFeed()
+        west_poll = asyncio.create_task(feed.wait(5.0, skip_origin="west"))
+        any_poll = asyncio.create_task(feed.wait(5.0))
+        await asyncio.sleep(0.01)
+        feed.committed(entries("west", "west"))
+        await asyncio.sleep(0.01)
+        assert any_poll.done() and not west_poll.done()
+        feed.committed(entries("west", "north"))
+        await asyncio.wait_for(west_poll, 1.0)
+
+        stopping = asyncio.create_task(feed.wait(5.0, skip_origin="west"))
+        await asyncio.sleep(0.01)
+        feed.close()
+        await asyncio.wait_for(stopping, 1.0)
+
+    asyncio.run(scenario())

@@ -57,26 +57,34 @@ class ReferencesRequest(BaseModel):
 
 
 class JournalFeed:
-    """Wakes long polls when the store commits journal entries (loop thread only)."""
+    """Wakes long polls when the store commits journal entries (loop thread only). A poll
+    that leaves out one origin's entries (``skip_origin``: the pulling peer's own, relayed
+    back) is not woken by a commit made only of those: on a site applying a busy peer's
+    changes, that peer's poll would otherwise wake for each of them to find nothing to send."""
 
     def __init__(self) -> None:
-        self._event = asyncio.Event()
+        self._events: dict[str | None, asyncio.Event] = {}  # by the origin the poll skips
         self.closed = False
 
     def committed(self, entries: list[JournalEntry]) -> None:
-        self._event.set()
-        self._event = asyncio.Event()
+        origins = {entry.origin for entry in entries}
+        for skipped in list(self._events):
+            if not entries or skipped is None or origins - {skipped}:
+                self._events.pop(skipped).set()
 
     def close(self) -> None:
         """The server is stopping: every waiting poll answers now, new ones do not wait."""
         self.closed = True
         self.committed([])
 
-    async def wait(self, timeout: float) -> None:
+    async def wait(self, timeout: float, skip_origin: str | None = None) -> None:
         if self.closed:
             return
+        event = self._events.get(skip_origin)
+        if event is None:
+            event = self._events[skip_origin] = asyncio.Event()
         try:
-            await asyncio.wait_for(self._event.wait(), timeout)
+            await asyncio.wait_for(event.wait(), timeout)
         except TimeoutError:
             pass
 
@@ -164,7 +172,7 @@ def build_app(site: Site) -> FastAPI:
                 if entries or len(scanned) == limit or left <= 0 or feed.closed:
                     break
                 if not scanned:
-                    await feed.wait(left)
+                    await feed.wait(left, skip_origin)
         if entries and entries[-1].seq > site.meta.durable_seq():
             # a peer never sees an entry a crash could take back (rule 2); the fsync on a
             # worker thread, so the loop serves the mount meanwhile
