@@ -268,6 +268,12 @@ class MetaStore(ABC):
     def content(self, hash: str) -> ContentRecord | None:
         """What is known of one content, or None."""
 
+    def in_bucket(self, hash: str) -> bool:
+        """Whether this site has recorded the content as complete in the bucket (its own
+        upload, or a peer's ``instance`` entry)."""
+        record = self.content(hash)
+        return record is not None and record.in_bucket
+
     @abstractmethod
     def pending_uploads(self, limit: int = 100, *, now: float | None = None) -> list[PendingUpload]:
         """Uploads due (``next_try <= now``; all when ``now`` is None), highest priority first,

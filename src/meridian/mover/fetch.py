@@ -201,11 +201,12 @@ class Fetcher:
         first); but while this site has not learnt that the bucket holds the content (its
         upload at the writing site is under way: the usual case for a file just written
         elsewhere), peers are asked first, for up to ``PEERS_FIRST_TIMEOUT`` seconds, which
-        saves a GET the bucket would answer "not found". A source whose bytes fail the check is logged (content, block, source) and
-        the next one asked; when no source has the block (the upload at the writing site is
-        not done), all are asked again until ``read_timeout``. When sources served the block
-        but none correctly, one more round is tried (a fault on the wire does not repeat),
-        then ContentUnavailable: the reader gets EIO, never wrong bytes."""
+        saves a GET the bucket would answer "not found". A source whose bytes fail the check
+        is logged (content, block, source) and the next one asked; when no source has the
+        block (the upload at the writing site is not done), all are asked again until
+        ``read_timeout``. When sources served the block but none correctly, one more round is
+        tried (a fault on the wire does not repeat), then ContentUnavailable: the reader gets
+        EIO, never wrong bytes."""
         deadline = time.monotonic() + self.read_timeout
         attempt = rounds_with_bad = 0
         where = f"content {hash[:12]} block {index}"

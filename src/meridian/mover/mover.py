@@ -95,14 +95,10 @@ class Mover:
                                readahead_blocks=readahead_blocks, space_wait=space_wait,
                                wait_for_upload=self.wait_for_upload, on_in_bucket=on_in_bucket,
                                from_peers=from_peers, on_maybe_in_bucket=on_maybe_in_bucket,
-                               known_in_bucket=self._recorded_in_bucket)
+                               known_in_bucket=meta.in_bucket)
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         self.uploads_done = self.uploads_failed = self.bytes_uploaded = 0
-
-    def _recorded_in_bucket(self, hash: str) -> bool:
-        record = self.meta.content(hash)
-        return record is not None and record.in_bucket
 
     # -- life cycle -------------------------------------------------------------------------
     def start(self) -> None:

@@ -261,7 +261,7 @@ class Orchestrator:
                                       self._fetch_reason(file_id))
                 self._fetch(file_id, hash, inode.size)
             elif (("exclude-from-local-volumes" in wanted
-                   or ("confine-to-shared-object-volumes" in wanted and self._in_bucket(hash)))
+                   or ("confine-to-shared-object-volumes" in wanted and self.meta.in_bucket(hash)))
                   and (local or self.volume.present_bytes(hash))):
                 evicted = self.volume.evict(hash)
                 if not evicted.evicted:
@@ -271,10 +271,6 @@ class Orchestrator:
         if self.on_aligned is not None:
             self.on_aligned(file_id, alignment)
         return alignment
-
-    def _in_bucket(self, hash: str) -> bool:
-        record = self.meta.content(hash)
-        return record is not None and record.in_bucket
 
     def _pin(self, file_id: str, hash: str | None) -> None:
         previous = self._pins.get(file_id)
