@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from meridian.content.durable import (
@@ -25,6 +25,7 @@ from meridian.content.durable import (
     PRIVATE_DIR_MODE,
     fsync_dir,
     is_temp_name,
+    make_dir_durably,
     unlink_if_present,
 )
 from meridian.content.hashing import HASH_HEX_LENGTH, check_hash
@@ -38,9 +39,12 @@ SHARDS = tuple(f"{n:02x}" for n in range(256))  # content/<first two hex digits 
 
 @dataclass(frozen=True)
 class VolumeLayout:
-    """The paths of one volume. Pure: no I/O except :meth:`create_dirs`."""
+    """The paths of one volume. Pure: no I/O except :meth:`create_dirs` and
+    :meth:`ready_content_path`."""
 
     root: Path
+    # content/<h[:2]> folders known to exist durably in this run (nothing removes one)
+    _ready_shards: set[str] = field(default_factory=set, compare=False, repr=False)
 
     @property
     def staging_dir(self) -> Path:
@@ -56,6 +60,17 @@ class VolumeLayout:
 
     def content_path(self, content_hash: str) -> Path:
         return self.content_dir / content_hash[:2] / content_hash
+
+    def ready_content_path(self, content_hash: str) -> Path:
+        """:meth:`content_path`, its shard folder made durably if it is missing: the one
+        check of every install into ``content/`` (a commit, an adopted or fetched content, a
+        finished partial instance). :meth:`create_dirs` makes all 256 at open, so each is
+        looked at once per run, not on every install. Safe from several threads."""
+        dest = self.content_path(content_hash)
+        if dest.parent.name not in self._ready_shards:
+            make_dir_durably(dest.parent)
+            self._ready_shards.add(dest.parent.name)
+        return dest
 
     def partial_data_path(self, content_hash: str) -> Path:
         return self.partial_dir / (content_hash + DATA_SUFFIX)

@@ -17,7 +17,6 @@ from contextlib import AbstractContextManager
 from meridian.content.capacity import CapacityGuard
 from meridian.content.durable import (
     fsync_dir,
-    make_dir_durably,
     pwrite_all,
     replace_file_atomically,
     seal_file,
@@ -148,7 +147,6 @@ class PartialInstances:
     def _verify_and_install(self, entry: IndexEntry) -> None:
         content_hash = entry.hash
         data_path = self._layout.partial_data_path(content_hash)
-        dest = self._layout.content_path(content_hash)
         try:
             actual = hash_file(data_path)
         except OSError as exc:
@@ -160,7 +158,7 @@ class PartialInstances:
             )
         try:
             seal_file(data_path)
-            make_dir_durably(dest.parent)
+            dest = self._layout.ready_content_path(content_hash)
             with self._lock:
                 installed = self._index.get(content_hash) is entry
                 if installed:

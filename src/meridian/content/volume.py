@@ -26,7 +26,6 @@ from meridian.content.durable import (
     CONTENT_FILE_MODE,
     PRIVATE_FILE_MODE,
     fsync_dir,
-    make_dir_durably,
     pread_exact,
     pwrite_all,
     ready_to_rename,
@@ -78,7 +77,6 @@ class LocalVolume:
         self.root = Path(root)
         self.name = name
         self._layout = VolumeLayout(self.root)
-        self._made_shards: set[str] = set()  # content/<h[:2]> folders known to exist durably
         self._lock = threading.Lock()
         self._index = InstanceIndex()
         self._guard = CapacityGuard(
@@ -152,7 +150,6 @@ class LocalVolume:
         if actual != content_hash:
             unlink_if_present(src)
             raise ContentError(f"{src} hashes to {actual}, not {content_hash}: not adopted")
-        dest = self._layout.content_path(content_hash)
         try:
             size = src.stat().st_size
             if self.has(content_hash):
@@ -160,7 +157,7 @@ class LocalVolume:
                 return CommittedContent(content_hash, size)
             self._guard.hold_room(size)
             try:
-                self._ensure_shard(dest)
+                dest = self._layout.ready_content_path(content_hash)
                 movable = ready_to_rename(src, dest)
                 with self._lock:
                     installed, stale = self._install_locked(content_hash, size, movable)
@@ -190,13 +187,11 @@ class LocalVolume:
             raise ContentError(f"fetched bytes of {content_hash} hash to {actual}: not kept")
         if self.has(content_hash):
             return False
-        dest = self._layout.content_path(content_hash)
         size = len(data)
         self._guard.hold_room(size)
         temp: Path | None = None
         try:
-            self._ensure_shard(dest)
-            temp = temp_path_beside(dest)
+            temp = temp_path_beside(self._layout.ready_content_path(content_hash))
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
             try:
                 pwrite_all(fd, data, 0)
@@ -460,17 +455,9 @@ class LocalVolume:
             return self._layout.content_path(content_hash), end
         return self._layout.partial_data_path(content_hash), end
 
-    def _ensure_shard(self, dest: Path) -> None:
-        """The shard folder of ``dest``, durably: made by the layout at open, looked at once
-        per shard and run here (nothing removes one), not on every install."""
-        if dest.parent.name not in self._made_shards:
-            make_dir_durably(dest.parent)
-            self._made_shards.add(dest.parent.name)
-
     def _install_staged(self, content_hash: str, size: int, path: Path) -> CommittedContent:
-        dest = self._layout.content_path(content_hash)
         try:
-            self._ensure_shard(dest)
+            dest = self._layout.ready_content_path(content_hash)
             with self._lock:
                 installed, stale = self._install_locked(content_hash, size, path)
                 self._index.staging_bytes -= size
