@@ -102,6 +102,7 @@ $(STAMPS)/bench-tools: $(STAMPS)/system
 # one run regenerates every file under bench/results/.
 bench: setup $(STAMPS)/bench-tools $(STAMPS)/browser $(STAMPS)/gateways
 	$(VENV)/bin/python bench/compare_all.py
+	$(VENV)/bin/python bench/smallfile_ceiling.py
 	$(VENV)/bin/python bench/join.py
 	$(VENV)/bin/python bench/prepositioning.py
 	$(VENV)/bin/python bench/readahead.py

@@ -112,6 +112,23 @@ def rival(label: str, s: Spread | None) -> str:
     return f"{label} {show(s)}" if s is not None else f"{label}: not run"
 
 
+def ceiling(r: Results) -> str:
+    """What caps the small-files row here, each part measured alone (smallfile_ceiling.py)."""
+    samples = r.get("smallfile_ceiling").get("samples", {})
+
+    def part(key: str) -> str:
+        return show(Spread.of(samples.get(key) or []))
+    per_put = Spread.of(samples.get("moto CPU per PUT (ms)") or [])
+    if per_put is None:
+        return ""
+    return (f"; the ceilings here, each alone: moto {number(1000 / per_put.median)} PUT/s with a "
+            f"core to itself ({part('moto CPU per PUT (ms)')} ms of CPU a PUT), so as many "
+            "files/s for any contender that PUTs each file; a pyfuse3 file system doing nothing "
+            f"{part('pyfuse3 doing nothing, to close (files/s)')}; the durable close's fsyncs "
+            f"{part('durable chain on this disk (files/s)')}; Meridian with no peer and a "
+            f"file:// bucket {part('Meridian one site, durable (files/s)')}")
+
+
 def rows(r: Results) -> list[Row]:
     out: list[Row] = []
     api = r.get("api_roundtrip").get("round_trip")
@@ -145,7 +162,7 @@ def rows(r: Results) -> list[Row]:
                               rival("rclone `--vfs-write-back 0s`", tuned),
                               rival("s3fs", r.compare("smallfiles", "write-durable", "s3fs")),
                               rival("local + fsync", r.compare("smallfiles", "write-durable",
-                                                              "local"))]),
+                                                              "local"))]) + ceiling(r),
                    "≥ 3× tuned rclone",
                    lambda m: None if tuned is None else m.median >= 3 * tuned.median))
     for op, unit in (("create", "ops/s"), ("stat", "ops/s"), ("rename", "ops/s"),

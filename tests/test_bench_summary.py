@@ -112,3 +112,22 @@ def test_gateway_row_gives_the_ceiling_measured_in_the_same_rounds(results: Path
     assert "folder in memory" in nfs and nfs.rstrip().endswith("| not met |")
     smb = next(line for line in lines if line.startswith("| SMB gateway"))
     assert "folder in memory" not in smb
+
+
+def test_small_files_row_gives_the_ceilings_measured_alone(results: Path) -> None:
+    summary = load_summary()
+    samples = {"moto CPU per PUT (ms)": [3.0, 4.0, 3.2],
+               "pyfuse3 doing nothing, to close (files/s)": [1700.0, 1800.0, 1750.0],
+               "durable chain on this disk (files/s)": [1300.0, 1250.0, 1330.0],
+               "Meridian one site, durable (files/s)": [210.0, 200.0, 220.0]}
+    small = next(line for line in summary.table(summary.Results(results)).splitlines()
+                 if line.startswith("| 500 × 64 KiB"))
+    assert "ceilings" not in small  # not measured: nothing claimed
+    (results / "smallfile_ceiling.json").write_text(json.dumps(
+        {"date": "2026-12-06T10:07:00+00:00", "samples": samples}))
+    small = next(line for line in summary.table(summary.Results(results)).splitlines()
+                 if line.startswith("| 500 × 64 KiB"))
+    # the median 3.2 ms of moto CPU a PUT: 1,000 / 3.2 = 312 PUT/s
+    assert "moto 312 PUT/s" in small and "3.20 (3.00–4.00) ms" in small
+    assert "doing nothing 1,750 (1,700–1,800)" in small and "fsyncs 1,300 (1,250–1,330)" in small
+    assert "file:// bucket 210 (200–220)" in small and small.rstrip().endswith("| met |")
