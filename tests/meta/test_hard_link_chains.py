@@ -266,3 +266,43 @@ def test_a_name_given_back_by_a_write_goes_when_the_file_is_linked_again(
        Step(NORTH, "r", "/c.exr", "/f"), Step(NORTH, "w", "/f"),
        Step(NORTH, "l", "/f", "/c.exr"), Step(WEST, "u", "/g.exr"))
     assert healed_files(world) == {"/c.exr": "north-2 n1"}
+
+
+def test_a_copy_written_through_a_link_comes_back_under_its_own_name(world: World) -> None:
+    """North's version of /f loses to west's and becomes a conflict copy at west and east;
+    north writes on from its own version, so it never makes that copy. East links the copy as
+    /a and west writes it through /a. North learns of the copy only from that write: the
+    write names the copy's own name (not the link's), so north brings it back as
+    ``f.conflict-…-north`` with /a as its link, like the others (it once named it after the
+    link, ``a.conflict-…``: seeds 1151 and 71192 of the hard-link mix)."""
+    do(world,
+       Step(WEST, "w", "/f"), Pull(NORTH, WEST), Pull(EAST, WEST),
+       Step(NORTH, "w", "/f"), Step(WEST, "w", "/f"), Step(NORTH, "w", "/f"),
+       Pull(WEST, NORTH, 3, 1), Pull(EAST, WEST))
+    copies = [path for path in tree(world.sites[EAST]) if path.endswith("-north")]
+    assert len(copies) == 1 and copies[0].startswith("/f.conflict-")
+    do(world, Step(EAST, "l", copies[0], "/a"), Pull(WEST, EAST), Step(WEST, "w", "/a"))
+    files = healed_files(world)
+    assert files[copies[0]] == files["/a"] == "west-5 n2"
+    assert not any(path.startswith("/a.conflict-") for path in files)
+
+
+def test_a_superseded_copy_written_meanwhile_comes_back_with_every_name(world: World) -> None:
+    """East's version of /g loses to north's and is a conflict copy at north and west, where
+    west links it as /a; north writes the copy through /a while east writes on from its own
+    version, which supersedes the copy at west: west drops it, names and all, before north's
+    write arrives. The write brings it back with every name, as a delete of it would come
+    back: its own name and /a, at west as at east, which never made the copy (seeds 1367 and
+    1389 of the every-kind mix)."""
+    do(world,
+       Step(WEST, "w", "/g"), Pull(EAST, WEST), Pull(NORTH, WEST),
+       Step(EAST, "w", "/g"), Step(NORTH, "w", "/g"), Pull(NORTH, EAST),
+       Step(EAST, "w", "/g"), Pull(WEST, NORTH))
+    copies = [path for path in tree(world.sites[WEST]) if path.endswith("-east")]
+    assert len(copies) == 1 and copies[0].startswith("/g.conflict-")
+    do(world, Step(WEST, "l", copies[0], "/a"), Pull(NORTH, WEST), Step(NORTH, "w", "/a"),
+       Pull(WEST, EAST))
+    assert copies[0] not in tree(world.sites[WEST])  # superseded there, for now
+    files = healed_files(world)
+    assert files[copies[0]] == files["/a"] == "north-5 n2"
+    assert not any(path.startswith("/a.conflict-") for path in files)

@@ -355,8 +355,7 @@ class EngineStore(UndoRecords, MetaStore):
             updated = _replace(inode, content=content, size=size, mtime_ns=mtime, ctime_ns=now,
                                origin_site=self.site_name, content_version=ver)
             self._put_inode(updated)
-            where = self._names_of(ino)
-            parent_fid, name = (self._inode(where[0][0]).file_id, where[0][1]) if where else (None, None)
+            parent_fid, name = self._written_as(inode)
             self._put_kv(f"wrote:{inode.file_id}", json.dumps(
                 {"parent": parent_fid, "name": name, "mode": inode.mode, "mtime": mtime,
                  "uid": inode.uid, "gid": inode.gid}))  # as replica.authored
@@ -366,6 +365,19 @@ class EngineStore(UndoRecords, MetaStore):
                                          name, inode.name_version, inode.mode, inode.uid,
                                          inode.gid))
         return updated
+
+    def _written_as(self, inode: Inode) -> tuple[str | None, str | None]:
+        """Where a write of ``inode`` says it was written (directory file id, name): its own
+        name, the one no hard link made, while it has it (the name ``name_version`` is of,
+        and the one a conflict copy is known by everywhere: a site that never made the copy
+        brings it back under it); else the first of its other names; (None, None) if it has
+        none."""
+        where = self._names_of(inode.ino)
+        if not where:
+            return None, None
+        parent, name = next(((p, n) for p, n in where if not self._binding_key(p, n, inode)),
+                            where[0])
+        return self._inode(parent).file_id, name
 
     def forget_all(self, inos: Iterable[int]) -> int:
         dropped = 0

@@ -39,6 +39,32 @@ class KeptNames(Placing):
                 self._link(self.s._inode(inode.ino), link[0], link[1], link[2],
                            link[3] if len(link) > 3 else None)
 
+    def _delete_file(self, inode: Inode, last: tuple[int, str] | None,
+                     keep: tuple[int, str] | None = None) -> None:
+        """Remove every name of ``inode`` (a delete): ``last`` (the name the delete named;
+        the first of them if it has no longer that name) goes last, so its tombstone says
+        where the file was; the others are kept (``_keep_link``) with what identifies each,
+        to come back should a write undo the delete. Every name goes before any is refilled
+        (a name of this file may be the loser waiting for another); ``keep`` is not
+        refilled: the caller binds it again at once."""
+        gone = self.s._names_of(inode.ino)
+        if last not in gone:
+            last = gone[-1] if gone else None
+        for other in gone:
+            if other != last:
+                self._keep_link(inode.file_id, [
+                    self.s._inode(other[0]).file_id, original_name(other[1]),
+                    self.s._bound_version(other[0], other[1], inode),
+                    self.s._binding_key(other[0], other[1], inode)])
+        if last is not None:
+            gone.remove(last)
+            gone.append(last)
+        for name in gone:
+            self._drop(name, self.s._inode(inode.ino), refill=False)
+        for name in gone:
+            if name != keep:
+                self.s._freed(*name)
+
     def _redo_undone(self, inode: Inode) -> None:
         """Unlinks left undone here because they would have removed the file's last name
         (``_unlink``) are done once the file has another name (a link that came later here

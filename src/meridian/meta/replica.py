@@ -193,22 +193,7 @@ class Applier(ContentRules):
             # delete wins over a link; should a write bring the file back, they come back
             # (every name goes before any is refilled: a name of this file may be the
             # loser waiting for another)
-            gone = self.s._names_of(inode.ino)
-            last = where if where in gone else (gone[-1] if gone else None)  # its tombstone
-            for other in gone:
-                if other != last:
-                    self._keep_link(inode.file_id, [
-                        self.s._inode(other[0]).file_id, original_name(other[1]),
-                        self.s._bound_version(other[0], other[1], inode),
-                        self.s._binding_key(other[0], other[1], inode)])
-            if last is not None:
-                gone.remove(last)
-                gone.append(last)  # last: its tombstone says where the file was
-            for name in gone:
-                self._drop(name, self.s._inode(inode.ino), refill=False)
-            for name in gone:
-                if name != keep:
-                    self.s._freed(*name)
+            self._delete_file(inode, where, keep)
             return
         if where is None:
             if op.bound is not None:

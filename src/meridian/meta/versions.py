@@ -146,14 +146,17 @@ class ContentRules(KeptNames):
 
     def _drop_superseded_copy(self, file_id: str, base: str | None) -> None:
         """A write based on a version that lost a conflict here supersedes its conflict copy:
-        the copy goes if nobody changed it (so every site ends with the same copies)."""
+        the copy goes if nobody changed it (so every site ends with the same copies). It goes
+        as a delete does, its own name last: a write of it from a site that had not seen the
+        supersession brings it back with every name, as at a site that never made it."""
         if not base:
             return
         copy = self._live(copy_file_id(file_id, base))
         if copy is None or copy.content_version != base:
             return
-        for where in self.s._names_of(copy.ino):
-            self._drop(where, self.s._inode(copy.ino))
+        own = [where for where in self.s._names_of(copy.ino)
+               if not self.s._binding_key(where[0], where[1], copy)]
+        self._delete_file(copy, own[0] if own else None)
 
     def _write_to_deleted(self, e: JournalEntry, op: ContentOp, inode: Inode | None) -> None:
         """A write to a file deleted here. Concurrent with a later version that was then
