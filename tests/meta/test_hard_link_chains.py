@@ -306,3 +306,19 @@ def test_a_superseded_copy_written_meanwhile_comes_back_with_every_name(world: W
     files = healed_files(world)
     assert files[copies[0]] == files["/a"] == "north-5 n2"
     assert not any(path.startswith("/a.conflict-") for path in files)
+
+
+def test_a_name_that_looks_like_a_conflict_name_is_not_taken_for_the_loser(world: World) -> None:
+    """East names a file ``f.conflict-…-east`` itself (a copy kept by hand, say), links it as
+    /f and renames that link to /h; north's own /f (later) makes the link lose /f at north,
+    where it waits to take /f back; west renames north's /f onto /h, later still. Once /f is
+    free at north, the waiting loser has moved on (to /h, then a conflict name of /h): nothing
+    takes /f back. The file's own name, which only looks like a conflict name of /f, stays
+    where it is (it once moved to /f at north: seed 2032 of the hard-link mix)."""
+    own = "/f.conflict-20251201-120013-east"
+    do(world,
+       Step(EAST, "w", own), Step(EAST, "l", own, "/f"), Step(EAST, "r", "/f", "/h"),
+       Step(NORTH, "w", "/f"), Pull(WEST, NORTH, 50, 1), Step(WEST, "r", "/f", "/h"))
+    files = healed_files(world)
+    assert files[own] == "east-1 n2" and files["/h"] == "north-2 n1"
+    assert "/f" not in files

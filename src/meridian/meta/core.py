@@ -233,7 +233,11 @@ class NamespaceCore(EngineHooks):
         depend on whether the winner had left before or after the loser arrived)."""
         key = f"want:{self._inode(directory).file_id}/{name}"
         wanting = json.loads(self._get_kv(key) or "[]")
-        wanting.append([inode.file_id, placed_as])
+        # which of the file's names lost (``_binding_key``): a hard-linked file may have
+        # another name there that only looks like a conflict name of this one
+        which = (self._binding_key(directory, placed_as, inode)
+                 if self._get_entry(directory, placed_as) == inode.ino else None)
+        wanting.append([inode.file_id, placed_as, which])
         self._put_kv(key, json.dumps(wanting))
 
     def _freed(self, directory: int, name: str, *, unless_before: str | None = None) -> bool:
@@ -246,26 +250,31 @@ class NamespaceCore(EngineHooks):
         if found is None:
             return False
         waiting = []
-        for file_id, placed_as in json.loads(found):
+        for file_id, placed_as, *which in json.loads(found):
             ino = self._find_file_id(file_id)
             if ino is None:
                 continue
             if self._get_entry(directory, placed_as) != ino:
                 # moved on to another conflict name of this name (a later change took the
-                # one it was given): it still waits; moved anywhere else, it stopped waiting
+                # one it was given): it still waits; moved anywhere else, it stopped waiting.
+                # Only that same name of the file counts (records before ``which``: any).
+                inode = self._inode(ino)
+                lost = which[0] if which else None
                 placed_as = next((n for parent, n in self._names_of(ino) if parent == directory
-                                  and n != name and original_name(n) == name), "")
+                                  and n != name and original_name(n) == name
+                                  and (lost is None
+                                       or self._binding_key(directory, n, inode) == lost)), "")
             if placed_as:
-                waiting.append((self._inode(ino), placed_as))
+                waiting.append((self._inode(ino), placed_as, which[0] if which else None))
         if not waiting:
             self._del_kv(key)
             return False
-        best, placed_as = max(waiting,
-                              key=lambda item: self._bound_version(directory, item[1], item[0]))
+        best, placed_as, _ = max(
+            waiting, key=lambda item: self._bound_version(directory, item[1], item[0]))
         if (unless_before is not None
                 and self._bound_version(directory, placed_as, best) < unless_before):
             return False
-        rest = [[i.file_id, p] for i, p in waiting if i.ino != best.ino]
+        rest = [[i.file_id, p, w] for i, p, w in waiting if i.ino != best.ino]
         if rest:
             self._put_kv(key, json.dumps(rest))
         else:
