@@ -32,14 +32,8 @@ import time
 from pathlib import Path
 
 from harness.rivals import Contender, bench_scratch, pids_under, start
+from harness.timing import cpu_seconds
 from harness.units import log
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of ``pid`` and its threads so far."""
-    with open(f"/proc/{pid}/stat") as f:
-        parts = f.read().rsplit(")", 1)[1].split()
-    return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def east_pid(scratch: Path, root: Path) -> int:

@@ -45,6 +45,7 @@ from typing import Any
 from harness.machine import default_root, is_mounted, machine_info
 from harness.rivals import MotoServer, stop_process, wait_for
 from harness.site import Site
+from harness.timing import cpu_seconds
 from harness.units import log
 
 MEMORYFS = Path(__file__).resolve().parent / "harness" / "memoryfs.py"
@@ -52,13 +53,6 @@ PARTS = ("moto PUT, 4 threads (PUT/s)", "moto CPU per PUT (ms)",
          "durable chain on this disk (files/s)", "pyfuse3 doing nothing, to close (files/s)",
          "Meridian one site, to close (files/s)", "Meridian one site, durable (files/s)",
          "Meridian one site, CPU per file (ms)")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of ``pid`` (all its threads) so far."""
-    with open(f"/proc/{pid}/stat") as f:
-        parts = f.read().rsplit(")", 1)[1].split()
-    return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def write_files(folder: Path, blobs: list[bytes]) -> float:

@@ -122,6 +122,13 @@ def verify_file(path: Path, size: int, buf: bytearray, tag: int) -> None:
             raise RuntimeError(f"{path}: longer than {size} bytes")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` (all its threads) so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        parts = f.read().rsplit(")", 1)[1].split()
+    return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class CpuMeter:
     """CPU time the rest of the machine used during a step: all busy time in /proc/stat less
     this process's and the site's. Another engineer's pytest shows up here; kernel threads
