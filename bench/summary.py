@@ -122,7 +122,7 @@ def ceiling(r: Results) -> str:
     if per_put is None:
         return ""
     return (f"; the ceilings here, each alone: moto {number(1000 / per_put.median)} PUT/s with a "
-            f"core to itself ({part('moto CPU per PUT (ms)')} ms of CPU a PUT), so as many "
+            f"core to itself ({show(per_put)} ms of CPU a PUT), so as many "
             "files/s for any contender that PUTs each file; a pyfuse3 file system doing nothing "
             f"{part('pyfuse3 doing nothing, to close (files/s)')}; the durable close's fsyncs "
             f"{part('durable chain on this disk (files/s)')}; Meridian with no peer and a "
