@@ -372,12 +372,10 @@ class EngineStore(UndoRecords, MetaStore):
         and the one a conflict copy is known by everywhere: a site that never made the copy
         brings it back under it); else the first of its other names; (None, None) if it has
         none."""
-        where = self._names_of(inode.ino)
-        if not where:
+        where = self._own_name(inode) or next(iter(self._names_of(inode.ino)), None)
+        if where is None:
             return None, None
-        parent, name = next(((p, n) for p, n in where if not self._binding_key(p, n, inode)),
-                            where[0])
-        return self._inode(parent).file_id, name
+        return self._inode(where[0]).file_id, where[1]
 
     def forget_all(self, inos: Iterable[int]) -> int:
         dropped = 0

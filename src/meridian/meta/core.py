@@ -197,6 +197,12 @@ class NamespaceCore(EngineHooks):
         record = self._link_record(parent, name, inode)
         return record[1] if record is not None else ""
 
+    def _own_name(self, inode: Inode) -> tuple[int, str] | None:
+        """(parent, name) of ``inode``'s own name, the one no hard link made
+        (``_binding_key`` ""), or None if it has no longer that name."""
+        return next(((parent, name) for parent, name in self._names_of(inode.ino)
+                     if not self._binding_key(parent, name, inode)), None)
+
     def _bind_link(self, parent: int, name: str, inode: Inode, ver: str,
                    made: str | None = None) -> None:
         """Record that the change ``ver`` bound ``name`` in ``parent`` to ``inode``, a name
@@ -254,18 +260,18 @@ class NamespaceCore(EngineHooks):
             ino = self._find_file_id(file_id)
             if ino is None:
                 continue
+            inode = self._inode(ino)
+            lost = which[0] if which else None  # records made before ``which``: any name
             if self._get_entry(directory, placed_as) != ino:
                 # moved on to another conflict name of this name (a later change took the
                 # one it was given): it still waits; moved anywhere else, it stopped waiting.
-                # Only that same name of the file counts (records before ``which``: any).
-                inode = self._inode(ino)
-                lost = which[0] if which else None
+                # Only that same name of the file counts.
                 placed_as = next((n for parent, n in self._names_of(ino) if parent == directory
                                   and n != name and original_name(n) == name
                                   and (lost is None
                                        or self._binding_key(directory, n, inode) == lost)), "")
             if placed_as:
-                waiting.append((self._inode(ino), placed_as, which[0] if which else None))
+                waiting.append((inode, placed_as, lost))
         if not waiting:
             self._del_kv(key)
             return False

@@ -42,7 +42,7 @@ class KeptNames(Placing):
     def _delete_file(self, inode: Inode, last: tuple[int, str] | None,
                      keep: tuple[int, str] | None = None) -> None:
         """Remove every name of ``inode`` (a delete): ``last`` (the name the delete named;
-        the first of them if it has no longer that name) goes last, so its tombstone says
+        the last of its names if it has no longer that one) goes last, so its tombstone says
         where the file was; the others are kept (``_keep_link``) with what identifies each,
         to come back should a write undo the delete. Every name goes before any is refilled
         (a name of this file may be the loser waiting for another); ``keep`` is not

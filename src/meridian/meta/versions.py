@@ -154,9 +154,7 @@ class ContentRules(KeptNames):
         copy = self._live(copy_file_id(file_id, base))
         if copy is None or copy.content_version != base:
             return
-        own = [where for where in self.s._names_of(copy.ino)
-               if not self.s._binding_key(where[0], where[1], copy)]
-        self._delete_file(copy, own[0] if own else None)
+        self._delete_file(copy, self.s._own_name(copy))
 
     def _write_to_deleted(self, e: JournalEntry, op: ContentOp, inode: Inode | None) -> None:
         """A write to a file deleted here. Concurrent with a later version that was then
