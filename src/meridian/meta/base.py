@@ -299,6 +299,8 @@ class EngineStore(UndoRecords, MetaStore):
                 else None))
             if replaced is not None and not replaced.nlink and target is not None:
                 self._trash_removed(self._path_in(new_parent, new_name), target, "rename")
+            if inode.is_dir:  # it may break a cycle that undid a peer's rename here
+                Applier(self, ApplyResult())._redo_cycle_renames()
         return replaced
 
     def setattr(self, ino: int, changes: AttrChanges) -> Inode:

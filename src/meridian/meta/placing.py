@@ -1,9 +1,10 @@
 """Where replicated changes put things: live inodes, lost+found, names claimed by the later
-change, conflict places. The base of ``replica.Applier``; runs inside the caller's
-transaction."""
+change, conflict places, renames undone for a cycle and redone once it is gone. The base of
+``replica.Applier``; runs inside the caller's transaction."""
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import replace as _replace
 
@@ -167,3 +168,47 @@ class Placing:
             self.s._bind_link(directory.ino, name, linked, ver, made)
         if name != wanted:
             self.s._want(directory.ino, wanted, linked, name)
+
+    def _undo_for_cycle(self, inode: Inode, where: tuple[int, str], directory: Inode,
+                        name: str, ver: str) -> None:
+        """Move the directory ``inode`` (at ``where``) into lost+found: the rename of version
+        ``ver`` that put it as ``name`` in ``directory`` makes a cycle here. The rename is
+        recorded, to be redone once it no longer makes one (``_redo_cycle_renames``)."""
+        lost = self._lost_found()
+        self._move(inode, where, lost, self._free_name(lost, name, inode.file_id), ver)
+        self._record_cycle(inode, directory, name, ver)
+
+    def _record_cycle(self, inode: Inode, directory: Inode, name: str, ver: str) -> None:
+        """Record that the rename ``ver`` of ``inode`` to ``name`` in ``directory`` was
+        undone into lost+found (``cycle:``), for ``_redo_cycle_renames``."""
+        self.s._put_kv(f"cycle:{inode.file_id}", json.dumps([directory.file_id, name, ver]))
+
+    def _redo_cycle_renames(self) -> None:
+        """Redo each rename undone into lost+found to break a cycle (``_undo_for_cycle``)
+        that no longer makes one, oldest first, as a site that saw the rename that broke the
+        cycle before it did. A record goes once its directory moved on (a later rename) or
+        is gone; it stays while the rename would still make a cycle or its destination is
+        gone (the directory stays in lost+found)."""
+        redone = True
+        while redone:
+            redone = False
+            records = sorted(((json.loads(raw), key) for key, raw
+                              in self.s._kv_prefixed("cycle:")), key=lambda r: r[0][2])
+            for (parent_fid, name, ver), key in records:
+                inode = self._live(key.split(":", 1)[1])
+                names = self.s._names_of(inode.ino) if inode is not None else []
+                if (inode is None or inode.name_version != ver or len(names) != 1
+                        or names[0][0] != self._lost_found().ino):
+                    self.s._del_kv(key)  # moved on since, or gone
+                    continue
+                directory = self._live(parent_fid)
+                if (directory is None or not directory.is_dir
+                        or self.s._is_ancestor(inode.ino, directory.ino)):
+                    continue
+                self.s._del_kv(key)
+                placed_as = self._claim(directory, name, ver)
+                self._move(inode, names[0], directory, placed_as, ver)
+                if placed_as != name:  # it takes the name once it is free, as the rename would
+                    self.s._want(directory.ino, name, self.s._inode(inode.ino), placed_as)
+                redone = True
+                break

@@ -19,7 +19,8 @@ our own rules for the cases it leaves open (``docs/conflicts.md`` states them fo
 - **rename vs. rename** of one file: the later rename wins. **rename vs. delete**: the delete
   wins (the file had no new content).
 - **directory cycles**: of two renames that would make a cycle, the later is undone into
-  ``/.meridian/lost+found/``.
+  ``/.meridian/lost+found/``, and redone once a later rename (here or anywhere) breaks the
+  cycle, as at a site that saw that rename first.
 - **directory delete vs. create inside**: the directory goes; what was created in it
   concurrently is kept in ``/.meridian/lost+found/``.
 - **attributes**: the later change of mode and owner wins whole (the origin sends all three);
@@ -94,6 +95,7 @@ class Applier(ContentRules):
                 self._op_rmdir(entry, op)
             case RenameOp():
                 self._op_rename(entry, op)
+                self._redo_cycle_renames()
             case ContentOp():
                 self._op_content(entry, op)
             case SetattrOp():
@@ -369,7 +371,8 @@ class Applier(ContentRules):
     def _break_cycle(self, moving: Inode, directory: Inode, name: str,
                      ver: str) -> tuple[Inode, str]:
         """``moving`` would go under itself: of the renames that made the cycle, the later is
-        undone into lost+found. Returns where ``moving`` goes now."""
+        undone into lost+found (and recorded, to be redone once the cycle is gone). Returns
+        where ``moving`` goes now."""
         chain: list[tuple[Inode, tuple[int, str]]] = []
         current = directory
         while current.ino != moving.ino:
@@ -377,11 +380,12 @@ class Applier(ContentRules):
             chain.append((current, names[0]))
             current = self.s._inode(names[0][0])
         latest, latest_where = max(chain, key=lambda item: self.s._placed_version(item[0]))
-        lost = self._lost_found()
         if ver > self.s._placed_version(latest):
+            lost = self._lost_found()
+            self._record_cycle(moving, directory, name, ver)
             return lost, self._free_name(lost, name, moving.file_id)
-        self._move(latest, latest_where, lost,
-                   self._free_name(lost, latest_where[1], latest.file_id), latest.name_version)
+        self._undo_for_cycle(latest, latest_where, self.s._inode(latest_where[0]),
+                             latest_where[1], latest.name_version)
         return directory, name
 
     def _op_setattr(self, e: JournalEntry, op: SetattrOp) -> None:
