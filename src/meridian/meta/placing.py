@@ -180,8 +180,12 @@ class Placing:
 
     def _record_cycle(self, inode: Inode, directory: Inode, name: str, ver: str) -> None:
         """Record that the rename ``ver`` of ``inode`` to ``name`` in ``directory`` was
-        undone into lost+found (``cycle:``), for ``_redo_cycle_renames``."""
-        self.s._put_kv(f"cycle:{inode.file_id}", json.dumps([directory.file_id, name, ver]))
+        undone into lost+found, for ``_redo_cycle_renames``. The records are few (one per
+        directory undone and not moved since) and kept in one ``cycles`` value, so that a
+        rename finds them with one lookup."""
+        records = json.loads(self.s._get_kv("cycles") or "{}")
+        records[inode.file_id] = [directory.file_id, name, ver]
+        self._put_cycles(records)
 
     def _redo_cycle_renames(self) -> None:
         """Redo each rename undone into lost+found to break a cycle (``_undo_for_cycle``)
@@ -189,26 +193,34 @@ class Placing:
         cycle before it did. A record goes once its directory moved on (a later rename) or
         is gone; it stays while the rename would still make a cycle or its destination is
         gone (the directory stays in lost+found)."""
-        redone = True
-        while redone:
-            redone = False
-            records = sorted(((json.loads(raw), key) for key, raw
-                              in self.s._kv_prefixed("cycle:")), key=lambda r: r[0][2])
-            for (parent_fid, name, ver), key in records:
-                inode = self._live(key.split(":", 1)[1])
-                names = self.s._names_of(inode.ino) if inode is not None else []
-                if (inode is None or inode.name_version != ver or len(names) != 1
-                        or names[0][0] != self._lost_found().ino):
-                    self.s._del_kv(key)  # moved on since, or gone
-                    continue
-                directory = self._live(parent_fid)
-                if (directory is None or not directory.is_dir
-                        or self.s._is_ancestor(inode.ino, directory.ino)):
-                    continue
-                self.s._del_kv(key)
-                placed_as = self._claim(directory, name, ver)
-                self._move(inode, names[0], directory, placed_as, ver)
-                if placed_as != name:  # it takes the name once it is free, as the rename would
-                    self.s._want(directory.ino, name, self.s._inode(inode.ino), placed_as)
-                redone = True
-                break
+        found = self.s._get_kv("cycles")
+        if not found:
+            return
+        records = json.loads(found)
+        kept = len(records)
+        for file_id, (parent_fid, name, ver) in sorted(records.items(), key=lambda r: r[1][2]):
+            inode = self._live(file_id)
+            names = self.s._names_of(inode.ino) if inode is not None else []
+            if (inode is None or inode.name_version != ver or len(names) != 1
+                    or names[0][0] != self._lost_found().ino):
+                del records[file_id]  # moved on since, or gone
+                continue
+            directory = self._live(parent_fid)
+            if (directory is None or not directory.is_dir
+                    or self.s._is_ancestor(inode.ino, directory.ino)):
+                continue
+            del records[file_id]
+            placed_as = self._claim(directory, name, ver)
+            self._move(inode, names[0], directory, placed_as, ver)
+            if placed_as != name:  # it takes the name once it is free, as the rename would
+                self.s._want(directory.ino, name, self.s._inode(inode.ino), placed_as)
+            self._put_cycles(records)
+            return self._redo_cycle_renames()  # a redo may free another: from the oldest again
+        if len(records) != kept:
+            self._put_cycles(records)
+
+    def _put_cycles(self, records: dict[str, list[str]]) -> None:
+        if records:
+            self.s._put_kv("cycles", json.dumps(records, sort_keys=True))
+        else:
+            self.s._del_kv("cycles")
