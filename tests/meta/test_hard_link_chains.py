@@ -322,3 +322,24 @@ def test_a_name_that_looks_like_a_conflict_name_is_not_taken_for_the_loser(world
     files = healed_files(world)
     assert files[own] == "east-1 n2" and files["/h"] == "north-2 n1"
     assert "/f" not in files
+
+
+def test_two_names_of_one_file_put_into_lost_found_keep_a_name_each(world: World) -> None:
+    """East renames west's file to ``b`` and links it as ``e/e``, then renames ``b`` into
+    ``a``; west removes both folders meanwhile. Both names of the file go to lost+found, each
+    under a name of its own (the link's carries the link's version), whatever order the
+    folders went in: east moves the link's name there first, west the file's own name."""
+    do(world,
+       Step(WEST, "m", "/e"), Step(WEST, "w", "/g.exr"), Step(WEST, "d", "/e"),
+       Pull(EAST, WEST, 3, 1),
+       Step(EAST, "r", "/g.exr", "/b"), Step(EAST, "l", "/b", "/e/e"),
+       Step(WEST, "m", "/a"),
+       Pull(EAST, WEST, 1),
+       Step(EAST, "r", "/b", "/a/e"),
+       Step(WEST, "d", "/a"))
+    files = healed_files(world)
+    assert list(files.values()) == ["west-1 n2", "west-1 n2"]
+    own, link = sorted(files)
+    assert own == "/.meridian/lost+found/e~" + world.sites[EAST].resolve(own).file_id
+    assert link.startswith(own + "+")
+

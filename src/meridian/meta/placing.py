@@ -56,6 +56,14 @@ class Placing:
             name = name[:-1]
         return name + suffix
 
+    @staticmethod
+    def _lost_tag(file_id: str, key: str | None) -> str:
+        """The tag ``_free_name`` gives a name of ``file_id`` put into lost+found: the file's
+        id, and for a name a hard link made (``key``, its ``_binding_key``) the link's
+        version too, so that two names of one file never meet there, whatever order they
+        come in."""
+        return f"{file_id}+{key}" if key else file_id
+
     def _conflict_place(self, directory: Inode, name: str, ver: str) -> str:
         """The first free conflict name in ``directory`` for ``name`` and the change ``ver``,
         made from the name without Meridian's tags (whichever way the conflict was seen)."""
@@ -91,8 +99,10 @@ class Placing:
         lost = self._lost_found()
         for name, ino in self.s._list_entries(directory.ino):
             child = self.s._inode(ino)
+            tag = self._lost_tag(child.file_id,
+                                 self.s._binding_key(directory.ino, name, child))
             self._move(child, (directory.ino, name), lost,
-                       self._free_name(lost, original_name(name), child.file_id),
+                       self._free_name(lost, original_name(name), tag),
                        child.name_version, refill=False)  # nothing may move in: it goes
 
     def _claim(self, directory: Inode, name: str, ver: str) -> str:
@@ -155,11 +165,12 @@ class Placing:
         """Give ``inode`` the name a link change ``ver`` gave it (or its conflict name).
         ``made``: the name is one it had, bound by ``ver`` and identified by ``made`` (its
         ``_binding_key``; "" for the file's first name), given back as it was."""
-        directory, name, lost = self._place(parent_fid, wanted_name, inode.file_id)
+        first = made == ""
+        directory, name, lost = self._place(
+            parent_fid, wanted_name, self._lost_tag(inode.file_id, None if first else made or ver))
         wanted = name
         if not lost:
             name = self._claim(directory, name, ver)
-        first = made == ""
         self.s._put_inode(_replace(inode, nlink=inode.nlink + 1,
                                    name_version=ver if first else inode.name_version))
         linked = self.s._inode(inode.ino)

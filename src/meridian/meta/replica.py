@@ -292,7 +292,9 @@ class Applier(ContentRules):
                       else where != self._where_given(op))
         if concurrent and e.version < current:
             return  # renamed here by a later change the origin had not seen: that one wins
-        directory, name, lost = self._place(op.new_parent, op.new_name, op.fid)
+        directory, name, lost = self._place(
+            op.new_parent, op.new_name,
+            self._lost_tag(op.fid, self.s._binding_key(where[0], where[1], inode)))
         if inode.is_dir and self.s._is_ancestor(inode.ino, directory.ino):
             directory, name = self._break_cycle(inode, directory, name, e.version)
         holder_ino = self._refilled(directory, name, e.version)

@@ -233,7 +233,7 @@ class ContentRules(KeptNames):
             name_ver = latest[4] if len(latest) > 4 and latest[4] else key or latest[2]
         # a conflict copy comes back under its own name: no site ever gave it the plain one
         plain = name if is_copy_id(op.fid) else original_name(name)
-        directory, name, lost = self._place(parent_fid, plain, op.fid)
+        directory, name, lost = self._place(parent_fid, plain, self._lost_tag(op.fid, key))
         wanted = name
         if not lost:
             name = self._claim(directory, name, name_ver)
