@@ -343,3 +343,33 @@ def test_two_names_of_one_file_put_into_lost_found_keep_a_name_each(world: World
     assert own == "/.meridian/lost+found/e~" + world.sites[EAST].resolve(own).file_id
     assert link.startswith(own + "+")
 
+
+def test_a_write_after_a_delete_keeps_the_name_the_latest_unlink_removed(world: World) -> None:
+    """East's file gets a link ``b`` at west and ``f`` at north; its own name is renamed at
+    west and unlinked at east, ``b`` is unlinked at east then at west (the latest unlink);
+    west and north each rename another file over ``f``, north's a delete there (its last
+    name), while east writes the file through ``f``. The write brings the file back with the
+    name the latest unlink removed (``b``), at north too, where the file was deleted and the
+    removal of ``f`` by west's rename had been undone when it came (the last name then)."""
+    do(world,
+       Step(EAST, "w", "/c.exr"), Pull(WEST, EAST, 3),
+       Step(EAST, "s", "/b", "e"), Pull(NORTH, EAST, 1),
+       Step(NORTH, "s", "/h", "b"),
+       Step(EAST, "w", "/c.exr"),
+       Step(WEST, "r", "/c.exr", "/f"),
+       Step(NORTH, "l", "/c.exr", "/f"),
+       Step(WEST, "l", "/f", "/b"),
+       Pull(WEST, NORTH, 3), Pull(EAST, WEST, 50, 1),
+       Step(EAST, "u", "/b"),
+       Step(EAST, "u", "/f.conflict-20251201-120006-west"),
+       Pull(NORTH, EAST),
+       Step(WEST, "r", "/h", "/f"),
+       Step(EAST, "w", "/f"),
+       Pull(NORTH, WEST, 50, 1),
+       Step(NORTH, "u", "/f"),
+       Step(NORTH, "w", "/h"), Step(NORTH, "l", "/h", "/g.exr"),
+       Step(NORTH, "r", "/g.exr", "/f"),
+       Step(WEST, "u", "/b"),
+       Pull(NORTH, WEST, 3, 1))
+    assert healed_files(world) == {"/b": "east-3 n1", "/f": "north-4 n2", "/h": "north-4 n2"}
+

@@ -211,9 +211,19 @@ class ContentRules(KeptNames):
             if not key and self.s._get_kv(f"links:{op.fid}") not in (None, "[]"):
                 self._revive_links(e, op, inode)
                 return
-        kept = {removal[3] for removal in self._undone(op.fid)}  # removals undone here
+        undone = self._undone(op.fid)  # removals undone here
         removed = [removal for removal in self.s._unlinked_names(op.fid)
-                   if removal[3] not in kept]
+                   if removal[3] not in {r[3] for r in undone}]
+        latest_removed = max((removal[2] for removal in removed), default="")
+        for removal in undone:
+            if tomb is not None and removal[3] == key and removal[2] < latest_removed:
+                # the name it last had here was left because its removal was undone (its
+                # last name then), and an unlink of another name came later: as where that
+                # unlink came first, this removal is done and the latest undone instead
+                # (``_unlink_again``), below
+                self._drop_undone(op.fid, removal)
+                self.s._record_unlinked(op.fid, removal)
+                removed.append(removal)
         if tomb is not None and any(removal[3] == key for removal in removed):
             # the name it last had here was unlinked elsewhere (an unlink of one name, which
             # came after the delete here): it does not come back, nor do other names so
