@@ -373,3 +373,31 @@ def test_a_write_after_a_delete_keeps_the_name_the_latest_unlink_removed(world: 
        Pull(NORTH, WEST, 3, 1))
     assert healed_files(world) == {"/b": "east-3 n1", "/f": "north-4 n2", "/h": "north-4 n2"}
 
+
+def test_a_copy_renamed_then_deleted_comes_back_under_the_name_it_was_given(
+        world: World) -> None:
+    """West's write of ``b`` loses to east's and is kept as a conflict copy, which west
+    renames to ``b`` (east's file moved away meanwhile), links as ``d`` and writes again.
+    At east the rename lost ``b`` to east's own later ``b`` and the copy kept its conflict
+    name; north then renames another file over ``b``, a delete of the copy. West's write
+    brings the copy back at every site as ``b``, the name west's rename gave it, not under
+    the conflict name east had given it for a while."""
+    do(world,
+       Step(EAST, "w", "/h"), Step(EAST, "w", "/h"), Step(EAST, "w", "/h"),
+       Step(NORTH, "w", "/h"),
+       Pull(WEST, EAST),
+       Step(EAST, "w", "/d"), Step(WEST, "r", "/h", "/b"), Step(EAST, "w", "/d"),
+       Step(WEST, "w", "/b"), Step(EAST, "w", "/e"), Step(WEST, "w", "/c.exr"),
+       Step(WEST, "w", "/b"), Step(EAST, "w", "/h"),
+       Pull(WEST, EAST, 3),
+       Step(EAST, "r", "/h", "/f"),
+       Step(WEST, "r", "/b.conflict-20251201-120016-west", "/b"),
+       Step(EAST, "r", "/f", "/d"),
+       Pull(WEST, EAST), Pull(NORTH, WEST, 3),
+       Step(WEST, "l", "/b", "/d"), Step(WEST, "w", "/d"),
+       Step(NORTH, "r", "/e", "/b"),
+       Step(EAST, "w", "/b"),
+       Pull(EAST, NORTH, 3),
+       Step(EAST, "r", "/b", "/f"), Step(EAST, "r", "/b", "/c.exr"))
+    assert healed_files(world) == {"/b": "west-12 n2", "/c.exr": "east-8 n1",
+                                   "/d": "west-12 n2", "/f": "east-13 n1", "/h": "north-4 n1"}
