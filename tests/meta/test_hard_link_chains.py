@@ -401,3 +401,24 @@ def test_a_copy_renamed_then_deleted_comes_back_under_the_name_it_was_given(
        Step(EAST, "r", "/b", "/f"), Step(EAST, "r", "/b", "/c.exr"))
     assert healed_files(world) == {"/b": "west-12 n2", "/c.exr": "east-8 n1",
                                    "/d": "west-12 n2", "/f": "east-13 n1", "/h": "north-4 n1"}
+
+
+def test_two_names_of_one_file_waiting_for_one_name_both_wait(world: World) -> None:
+    """East links its file as ``c.exr`` and renames the link to ``g.exr``; north, which saw
+    only the file, renames it to ``g.exr``, deletes it, and writes a new ``g.exr``. When
+    east's changes reach north, both names of east's file lose ``g.exr`` to north's new
+    file and wait for it. North removes its file: the later of the two (north's rename)
+    takes the name; east then unlinks that name, and the link's name, still waiting, takes
+    ``g.exr``, as at east."""
+    do(world,
+       Step(NORTH, "w", "/b"), Step(NORTH, "w", "/e"), Step(NORTH, "u", "/e"),
+       Pull(EAST, NORTH, 50, 1),
+       Step(EAST, "w", "/a"), Pull(NORTH, EAST, 3, 1),
+       Step(EAST, "l", "/a", "/c.exr"), Pull(NORTH, EAST, 3, 1),
+       Step(EAST, "r", "/c.exr", "/g.exr"),
+       Step(NORTH, "r", "/a", "/g.exr"), Step(NORTH, "u", "/g.exr"),
+       Step(NORTH, "w", "/g.exr"),
+       Pull(NORTH, EAST),
+       Step(NORTH, "u", "/g.exr"),
+       Step(EAST, "u", "/a"))
+    assert healed_files(world) == {"/b": "north-1 n1", "/g.exr": "east-3 n1"}

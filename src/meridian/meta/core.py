@@ -280,7 +280,8 @@ class NamespaceCore(EngineHooks):
         if (unless_before is not None
                 and self._bound_version(directory, placed_as, best) < unless_before):
             return False
-        rest = [[i.file_id, p, w] for i, p, w in waiting if i.ino != best.ino]
+        # (another name of the same hard-linked file may wait too: only this one is served)
+        rest = [[i.file_id, p, w] for i, p, w in waiting if (i.ino, p) != (best.ino, placed_as)]
         if rest:
             self._put_kv(key, json.dumps(rest))
         else:
