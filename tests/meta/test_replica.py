@@ -250,6 +250,22 @@ def test_directory_delete_against_create_inside_keeps_the_new_file(make_site: Fa
     assert [(n, i.content) for n, i in found] == [(f"new~{new.file_id}", "n")]
 
 
+def test_a_move_onto_a_taken_name_is_refused_not_overwritten(make_site: Factory) -> None:
+    """The rules free or claim a name before they bind it; should one ever not, the store
+    refuses the change (the link reports it) rather than overwrite the name, which would
+    leave a file counted but unreachable."""
+    from meridian.errors import StoreError
+    east = make_site("east")
+    write(east, "/a", "1")
+    write(east, "/b", "2")
+    a, b = east.resolve("/a"), east.resolve("/b")
+    with pytest.raises(StoreError, match="'b' in directory 'root' is taken"):
+        with east._transaction():  # as apply_entries runs the rules
+            east._move(a, ROOT_INO, "a", ROOT_INO, "b", "v")
+    assert (east.resolve("/a").ino, east.resolve("/b").ino) == (a.ino, b.ino)
+    assert (east.getattr(a.ino).nlink, east.getattr(b.ino).nlink) == (1, 1)
+
+
 def test_meridian_own_directories_cannot_be_removed(make_site: Factory) -> None:
     east = make_site("east")
     from meridian.errors import InvalidOperation, DirectoryNotEmpty

@@ -18,6 +18,7 @@ from meridian.errors import (
     InvalidOperation,
     NotADirectory,
     NotFound,
+    StoreError,
 )
 from meridian.meta.clock import HybridClock, physical_ms
 from meridian.meta.conflicts import original_name
@@ -339,7 +340,7 @@ class NamespaceCore(EngineHooks):
         False when the caller binds it again at once."""
         linked = None if inode.is_dir else self._unbind_link(parent, name, inode)
         self._del_entry(parent, name)
-        self._put_entry(new_parent, new_name, inode.ino)
+        self._put_free_entry(new_parent, new_name, inode)
         moved_dir = 1 if inode.is_dir else 0
         if inode.is_dir and new_parent != parent:
             self._put_kv(f"placed:{inode.file_id}", ver)
@@ -357,6 +358,20 @@ class NamespaceCore(EngineHooks):
             self._put_inode(_replace(current, ctime_ns=time.time_ns(), name_version=ver))
         if refill:
             self._freed(parent, name)
+
+    def _put_free_entry(self, parent: int, name: str, inode: Inode) -> None:
+        """Bind ``name`` in ``parent`` to ``inode``; the name must be free. The rules that
+        place replicated changes free or claim a name first: a name still taken here is a
+        bug in them, and overwriting it would leave the other file (or another name of the
+        same one) counted but unreachable, so the change is refused, its transaction rolled
+        back, and the link reports it instead (nothing is lost)."""
+        held = self._get_entry(parent, name)
+        if held is not None:
+            raise StoreError(
+                f"internal: {name!r} in directory {self._inode(parent).file_id!r} is taken "
+                f"(inode {held}) where {inode.file_id!r} was to go; the change was not applied "
+                f"(please report)")
+        self._put_entry(parent, name, inode.ino)
 
     def _placed_version(self, inode: Inode) -> str:
         """The version of the change that put the directory ``inode`` in its directory (a

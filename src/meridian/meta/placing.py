@@ -79,7 +79,7 @@ class Placing:
 
     def _bind(self, directory: Inode, name: str, inode: Inode) -> None:
         """Give ``inode`` (already stored) one more name."""
-        self.s._put_entry(directory.ino, name, inode.ino)
+        self.s._put_free_entry(directory.ino, name, inode)
         self.s._touch_dir(self.s._inode(directory.ino), 1 if inode.is_dir else 0)
         self.result.names.append((directory.ino, name))
 
