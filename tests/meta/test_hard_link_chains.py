@@ -422,3 +422,21 @@ def test_two_names_of_one_file_waiting_for_one_name_both_wait(world: World) -> N
        Step(NORTH, "u", "/g.exr"),
        Step(EAST, "u", "/a"))
     assert healed_files(world) == {"/b": "north-1 n1", "/g.exr": "east-3 n1"}
+
+
+def test_a_conflict_copy_keeps_its_own_name_when_an_unlink_is_undone(world: World) -> None:
+    """A conflict copy linked as ``f``: north unlinks ``f`` and west, later, the copy's own
+    name. At east west's unlink comes first, so north's (the earlier) would remove the last
+    name and is swapped with it: the copy gets its own name back, conflict tag and all (no
+    site ever gave it the plain name), not ``e``, which would take the name from the file
+    it is a copy of."""
+    do(world,
+       Step(EAST, "w", "/e"), Pull(WEST, EAST),
+       Step(EAST, "w", "/e"), Step(WEST, "w", "/e"),
+       Pull(WEST, EAST), Pull(EAST, WEST), Pull(NORTH, EAST))
+    copy = next(path for path in tree(world.sites[EAST]) if "conflict" in path)
+    do(world, Step(EAST, "l", copy, "/f"), Pull(NORTH, EAST), Pull(WEST, EAST),
+       Step(NORTH, "u", "/f"), Step(WEST, "u", copy),
+       Pull(EAST, WEST), Pull(EAST, NORTH))
+    files = healed_files(world)
+    assert sorted(files) == ["/e", copy]

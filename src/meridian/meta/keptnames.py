@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 
-from meridian.meta.conflicts import original_name
+from meridian.meta.conflicts import copy_version, is_copy_id, original_name
 from meridian.meta.entries import JournalEntry
 from meridian.meta.interface import Inode
 from meridian.meta.journal import RenameOp, UnlinkOp
@@ -104,6 +104,16 @@ class KeptNames(Placing):
         key = f"undone:{file_id}"
         self.s._put_kv(key, json.dumps(json.loads(self.s._get_kv(key) or "[]") + [removal]))
 
+    @staticmethod
+    def _restored_name(file_id: str, name: str, name_ver: str) -> str:
+        """The name a removed name ``name`` of ``file_id``, bound by the change
+        ``name_ver``, comes back as: without the tags a conflict added to it at some site
+        (which hold it as it was meant), except a conflict copy's own name (bound by the
+        copy's own version), which no site ever gave it plain."""
+        if is_copy_id(file_id) and name_ver == copy_version(file_id):
+            return name
+        return original_name(name)
+
     def _keep_link(self, file_id: str, link: list[str]) -> None:
         """A name of the deleted file ``file_id`` that comes back should a write bring the
         file back: [directory file id, name, version of the change that bound it there,
@@ -185,7 +195,8 @@ class KeptNames(Placing):
         self._drop_undone(inode.file_id, kept)
         self._leave_undone(inode.file_id, latest)
         restored = latest[4] or latest[3] or latest[2]
-        self._link(inode, latest[0], original_name(latest[1]), restored, latest[3])
+        self._link(inode, latest[0], self._restored_name(inode.file_id, latest[1], restored),
+                   restored, latest[3])
         inode = self.s._inode(inode.ino)
         where = self._where(inode, kept[0], kept[1], kept[3], removing=True)
         if where is None:

@@ -52,9 +52,6 @@ import stat
 from dataclasses import replace as _replace
 
 from meridian.meta.clock import physical_ms
-from meridian.meta.conflicts import (
-    original_name,
-)
 from meridian.meta.entries import JournalEntry
 from meridian.meta.interface import (
     ContentRecord,
@@ -220,7 +217,9 @@ class Applier(ContentRules):
             # the name comes back as it was: bound by the same change, the same name
             # (stores before this kept no binding version: the name's identity stands in)
             restored = latest[4] if len(latest) > 4 else latest[3] or latest[2]
-            self._link(inode, latest[0], original_name(latest[1]), restored, latest[3])
+            self._link(inode, latest[0],
+                       self._restored_name(inode.file_id, latest[1], restored),
+                       restored, latest[3])
             # the name it takes back may be the one this unlink removes, which then moved
             # to its conflict name: find it again
             inode = self.s._inode(inode.ino)

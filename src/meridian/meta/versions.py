@@ -14,7 +14,6 @@ from meridian.meta.conflicts import (
     authored_kept,
     copy_file_id,
     copy_version,
-    is_copy_id,
     original_name,
 )
 from meridian.meta.entries import JournalEntry
@@ -239,12 +238,11 @@ class ContentRules(KeptNames):
             latest = max(removed, key=lambda removal: removal[2])
             self.s._forget_unlinked(op.fid, latest)
             self._leave_undone(op.fid, latest)  # done should the file get a name more
-            parent_fid, name, key = latest[0], original_name(latest[1]), latest[3]
+            parent_fid, name, key = latest[0], latest[1], latest[3]
             name_ver = latest[4] if len(latest) > 4 and latest[4] else key or latest[2]
-        # a conflict copy comes back under its own name: no site ever gave it the plain one;
-        # unless a rename named it since (which here may have lost its name to a later change)
-        plain = (name if is_copy_id(op.fid) and name_ver == copy_version(op.fid)
-                 else original_name(name))
+        # a conflict copy comes back under its own name, unless a rename named it since
+        # (which here may have lost its name to a later change)
+        plain = self._restored_name(op.fid, name, name_ver)
         directory, name, lost = self._place(parent_fid, plain, self._lost_tag(op.fid, key))
         wanted = name
         if not lost:
