@@ -108,3 +108,21 @@ def test_a_redone_rename_takes_its_name_back_once_it_is_free(world: World) -> No
                   and path.count("/") == 4)
     do(world, Step(EAST, "r", lost_a, "/b"))
     assert healed_dirs(world) == ["/b", "/b/d"]
+
+
+def test_a_directory_delete_that_breaks_the_cycle_redoes_the_undone_rename(
+        world: World) -> None:
+    """North moves ``c`` into ``g/b``; east, later, moves ``g`` into ``c``: a cycle wherever
+    both arrive, and east's rename is undone there. West removes ``g/b`` (empty where it ran):
+    what north put in it goes to lost+found, the cycle is gone, and east's rename is redone,
+    as at any site where the delete came before the cycle."""
+    do(world,
+       Step(EAST, "m", "/g"), Step(EAST, "m", "/g/b"), Step(EAST, "m", "/c"),
+       Pull(WEST, EAST), Pull(NORTH, EAST))
+    c = world.sites[EAST].resolve("/c").file_id
+    do(world,
+       Step(NORTH, "r", "/c", "/g/b/h"),
+       Step(EAST, "r", "/g", "/c/e"),
+       Step(WEST, "d", "/g/b"),
+       Pull(NORTH, EAST), Pull(NORTH, WEST))
+    assert healed_dirs(world) == [f"{LOST}/h~{c}", f"{LOST}/h~{c}/e"]

@@ -90,6 +90,7 @@ class Applier(ContentRules):
                 self._op_unlink(entry, op)
             case RmdirOp():
                 self._op_rmdir(entry, op)
+                self._redo_cycle_renames()  # what it held went to lost+found: a cycle may go
             case RenameOp():
                 self._op_rename(entry, op)
                 self._redo_cycle_renames()
