@@ -11,28 +11,11 @@ site shows the same tree with nothing acknowledged lost.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
-from tests.meta.randomized import ENGINES, Pull, Step, World, tree
+from tests.meta.randomized import Pull, Step, World, tree
+from tests.meta.test_hard_link_chains import do, world  # noqa: F401 (world: a fixture)
 
 EAST, WEST, NORTH = 0, 1, 2
 LOST = "/.meridian/lost+found"
-
-
-@pytest.fixture(params=ENGINES)
-def world(request: pytest.FixtureRequest) -> Iterator[World]:
-    with World(request.param) as made:
-        yield made
-
-
-def do(world: World, *steps: Step | Pull) -> None:
-    for step in steps:
-        if isinstance(step, Pull):
-            world.pull(step)
-        else:
-            assert world.do(step), f"{step} could not be made"
 
 
 def healed_dirs(world: World) -> list[str]:
