@@ -20,7 +20,7 @@ from meridian.meta.undoops import PurgeOp, SnapshotOp, TrashOp, UnsnapshotOp
 from meridian.objects.memory import MemoryObjectStore
 from meridian.site.inspect import namespace_digest
 from meridian.undo import restore, snapshots
-from tests.meta.randomized import sync, write
+from tests.meta.randomized import pull, sync, write
 
 DIR = stat.S_IFDIR | 0o755
 FILE = stat.S_IFREG | 0o644
@@ -115,6 +115,7 @@ def test_a_purge_and_a_concurrent_older_removal_agree_in_either_order(
     east, west = make_site("east"), make_site("west")
     write(east, "/a", H[1])
     sync(east, west)
+    a_fid = east.resolve("/a").file_id
     east.unlink(ROOT_INO, "a")  # older than west's purge, not seen by west yet
     time.sleep(0.005)  # a later clock millisecond: the purge is later than that removal
     west.trash_purge(None)
@@ -122,6 +123,40 @@ def test_a_purge_and_a_concurrent_older_removal_agree_in_either_order(
     west.unlink(ROOT_INO, "b")  # after the purge: stays
     sync(east, west)
     assert [r.path for r in east.trash_list()] == [r.path for r in west.trash_list()] == ["/b"]
+    # the purge took a's removal at both: at west too, where the removal arrived after it,
+    # a's earlier contents go with it (they stayed there, held, before)
+    assert east.versions(a_fid) == west.versions(a_fid) == []
+    assert ({r.hash for r in east.unreferenced_contents()}
+            == {r.hash for r in west.unreferenced_contents()} == {H[1]})
+
+
+def test_two_purges_of_one_removal_take_the_same_versions_in_any_order(
+        make_site: Factory) -> None:
+    """A removal, two purges that both cover it and a write between them reach three sites
+    in three orders; the versions that go are the same everywhere: those older than the
+    later purge."""
+    east, west, north = make_site("east"), make_site("west"), make_site("north")
+    write(east, "/a", H[1])
+    sync(east, west, north)
+    fid = east.resolve("/a").file_id
+    east.unlink(ROOT_INO, "a")
+    pull(west, east)
+    time.sleep(0.005)
+    west.trash_purge("/a")  # takes east's removal at west
+    time.sleep(0.005)
+    write(north, "/a", H[2])  # north has not seen the removal: a write of the same file
+    time.sleep(0.005)
+    north.trash_purge("/a")  # later: covers the removal and that write's version
+    pull(east, west)  # east: removal, first purge, then north's write and purge
+    pull(east, north)
+    pull(north, east)  # north: its write and purge, then the removal and the first purge
+    pull(west, north)  # west: removal, first purge, then north's
+    sync(east, west, north)
+    assert east.versions(fid) == west.versions(fid) == north.versions(fid)
+    assert H[1] not in {v.hash for v in east.versions(fid)}
+    assert ({r.hash for r in east.unreferenced_contents()}
+            == {r.hash for r in west.unreferenced_contents()}
+            == {r.hash for r in north.unreferenced_contents()})
 
 
 def test_trash_and_versions_hold_content_until_they_expire(make_site: Factory) -> None:

@@ -142,6 +142,19 @@ def _time_of(hlc: int) -> int:
     return physical_ms(hlc) * _NS_PER_MS
 
 
+def _hlc_of(trash_key: str) -> int:
+    """The clock of the removal a ``trash:<hlc>.<origin>.<seq>`` key names."""
+    return int(trash_key.split(":", 1)[1].split(".", 1)[0], 16)
+
+
+def _purges(purge_hlc: int, path: str | None, before: int | None, removal_hlc: int,
+            record: TrashRecord) -> bool:
+    """Whether a purge (its clock, path and ``before``) takes the removal ``record``: older
+    than the purge, under its path, and removed before ``before`` when it gives one."""
+    return (removal_hlc < purge_hlc and under(record.path, path)
+            and (before is None or record.time_ns < before))
+
+
 def under(path: str, prefix: str | None) -> bool:
     """Whether ``path`` is ``prefix`` or below it (``None`` or ``/``: everything)."""
     if prefix is None or prefix.rstrip("/") == "":
@@ -263,14 +276,15 @@ class UndoRecords(SiteRecords, UndoStore):
         self._hold(op.hash, key)
 
     def _note_trash(self, entry: JournalEntry, op: TrashOp) -> None:
-        for _, raw in self._kv_prefixed("purge:"):
-            hlc, path, before = json.loads(raw)
-            if entry.hlc < hlc and under(op.path, path) and (
-                    before is None or _time_of(entry.hlc) < before):
-                return  # a purge this removal is older than has been applied already
         key = f"trash:{entry.hlc:016x}.{entry.origin}.{entry.origin_seq}"
         record = TrashRecord(key, op.path, op.fid, op.mode, op.uid, op.gid, op.size, op.mtime,
                              op.hash, op.target, op.cause, entry.origin, _time_of(entry.hlc))
+        latest = max((hlc for _, raw in self._kv_prefixed("purge:")
+                      for hlc, path, before in [json.loads(raw)]
+                      if _purges(hlc, path, before, entry.hlc, record)), default=None)
+        if latest is not None:  # a purge this removal is older than was applied already
+            self._purge_file(key, record, latest)
+            return
         self._put_kv(key, json.dumps(asdict(record)))
         self._hold(op.hash, key)
 
@@ -278,17 +292,28 @@ class UndoRecords(SiteRecords, UndoStore):
         self._put_kv(f"purge:{entry.hlc:016x}.{entry.origin}.{entry.origin_seq}",
                      json.dumps([entry.hlc, op.path, op.before]))
         for record in self.trash_list(op.path):
-            hlc = int(record.key.split(":", 1)[1].split(".", 1)[0], 16)
-            if hlc < entry.hlc and (op.before is None or record.time_ns < op.before):
+            if _purges(entry.hlc, op.path, op.before, _hlc_of(record.key), record):
                 self._drop_trash(record)
-                # the removed file's earlier contents go with it (older than the purge; one
-                # that arrives later is dropped on arrival: _note_version)
-                self._put_kv(f"purged:{record.fid}", str(entry.hlc))
-                for version_record in self.versions(record.fid):
-                    if version_hlc(version_record.version) < entry.hlc:
-                        key = f"version:{record.fid}:{version_record.version}"
-                        self._del_kv(key)
-                        self._unhold(version_record.hash, key)
+                self._purge_file(record.key, record, entry.hlc)
+        # removals an earlier purge took: a later purge that covers them takes more versions
+        for key, raw in self._kv_prefixed("purgedtrash:"):
+            gone = TrashRecord(**json.loads(raw))
+            if _purges(entry.hlc, op.path, op.before, _hlc_of(gone.key), gone):
+                self._purge_file(gone.key, gone, entry.hlc)
+
+    def _purge_file(self, key: str, record: TrashRecord, purge_hlc: int) -> None:
+        """A purge (clock ``purge_hlc``) took the removal ``record``: the removed file's
+        contents older than the purge go with it, and one that arrives later is dropped on
+        arrival (``_note_version``). The removal is remembered (``purgedtrash:``), so that a
+        later purge covering it too takes what it adds, whatever order the three arrive in."""
+        self._put_kv(f"purgedtrash:{key}", json.dumps(asdict(record)))
+        known = self._get_kv(f"purged:{record.fid}")
+        self._put_kv(f"purged:{record.fid}", str(max(purge_hlc, int(known or 0))))
+        for version_record in self.versions(record.fid):
+            if version_hlc(version_record.version) < purge_hlc:
+                version_key = f"version:{record.fid}:{version_record.version}"
+                self._del_kv(version_key)
+                self._unhold(version_record.hash, version_key)
 
     def _note_snapshot(self, entry: JournalEntry, op: SnapshotOp) -> None:
         current = self._snapshot(op.name)
