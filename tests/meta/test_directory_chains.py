@@ -109,3 +109,20 @@ def test_a_directory_delete_that_breaks_the_cycle_redoes_the_undone_rename(
        Step(WEST, "d", "/g/b"),
        Pull(NORTH, EAST), Pull(NORTH, WEST))
     assert healed_dirs(world) == [f"{LOST}/h~{c}", f"{LOST}/h~{c}/e"]
+
+
+def test_a_file_named_like_a_conflict_copy_is_named_alike_in_lost_and_found(
+        world: World) -> None:
+    """North removes ``/b/e`` while east writes a file into it whose name looks like a
+    conflict copy's (a user's copy of one, say). East moves the file to lost+found as the
+    removal evacuates the folder, north puts it there as its folder is gone: both name it
+    from the name without the conflict tag (seeds 20034 and 20094 of the 150-change runs;
+    east stripped the tag, north kept it)."""
+    do(world,
+       Step(NORTH, "m", "/b"), Step(NORTH, "m", "/b/e"),
+       Pull(EAST, NORTH, 1),
+       Step(NORTH, "d", "/b/e"),
+       Step(EAST, "w", "/b/e/h.conflict-20251201-120040-north"))
+    assert healed_dirs(world) == ["/b"]
+    lost = [path for path in tree(world.sites[EAST]) if path.startswith(LOST + "/")]
+    assert [path.split("~")[0] for path in lost] == [f"{LOST}/h"]

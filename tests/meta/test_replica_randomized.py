@@ -64,6 +64,18 @@ def test_seeds_that_once_diverged_converge(mix: str, seed: int, engine: str) -> 
     assert outcome.ok, f"seed {seed} mix {mix} engine {engine}:\n{why}"
 
 
+# seeds of runs of 150 changes (scripts/soak.py --steps 150) that once diverged
+ONCE_DIVERGED_LONG = {"wmud": [20034], "wmrud": [20094]}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("mix,seed", [(mix, seed) for mix, seeds in ONCE_DIVERGED_LONG.items()
+                                      for seed in seeds])
+def test_long_runs_that_once_diverged_converge(mix: str, seed: int, engine: str) -> None:
+    outcome, why = run(seed, mix, engine, steps=150)
+    assert outcome.ok, f"seed {seed} mix {mix} engine {engine}, 150 changes:\n{why}"
+
+
 class ThreeSites(RuleBasedStateMachine):
     """Three sites of one engine; Hypothesis picks who changes what and which link works.
     Every few steps it may heal, and then the sites must agree and hold every write."""

@@ -49,8 +49,11 @@ class Placing:
         return lost, self._free_name(lost, name, tag), True
 
     def _free_name(self, directory: Inode, name: str, tag: str) -> str:
-        """The name of something put into lost+found: its own name and its file id, so two
-        sites that put the same things there in another order name them alike."""
+        """The name of something put into lost+found: its own name without Meridian's
+        conflict tags, and its file id, so two sites that put the same things there in
+        another order, or from names that differ by a tag, name them alike (a name the user
+        gave that looks like a conflict name is taken as one: the id keeps it apart)."""
+        name = original_name(name)
         suffix = f"~{tag}"
         while len(os.fsencode(name + suffix)) > 255:
             name = name[:-1]
