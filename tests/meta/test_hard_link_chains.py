@@ -440,3 +440,19 @@ def test_a_conflict_copy_keeps_its_own_name_when_an_unlink_is_undone(world: Worl
        Pull(EAST, WEST), Pull(EAST, NORTH))
     files = healed_files(world)
     assert sorted(files) == ["/e", copy]
+
+
+def test_a_name_that_only_looks_like_a_conflict_name_comes_back_as_it_is(
+        world: World) -> None:
+    """West writes a file a user named like a conflict copy; east deletes it while west
+    writes it again, so the write brings it back at east. It came back there without the
+    tag, as a name that lost a conflict does, while west kept it: only a tag that encodes
+    the change that bound the name (as Meridian's own tags do) is taken off now (seed 133
+    of the mix ``wlupn``, where an undelete had made such a name)."""
+    name = "/d.conflict-20251201-120034-north"
+    do(world,
+       Step(WEST, "w", name),
+       Pull(EAST, WEST),
+       Step(EAST, "u", name),
+       Step(WEST, "w", name))
+    assert list(healed_files(world)) == [name]

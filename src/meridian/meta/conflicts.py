@@ -33,6 +33,16 @@ def conflict_name(name: str, ver: str, n: int = 1) -> str:
 
 _CONFLICT_TAG = re.compile(r"\.conflict-\d{8}-\d{6}-[a-z0-9_-]+?(?:-\d+)?(?=\.[^.]*$|$)")
 
+def lost_to_a_conflict(name: str, ver: str) -> bool:
+    """Whether ``name`` carries the tag Meridian gives a name bound by the change ``ver``
+    when it loses that name (``conflict_name``: the change's second and site, maybe ``-n``).
+    A name a user gave that only looks like a conflict name does not: its tags are the
+    user's, the same at every site."""
+    when = _dt.datetime.fromtimestamp(physical_ms(version_hlc(ver)) / 1000, tz=_dt.timezone.utc)
+    tag = re.escape(f".conflict-{when:%Y%m%d-%H%M%S}-{version_origin(ver)}")
+    return re.search(tag + r"(?:-\d+)?(?=\.[^.]*$|$)", name) is not None
+
+
 def original_name(name: str) -> str:
     """``name`` without the conflict tags Meridian added to it (the name a copy is named
     after, whatever name its file has at this site by now)."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 
-from meridian.meta.conflicts import copy_version, is_copy_id, original_name
+from meridian.meta.conflicts import copy_version, is_copy_id, lost_to_a_conflict, original_name
 from meridian.meta.entries import JournalEntry
 from meridian.meta.interface import Inode
 from meridian.meta.journal import RenameOp, UnlinkOp
@@ -107,12 +107,13 @@ class KeptNames(Placing):
     @staticmethod
     def _restored_name(file_id: str, name: str, name_ver: str) -> str:
         """The name a removed name ``name`` of ``file_id``, bound by the change
-        ``name_ver``, comes back as: without the tags a conflict added to it at some site
-        (which hold it as it was meant), except a conflict copy's own name (bound by the
-        copy's own version), which no site ever gave it plain."""
+        ``name_ver``, comes back as: without the tag a conflict added to it at some site, when
+        it lost that name there (other sites hold it as it was meant), except a conflict
+        copy's own name (bound by the copy's own version), which no site ever gave it plain.
+        A name the user gave that only looks like a conflict name comes back as it is."""
         if is_copy_id(file_id) and name_ver == copy_version(file_id):
             return name
-        return original_name(name)
+        return original_name(name) if lost_to_a_conflict(name, name_ver) else name
 
     def _keep_link(self, file_id: str, link: list[str]) -> None:
         """A name of the deleted file ``file_id`` that comes back should a write bring the
