@@ -3,6 +3,9 @@ mix and both store engines (memory and SQLite), each checked for divergence and 
 
     python scripts/soak.py --runs 2000        (make soak SEEDS=2000)
 
+Mixes with purges and undeletes run with the trash on, and check that every site also ends
+with the same undo records (trash, versions, purges and what they hold).
+
 Every failing run prints its seed, mix and engine (``tests/meta/randomized.py`` replays it:
 ``run(seed, mix, engine)``); the last line is always
 
@@ -45,12 +48,13 @@ def main(argv: list[str] | None = None) -> int:
             diverged += 1
         else:
             if not outcome.ok:
+                found = [f"diverged at {','.join(outcome.diverged)}" if outcome.diverged else "",
+                         f"undo records differ at {','.join(outcome.records)}"
+                         if outcome.records else "",
+                         f"lost {len(outcome.lost)} writes" if outcome.lost else ""]
                 print(f"FAILED seed {seed} mix {mix} engine {engine}: "
-                      f"{'diverged at ' + ','.join(outcome.diverged) if outcome.diverged else ''}"
-                      f"{' ' if outcome.diverged and outcome.lost else ''}"
-                      f"{'lost ' + str(len(outcome.lost)) + ' writes' if outcome.lost else ''}",
-                      flush=True)
-            diverged += bool(outcome.diverged)
+                      f"{' '.join(f for f in found if f)}", flush=True)
+            diverged += bool(outcome.diverged or outcome.records)
             lost += bool(outcome.lost)
         done += 1
     print(f"({time.monotonic() - started:.0f} s)", file=sys.stderr)

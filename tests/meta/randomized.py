@@ -11,6 +11,9 @@ unique per run) must still be readable at every site after healing, under its na
 name or in ``/.meridian/lost+found``. A version may be gone only when some site deliberately
 removed or replaced that very version while it could see it: unlinked its last name, renamed
 something over it, wrote over it. The generator records those as ``dead`` when it does them.
+
+Mixes with purges (``p``) or undeletes (``n``) run with the trash on at every site; ``check``
+then also compares every site's undo records (``undo_records``), which must be the same.
 """
 
 from __future__ import annotations
@@ -24,11 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from meridian.errors import MeridianError
-from meridian.meta import AttrChanges, Inode, MetaStore
+from meridian.meta import TRASH_SETTING, AttrChanges, Inode, MetaStore
 from meridian.meta.clock import HybridClock
 from meridian.meta.memory import MemoryMetaStore
 from meridian.meta.sqlite import SqliteMetaStore
+from meridian.meta.undo import UndoRecords
 from meridian.site.inspect import namespace_digest
+from meridian.undo.restore import undelete, undo_store
 
 FILE = stat.S_IFREG | 0o644
 DIR = stat.S_IFDIR | 0o755
@@ -50,7 +55,10 @@ KINDS = {
     "s": 5,   # symlink
     "a": 7,   # set or remove an extended attribute
     "t": 5,   # set the modification time (touch -d)
+    "p": 3,   # purge the trash (of one removed path, or all of it)
+    "n": 6,   # undelete a removed path (what ``meridian undelete`` does)
 }
+TRASH_KINDS = "pn"  # a mix with one of these runs with the trash on at every site
 
 # The operation mixes the seeded runs and the soak go through.
 MIXES = {
@@ -64,20 +72,25 @@ MIXES = {
     "wxoat": "writes + chmod + chown + xattrs + times",
     "wmrudxosat": "every kind but hard links",
     "wmrudxolsat": "every kind",
+    "wmrudpn": "writes + mkdir + renames + unlink + rmdir + purges + undeletes (trash on)",
+    "wlupn": "writes + hard links + unlink + purges + undeletes (trash on)",
 }
 
 
 @dataclass
 class Outcome:
     """What ``check`` found after healing: ``diverged`` names the sites whose digest differs
-    from the first site's; ``lost`` lists (site, text) of acknowledged writes not found."""
+    from the first site's, ``records`` those whose undo records (trash, versions, purges and
+    what they hold) differ from it; ``lost`` lists (site, text) of acknowledged writes not
+    found."""
 
     diverged: list[str] = field(default_factory=list)
     lost: list[tuple[str, str]] = field(default_factory=list)
+    records: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.diverged and not self.lost
+        return not self.diverged and not self.lost and not self.records
 
 
 def write(store: MetaStore, path: str, content: str) -> Inode:
@@ -118,6 +131,14 @@ def sync(*sites: MetaStore) -> None:
                     pull(dst, src)
 
 
+def undo_records(store: MetaStore) -> list[tuple[str, str]]:
+    """A site's undo records and what they hold (every site must end with the same)."""
+    records = undo_store(store)
+    assert isinstance(records, UndoRecords)
+    return [row for prefix in ("trash:", "version:", "purge:", "purged:", "purgedtrash:", "hold:")
+            for row in records._kv_prefixed(prefix)]
+
+
 def tree(store: MetaStore) -> dict[str, str]:
     """A readable picture of a site's tree for failure messages."""
     shown = {}
@@ -141,7 +162,7 @@ class World:
     depends on arrival (rare in life, constant in a fast test)."""
 
     def __init__(self, engine: str, names: tuple[str, ...] = SITES, *,
-                 directory: Path | None = None) -> None:
+                 directory: Path | None = None, trash: bool = False) -> None:
         if engine not in ENGINES:
             raise ValueError(f"engine {engine!r}: one of {', '.join(ENGINES)}")
         self.engine = engine
@@ -167,7 +188,10 @@ class World:
                 assert directory is not None
                 store = SqliteMetaStore(directory / f"{name}.db", name, site_id=site_id)
             store._clock = HybridClock(store._clock.last, wall_ms)  # type: ignore[attr-defined]
+            if trash:
+                store.put_setting(TRASH_SETTING, "1")
             self.sites.append(store)
+        self.trash = trash
         self.acked: dict[str, str] = {}  # text written -> the site that wrote it
         self.dead: set[str] = set()  # versions some site deliberately removed or replaced
         self._counter = 0
@@ -212,6 +236,9 @@ class World:
             held = {inode.content for _, inode in store.walk() if inode.is_file}
             outcome.lost += [(store.site_name, text) for text in sorted(self.acked)
                              if text not in self.dead and text not in held]
+        if self.trash:
+            kept = [undo_records(s) for s in self.sites]
+            outcome.records = [s.site_name for s, r in zip(self.sites, kept) if r != kept[0]]
         return outcome
 
     def explain(self, outcome: Outcome) -> str:
@@ -226,6 +253,13 @@ class World:
                                      f"{store.site_name}={other.get(path)!r}")
         if outcome.lost:
             lines.append(f"  lost: {outcome.lost}")
+        if outcome.records:
+            first = set(undo_records(self.sites[0]))
+            for store in self.sites[1:]:
+                other = set(undo_records(store))
+                for key, value in sorted(first ^ other):
+                    at = self.sites[0].site_name if (key, value) in first else store.site_name
+                    lines.append(f"  undo record only at {at}: {key} = {value}")
         return "\n".join(lines)
 
     # -- user changes -----------------------------------------------------------------------
@@ -248,6 +282,14 @@ class World:
         movable = [p for p, _ in listing if p not in ("/", "/.meridian", "/.meridian/lost+found")]
         if kind in "uxolat" and not files:
             kind = "w"
+        removed = sorted({r.path for r in undo_store(site).trash_list()}) if self.trash else []
+        if kind == "n":
+            if not removed:
+                kind = "w"
+            else:
+                return Step(index, "n", rng.choice(removed))
+        if kind == "p":
+            return Step(index, "p", rng.choice(["/", *removed]))
         if kind == "w":
             if files and rng.random() < 0.3:
                 return Step(index, "w", rng.choice(files))
@@ -328,6 +370,10 @@ class World:
                 site.setattr(site.resolve(path).ino, AttrChanges(mtime_ns=int(str(step.args[0]))))
             elif kind == "l":
                 site.link(site.resolve(path).ino, *_split(site, str(step.args[0])))
+            elif kind == "n":
+                undelete(site, path)  # makes its files again: nothing new is acknowledged
+            elif kind == "p":
+                undo_store(site).trash_purge(None if path == "/" else path)
             elif kind == "a":
                 key, value = str(step.args[0]), step.args[1]
                 if value is None:
@@ -404,7 +450,7 @@ def run(seed: int, mix: str, engine: str, steps: int = 60) -> tuple[Outcome, str
     """One seeded run: ``steps`` changes at random sites with random links working in
     between, then healing. Returns the outcome and, if it failed, what differs."""
     rng = random.Random(f"{seed}/{mix}")
-    with World(engine) as world:
+    with World(engine, trash=any(kind in mix for kind in TRASH_KINDS)) as world:
         for _ in range(steps):
             world.act(rng, rng.randrange(len(world.sites)), mix)
             if rng.random() < 0.3:  # a link that works at this moment
@@ -415,10 +461,11 @@ def run(seed: int, mix: str, engine: str, steps: int = 60) -> tuple[Outcome, str
         return outcome, ("" if outcome.ok else world.explain(outcome))
 
 
-def replay(trace: list[Step | Pull], engine: str) -> tuple[Outcome, World]:
+def replay(trace: list[Step | Pull], engine: str, *,
+           trash: bool = False) -> tuple[Outcome, World]:
     """Do ``trace`` again in a new world, heal and check (the world is closed: read its
     ``trace`` and outcome only)."""
-    with World(engine) as world:
+    with World(engine, trash=trash) as world:
         for item in trace:
             if isinstance(item, Pull):
                 world.pull(item)

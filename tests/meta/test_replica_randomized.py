@@ -4,7 +4,9 @@ Seeded runs (``randomized.run``) go through every operation mix on the memory an
 engine; a Hypothesis state machine drives the same generator step by step, with links working
 or not as it chooses, and shrinks what it finds. After healing, every site must have the same
 digest (``namespace_digest``) and every acknowledged write must still be readable at every
-site (``World.check``). A failure names the seed, mix and engine; ``make soak`` runs many more.
+site (``World.check``). Mixes with purges and undeletes run with the trash on, and every site
+must also end with the same undo records. A failure names the seed, mix and engine; ``make
+soak`` runs many more.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ def test_random_partitions_converge_and_lose_nothing(mix: str, engine: str) -> N
                 fixed.append(seed)
         elif not outcome.ok:
             failures.append(f"seed {seed} mix {mix} engine {engine}: diverged "
-                            f"{outcome.diverged}, lost {outcome.lost}\n{why}")
+                            f"{outcome.diverged}, undo records {outcome.records}, lost "
+                            f"{outcome.lost}\n{why}")
     assert not failures, f"{len(failures)} of {SEEDS} runs failed:\n" + "\n".join(failures[:3])
     assert not fixed, f"mix {mix} engine {engine}: seeds {fixed} converge now: drop them " \
                       "from KNOWN_DIVERGING (and update docs/conflicts.md)"
@@ -51,6 +54,7 @@ ONCE_DIVERGED = {
     "wmrudxolsat": [332, 440, 1367, 1389, 1856, 1889, 2015, 3111, 3214, 3307, 4954,
                     5831, 6771],
     "wmrud": [3130],
+    "wlupn": [91, 133, 179, 318],
     "wr": [1214],
     "wrx": [1142],
 }
@@ -77,8 +81,9 @@ def test_long_runs_that_once_diverged_converge(mix: str, seed: int, engine: str)
 
 
 class ThreeSites(RuleBasedStateMachine):
-    """Three sites of one engine; Hypothesis picks who changes what and which link works.
-    Every few steps it may heal, and then the sites must agree and hold every write."""
+    """Three sites of one engine, the trash on; Hypothesis picks who changes what and which
+    link works. Every few steps it may heal, and then the sites must agree (undo records
+    too) and hold every write."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -87,7 +92,7 @@ class ThreeSites(RuleBasedStateMachine):
 
     @initialize(engine=st.sampled_from(ENGINES))
     def start(self, engine: str) -> None:
-        self.world = World(engine)
+        self.world = World(engine, trash=True)
 
     @rule(site=st.integers(0, len(SITES) - 1), rng=st.randoms(use_true_random=False))
     def change(self, site: int, rng: object) -> None:
