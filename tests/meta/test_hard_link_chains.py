@@ -456,3 +456,22 @@ def test_a_name_that_only_looks_like_a_conflict_name_comes_back_as_it_is(
        Step(EAST, "u", name),
        Step(WEST, "w", name))
     assert list(healed_files(world)) == [name]
+
+
+def test_two_undone_unlinks_of_one_name_are_redone_as_the_later(world: World) -> None:
+    """West and north both unlink ``c.exr``, a name of a file with four names. At north each
+    unlink of the name comes when it is the file's last name there, so both are left undone.
+    West's link ``b`` then gives the file another name and the undone unlinks are redone:
+    the earlier went alone and the later stayed on record for a name already gone, so
+    west's unlink of ``b`` (earlier than north's of ``c.exr``) kept ``b`` at north, where
+    every other site keeps ``c.exr``, the name the latest unlink removed (seed 30050 of
+    ``wlsur`` in runs of 300 changes)."""
+    do(world,
+       Step(WEST, "w", "/a"), Step(WEST, "l", "/a", "/d"), Step(WEST, "l", "/d", "/c.exr"),
+       Step(EAST, "s", "/d", "d"),
+       Step(WEST, "r", "/a", "/h"),
+       Pull(NORTH, WEST, 50, 1), Pull(EAST, NORTH, 1),
+       Step(EAST, "u", "/h"), Step(WEST, "u", "/c.exr"), Step(EAST, "r", "/d", "/f"),
+       Step(WEST, "l", "/d", "/b"), Step(EAST, "u", "/d"), Step(WEST, "u", "/b"),
+       Step(NORTH, "u", "/c.exr"))
+    assert healed_files(world) == {"/c.exr": "west-1 n1"}

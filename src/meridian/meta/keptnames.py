@@ -68,24 +68,29 @@ class KeptNames(Placing):
     def _redo_undone(self, inode: Inode) -> None:
         """Unlinks left undone here because they would have removed the file's last name
         (``_unlink``) are done once the file has another name (a link that came later here
-        came first elsewhere, where they were done): the same names in any order."""
+        came first elsewhere, where they were done): the same names in any order. Two
+        undone unlinks of one name (two sites removed it) are done together, as the later
+        of them: that is the removal the name's later fate is weighed against."""
         key = f"undone:{inode.file_id}"
         undone = json.loads(self.s._get_kv(key) or "[]")
         if not undone:
             return
         self.s._del_kv(key)
         for removal in sorted(undone, key=lambda item: item[2]):
+            if removal not in undone:
+                continue  # done with a later unlink of the same name
             inode = self.s._inode(inode.ino)
             if inode.nlink <= 1:
                 self.s._put_kv(key, json.dumps(undone))
                 return
-            undone = [item for item in undone if item != removal]
-            where = self._where(inode, removal[0], removal[1], removal[3],
-                                removing=True)
+            latest = max((item for item in undone if item[3] == removal[3]),
+                         key=lambda item: item[2])
+            undone = [item for item in undone if item[3] != removal[3]]
+            where = self._where(inode, latest[0], latest[1], latest[3], removing=True)
             if where is None:
                 continue
             self.s._record_unlinked(inode.file_id, [
-                self.s._inode(where[0]).file_id, where[1], removal[2], removal[3],
+                self.s._inode(where[0]).file_id, where[1], latest[2], latest[3],
                 self.s._bound_version(where[0], where[1], inode)])
             self._drop(where, inode)
 
