@@ -69,7 +69,7 @@ def test_seeds_that_once_diverged_converge(mix: str, seed: int, engine: str) -> 
 
 
 # seeds of longer runs (scripts/soak.py --steps 150, or 300) that once diverged
-ONCE_DIVERGED_LONG = {"wmud": [20034], "wmrud": [20094], "wlsur": [30050]}
+ONCE_DIVERGED_LONG = {"wmud": [20034], "wmrud": [20094], "wlsur": [20413, 30050]}
 
 
 @pytest.mark.parametrize("engine", ENGINES)

@@ -106,8 +106,14 @@ class KeptNames(Placing):
             self.s._del_kv(f"undone:{file_id}")
 
     def _leave_undone(self, file_id: str, removal: list[str]) -> None:
-        key = f"undone:{file_id}"
-        self.s._put_kv(key, json.dumps(json.loads(self.s._get_kv(key) or "[]") + [removal]))
+        """Keep ``removal``, an unlink left undone here, on record; of two undone unlinks of
+        one name (two sites removed it), only the later: it is the one the name's fate is
+        weighed against (redone, swapped, or counted when a write brings the file back)."""
+        undone = self._undone(file_id)
+        if any(r[3] == removal[3] and r[2] >= removal[2] for r in undone):
+            return
+        undone = [r for r in undone if r[3] != removal[3]] + [removal]
+        self.s._put_kv(f"undone:{file_id}", json.dumps(undone))
 
     @staticmethod
     def _restored_name(file_id: str, name: str, name_ver: str) -> str:
