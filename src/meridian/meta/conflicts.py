@@ -43,6 +43,17 @@ def lost_to_a_conflict(name: str, ver: str) -> bool:
     return re.search(tag + r"(?:-\d+)?(?=\.[^.]*$|$)", name) is not None
 
 
+def numbered_after(name: str, other: str) -> bool:
+    """Whether ``other`` is the conflict name ``name`` with a collision number (``-n``,
+    n >= 2, as ``conflict_name`` adds when ``name`` itself is taken)."""
+    tags = list(_CONFLICT_TAG.finditer(name))
+    if not tags:
+        return False
+    end = tags[-1].end()
+    found = re.fullmatch(re.escape(name[:end]) + r"-([0-9]+)" + re.escape(name[end:]), other)
+    return found is not None and int(found.group(1)) >= 2
+
+
 def original_name(name: str) -> str:
     """``name`` without the conflict tags Meridian added to it (the name a copy is named
     after, whatever name its file has at this site by now)."""

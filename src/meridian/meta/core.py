@@ -21,7 +21,7 @@ from meridian.errors import (
     StoreError,
 )
 from meridian.meta.clock import HybridClock, physical_ms
-from meridian.meta.conflicts import original_name
+from meridian.meta.conflicts import numbered_after, original_name
 from meridian.meta.entries import JournalEntry
 from meridian.meta.hooks import EngineHooks
 from meridian.meta.interface import (
@@ -252,6 +252,10 @@ class NamespaceCore(EngineHooks):
         under the name it was given) takes it back. ``unless_before``: only if that loser's
         change is later than this version (a change about to bind the free name competes
         with the losers waiting for it). Returns whether a loser took the name."""
+        return (self._serve_waiting(directory, name, unless_before)
+                or self._serve_numbered(directory, name, unless_before))
+
+    def _serve_waiting(self, directory: int, name: str, unless_before: str | None) -> bool:
         key = f"want:{self._inode(directory).file_id}/{name}"
         found = self._get_kv(key)
         if found is None:
@@ -287,6 +291,32 @@ class NamespaceCore(EngineHooks):
             self._put_kv(key, json.dumps(rest))
         else:
             self._del_kv(key)
+        self._move(best, directory, placed_as, directory, name, best.name_version)
+        return True
+
+    def _serve_numbered(self, directory: int, name: str, unless_before: str | None) -> bool:
+        """A freed conflict name (``x.conflict-T-site``) goes to the latest loser waiting for
+        ``x`` that was placed under it with a collision number (``-2``...) because something
+        else held it then (a file an undelete made under that name, say): as where that
+        holder was gone before the loser came, the loser takes the unnumbered name."""
+        base = original_name(name)
+        found = self._get_kv(f"want:{self._inode(directory).file_id}/{base}") if base != name \
+            else None
+        if found is None:
+            return False
+        numbered = []
+        for file_id, placed_as, *_ in json.loads(found):
+            ino = self._find_file_id(file_id)
+            if (ino is not None and self._get_entry(directory, placed_as) == ino
+                    and numbered_after(name, placed_as)):
+                numbered.append((self._inode(ino), placed_as))
+        if not numbered:
+            return False
+        best, placed_as = max(
+            numbered, key=lambda item: self._bound_version(directory, item[1], item[0]))
+        if (unless_before is not None
+                and self._bound_version(directory, placed_as, best) < unless_before):
+            return False
         self._move(best, directory, placed_as, directory, name, best.name_version)
         return True
 
