@@ -73,10 +73,12 @@ test: setup $(STAMPS)/browser $(STAMPS)/gateways
 # Randomized three-site runs over every operation mix and both store engines; prints every
 # failing seed and ends with "soak: <runs> runs, <d> diverged, <l> lost" (non-zero unless 0, 0).
 # Seeds start at FIRST_SEED (default 100): make test already runs seeds 0-99 of every mix.
+# STEPS changes per run (default 60; longer runs reach chains that 60 changes seldom do).
 SEEDS ?= 2000
 FIRST_SEED ?= 100
+STEPS ?= 60
 soak: setup soak-data
-	$(VENV)/bin/python scripts/soak.py --runs $(SEEDS) --first-seed $(FIRST_SEED)
+	$(VENV)/bin/python scripts/soak.py --runs $(SEEDS) --first-seed $(FIRST_SEED) --steps $(STEPS)
 
 # Random writes, truncates, reads, memory maps, posix_fallocate and renames through a real mount,
 # every byte read checked against a local directory and a model (make test runs 20,000).
