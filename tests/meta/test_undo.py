@@ -310,3 +310,18 @@ def test_undeletes_of_one_tree_at_two_sites_at_once_converge(make_site: Factory)
     contents = {i.content for _, i in east.walk() if i.is_file}
     assert {H[1], H[2], H[3]} <= contents
     assert east.resolve("/shots/sh010/plate.0001.exr").content == H[1]
+
+
+def test_a_purged_removal_is_remembered_until_the_trash_would_have_let_it_go(
+        make_site: Factory) -> None:
+    east = make_site("east")
+    write(east, "/a", H[1])
+    east.unlink(ROOT_INO, "a")
+    time.sleep(0.005)
+    east.trash_purge("/a")
+    assert isinstance(east, UndoRecords) and len(east._kv_prefixed("purgedtrash:")) == 1
+    removed_ns = int(time.time() * 1e9)
+    east.expire_undo(removed_ns, 7 * 86400 * 10**9)
+    assert len(east._kv_prefixed("purgedtrash:")) == 1  # within the retention: kept
+    east.expire_undo(removed_ns + 8 * 86400 * 10**9, 7 * 86400 * 10**9)
+    assert east._kv_prefixed("purgedtrash:") == []

@@ -444,6 +444,9 @@ class UndoRecords(SiteRecords, UndoStore):
                 if record.time_ns < now_ns - keep_ns:
                     self._drop_trash(record)
                     dropped += 1
+            for key, raw in self._kv_prefixed("purgedtrash:"):  # (kept for later purges only)
+                if TrashRecord(**json.loads(raw)).time_ns < now_ns - keep_ns:
+                    self._del_kv(key)
             by_file: dict[str, list[str]] = {}
             for key, _ in self._kv_prefixed("version:"):
                 by_file.setdefault(key.split(":")[1], []).append(key)
