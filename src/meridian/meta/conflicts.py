@@ -17,30 +17,34 @@ from meridian.meta.journal import (
 )
 
 
+def _tag(ver: str) -> str:
+    """``.conflict-<yyyymmdd>-<hhmmss>-<site>`` of the change ``ver`` (its second, UTC)."""
+    when = _dt.datetime.fromtimestamp(physical_ms(version_hlc(ver)) / 1000, tz=_dt.timezone.utc)
+    return f".conflict-{when:%Y%m%d-%H%M%S}-{version_origin(ver)}"
+
+
 def conflict_name(name: str, ver: str, n: int = 1) -> str:
     """``name.conflict-<yyyymmdd>-<hhmmss>-<site>.ext`` for the change ``ver``
     (docs/design.md, rule 5; ``n`` > 1 adds ``-n`` for a collision). A leading dot does not
     start an extension."""
-    when = _dt.datetime.fromtimestamp(physical_ms(version_hlc(ver)) / 1000, tz=_dt.timezone.utc)
     stem, dot, ext = name.rpartition(".")
     if not dot or not stem:
         stem, ext = name, ""
-    tag = f".conflict-{when:%Y%m%d-%H%M%S}-{version_origin(ver)}" + (f"-{n}" if n > 1 else "")
+    tag = _tag(ver) + (f"-{n}" if n > 1 else "")
     room = 255 - len(os.fsencode(tag + (f".{ext}" if ext else "")))
     while len(os.fsencode(stem)) > room:
         stem = stem[:-1]
     return stem + tag + (f".{ext}" if ext else "")
 
-_CONFLICT_TAG = re.compile(r"\.conflict-\d{8}-\d{6}-[a-z0-9_-]+?(?:-\d+)?(?=\.[^.]*$|$)")
+_TAG_END = r"(?:-\d+)?(?=\.[^.]*$|$)"  # a collision number, then the extension or the end
+_CONFLICT_TAG = re.compile(r"\.conflict-\d{8}-\d{6}-[a-z0-9_-]+?" + _TAG_END)
 
 def lost_to_a_conflict(name: str, ver: str) -> bool:
     """Whether ``name`` carries the tag Meridian gives a name bound by the change ``ver``
     when it loses that name (``conflict_name``: the change's second and site, maybe ``-n``).
     A name a user gave that only looks like a conflict name does not: its tags are the
     user's, the same at every site."""
-    when = _dt.datetime.fromtimestamp(physical_ms(version_hlc(ver)) / 1000, tz=_dt.timezone.utc)
-    tag = re.escape(f".conflict-{when:%Y%m%d-%H%M%S}-{version_origin(ver)}")
-    return re.search(tag + r"(?:-\d+)?(?=\.[^.]*$|$)", name) is not None
+    return re.search(re.escape(_tag(ver)) + _TAG_END, name) is not None
 
 
 def numbered_after(name: str, other: str) -> bool:

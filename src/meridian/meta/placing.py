@@ -105,7 +105,7 @@ class Placing:
             tag = self._lost_tag(child.file_id,
                                  self.s._binding_key(directory.ino, name, child))
             self._move(child, (directory.ino, name), lost,
-                       self._free_name(lost, original_name(name), tag),
+                       self._free_name(lost, name, tag),
                        child.name_version, refill=False)  # nothing may move in: it goes
 
     def _claim(self, directory: Inode, name: str, ver: str) -> str:

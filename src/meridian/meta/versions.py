@@ -14,7 +14,6 @@ from meridian.meta.conflicts import (
     authored_kept,
     copy_file_id,
     copy_version,
-    original_name,
 )
 from meridian.meta.entries import JournalEntry
 from meridian.meta.interface import (
@@ -102,7 +101,7 @@ class ContentRules(KeptNames):
         if self.s.by_file_id(copy_id) is not None:
             return
         if directory.file_id == self._lost_found().file_id:  # named as _evacuate names
-            name = self._free_name(directory, original_name(name), copy_id)
+            name = self._free_name(directory, name, copy_id)
         else:
             name = self._conflict_place(directory, name, ver)
         def kept(key: str, own: int) -> int:
