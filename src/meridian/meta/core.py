@@ -280,11 +280,10 @@ class NamespaceCore(EngineHooks):
         if not waiting:
             self._del_kv(key)
             return False
-        best, placed_as, _ = max(
-            waiting, key=lambda item: self._bound_version(directory, item[1], item[0]))
-        if (unless_before is not None
-                and self._bound_version(directory, placed_as, best) < unless_before):
+        chosen = self._latest_loser(directory, [(i, p) for i, p, _ in waiting], unless_before)
+        if chosen is None:
             return False
+        best, placed_as = chosen
         # (another name of the same hard-linked file may wait too: only this one is served)
         rest = [[i.file_id, p, w] for i, p, w in waiting if (i.ino, p) != (best.ino, placed_as)]
         if rest:
@@ -300,8 +299,9 @@ class NamespaceCore(EngineHooks):
         else held it then (a file an undelete made under that name, say): as where that
         holder was gone before the loser came, the loser takes the unnumbered name."""
         base = original_name(name)
-        found = self._get_kv(f"want:{self._inode(directory).file_id}/{base}") if base != name \
-            else None
+        if base == name:
+            return False
+        found = self._get_kv(f"want:{self._inode(directory).file_id}/{base}")
         if found is None:
             return False
         numbered = []
@@ -310,15 +310,26 @@ class NamespaceCore(EngineHooks):
             if (ino is not None and self._get_entry(directory, placed_as) == ino
                     and numbered_after(name, placed_as)):
                 numbered.append((self._inode(ino), placed_as))
-        if not numbered:
+        chosen = self._latest_loser(directory, numbered, unless_before)
+        if chosen is None:
             return False
-        best, placed_as = max(
-            numbered, key=lambda item: self._bound_version(directory, item[1], item[0]))
-        if (unless_before is not None
-                and self._bound_version(directory, placed_as, best) < unless_before):
-            return False
+        best, placed_as = chosen
         self._move(best, directory, placed_as, directory, name, best.name_version)
         return True
+
+    def _latest_loser(self, directory: int, losers: list[tuple[Inode, str]],
+                      unless_before: str | None) -> tuple[Inode, str] | None:
+        """Of ``losers`` (each an inode and the name it sits under in ``directory``), the one
+        whose name binding is latest; None if there is none, or if it is earlier than
+        ``unless_before`` (see ``_freed``)."""
+        if not losers:
+            return None
+        best, placed_as = max(
+            losers, key=lambda item: self._bound_version(directory, item[1], item[0]))
+        if (unless_before is not None
+                and self._bound_version(directory, placed_as, best) < unless_before):
+            return None
+        return best, placed_as
 
     def _put_tombstone(self, file_id: str, parent_fid: str, name: str, content_version: str,
                        name_version: str, key: str = "") -> None:
