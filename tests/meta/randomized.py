@@ -31,7 +31,7 @@ from meridian.meta import TRASH_SETTING, AttrChanges, Inode, MetaStore
 from meridian.meta.clock import HybridClock
 from meridian.meta.memory import MemoryMetaStore
 from meridian.meta.sqlite import SqliteMetaStore
-from meridian.meta.undo import UndoRecords
+from meridian.meta.undorecords import UndoRecords
 from meridian.site.inspect import namespace_digest
 from meridian.undo.restore import undelete, undo_store
 

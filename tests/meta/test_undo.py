@@ -15,7 +15,7 @@ from meridian.errors import AlreadyExists, InvalidJournalEntry, NotFound
 from meridian.meta import ROOT_INO, TRASH_SETTING, MetaStore, check_entry, entry_from_wire
 from meridian.meta.memory import MemoryMetaStore
 from meridian.meta.sqlite import SqliteMetaStore
-from meridian.meta.undo import UndoRecords
+from meridian.meta.undorecords import UndoRecords
 from meridian.meta.undoops import PurgeOp, SnapshotOp, TrashOp, UnsnapshotOp
 from meridian.objects.memory import MemoryObjectStore
 from meridian.site.inspect import namespace_digest

@@ -56,7 +56,7 @@ from meridian.meta.journal import (
     UnlinkOp,
 )
 from meridian.meta.replica import Applier
-from meridian.meta.undo import UndoRecords
+from meridian.meta.undorecords import UndoRecords
 
 _FILE_TYPES = (stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK, stat.S_IFIFO, stat.S_IFSOCK,
                stat.S_IFCHR, stat.S_IFBLK)

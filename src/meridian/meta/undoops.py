@@ -1,7 +1,7 @@
 """The journal operations of undo (format 2): what a site removed, purges and snapshots.
 
 They replicate like every other operation, so every site ends with the same trash and the same
-snapshots (``meta/undo.py`` keeps them; ``docs/replication.md`` documents the fields):
+snapshots (``meta/undorecords.py`` keeps them; ``docs/replication.md`` documents the fields):
 
 - ``trash``: written by the site that removed a file or directory, in the same transaction
   as the removal: everything needed to bring it back (path, type and mode, owner, size,
