@@ -70,7 +70,8 @@ class KeptNames(Placing):
         (``_unlink``) are done once the file has another name (a link that came later here
         came first elsewhere, where they were done): the same names in any order. Two
         undone unlinks of one name (two sites removed it) are done together, as the later
-        of them: that is the removal the name's later fate is weighed against."""
+        of them: that is the removal the name's later fate is weighed against
+        (``_leave_undone`` keeps only the later; lists kept before it did may hold both)."""
         key = f"undone:{inode.file_id}"
         undone = json.loads(self.s._get_kv(key) or "[]")
         if not undone:
