@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.meta.randomized import ENGINES, Pull, Step, World, tree
-from tests.meta.test_hard_link_chains import do
+from tests.meta.randomized import ENGINES, Pull, Step, World
+from tests.meta.test_hard_link_chains import do, healed_files
 
 EAST, WEST, NORTH = 0, 1, 2
 
@@ -19,14 +19,6 @@ EAST, WEST, NORTH = 0, 1, 2
 def world(request: pytest.FixtureRequest) -> Iterator[World]:
     with World(request.param, trash=True) as made:
         yield made
-
-
-def healed(world: World) -> dict[str, str]:
-    world.heal()
-    outcome = world.check()
-    assert outcome.ok, world.explain(outcome)
-    return {path: what.split()[0] for path, what in tree(world.sites[EAST]).items()
-            if not what.startswith(("dir", "->"))}
 
 
 def test_a_loser_numbered_past_an_undeleted_name_takes_it_once_freed(world: World) -> None:
@@ -49,6 +41,6 @@ def test_a_loser_numbered_past_an_undeleted_name_takes_it_once_freed(world: Worl
        Step(EAST, "n", "/f.conflict-20251201-120003-north"),
        Pull(WEST, EAST, 3),
        Step(WEST, "u", "/f.conflict-20251201-120003-north"))
-    files = healed(world)
-    assert files["/f.conflict-20251201-120003-north"] == "north-4"
+    files = healed_files(world)
+    assert files["/f.conflict-20251201-120003-north"] == "north-4 n1"
     assert not any(path.endswith("-north-2") for path in files)
