@@ -12,7 +12,7 @@
 
 Requests are forwarded faithfully — method, path and query, headers (``Host`` as the client
 sent it, ``Range``), body — and so are the answers (status, headers, body), so AWS signatures
-stay valid. Only hop-by-hop headers are dropped. Standard library only; every method of the
+stay valid. An answer without a length (a stream) is passed on as it comes. Only hop-by-hop headers are dropped. Standard library only; every method of the
 control API is thread-safe.
 """
 
@@ -268,6 +268,28 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
 
+    def _relay_stream(self, response: http.client.HTTPResponse) -> None:
+        """An answer without a length (a journal stream, server-sent events): passed on piece
+        by piece as upstream sends it, chunked, as a plain proxy does; a hang that begins
+        meanwhile holds the rest back and then drops the connection."""
+        self.send_response_only(response.status, response.reason)
+        for name, value in response.getheaders():
+            if name.lower() not in _HOP_BY_HOP:
+                self.send_header(name, value)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        self.wfile.flush()
+        while True:
+            piece = response.read1(1 << 16)
+            if self.server.proxy._hold_if_hung():
+                self._drop()
+                return
+            if not piece:
+                break
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            self.wfile.flush()
+        self.wfile.write(b"0\r\n\r\n")
+
     def _answer_error(self, status: int) -> None:
         code = _ERROR_CODES.get(status, "InjectedFault")
         payload = (
@@ -298,6 +320,9 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 upstream.putheader("Content-Length", str(len(body)))
             upstream.endheaders(body or None)
             response = upstream.getresponse()
+            if response.getheader("Content-Length") is None and self.command != "HEAD":
+                self._relay_stream(response)
+                return
             payload = response.read()
             if self.server.proxy._hold_if_hung():  # a hang began while upstream answered
                 self._drop()

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import stat
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from meridian.api import ApiServer
 from meridian.api.app import parse_range
-from meridian.meta import ROOT_INO
+from meridian.meta import JOURNAL_FORMAT, ROOT_INO
 from meridian.site import Site
+from meridian.trust.credentials import CredentialStore
 from tests.apisite import admin_auth, ca_context
 from tests.apisite import make_site as make_tls_site
 
@@ -108,6 +111,77 @@ def test_journal_leaves_out_the_callers_own_changes_but_counts_them(tmp_path: Pa
         await writer
         assert held["entries"] == [] and held["through"] == 2  # its own echo did not answer
         assert time.monotonic() - started >= 0.9  # it waited out the poll
+
+    with_api(tmp_path, scenario)
+
+
+def test_journal_stream_sends_each_commit_as_a_line_and_ends_after_wait(tmp_path: Path) -> None:
+    async def scenario(site: Site, client: httpx.AsyncClient, url: str) -> None:
+        site.meta.create(ROOT_INO, "a", stat.S_IFREG | 0o644, 0, 0)
+
+        async def later() -> None:
+            await asyncio.sleep(0.3)
+            site.meta.create(ROOT_INO, "b", stat.S_IFREG | 0o644, 0, 0)
+            await asyncio.sleep(0.3)
+            site.meta.create(ROOT_INO, "c", stat.S_IFREG | 0o644, 0, 0)
+
+        started = time.monotonic()
+        lines: list[tuple[float, dict[str, Any]]] = []
+        params = {"after": 0, "wait": 2, "stream": "true", "skip_origin": "west"}
+        async with client.stream("GET", "/journal", params=params, headers=AUTH) as answer:
+            assert answer.status_code == 200
+            assert answer.headers["content-type"].startswith("application/x-ndjson")
+            writer = asyncio.create_task(later())
+            async for line in answer.aiter_lines():
+                if line:
+                    lines.append((time.monotonic() - started, json.loads(line)))
+            await writer
+        ended = time.monotonic() - started
+        names = [[e["op"]["name"] for e in batch["entries"]] for _, batch in lines]
+        assert [n for n in names if n] == [["a"], ["b"], ["c"]], names  # one line per commit
+        assert lines[0][0] < 1.0  # the first line at once
+        b_at = next(at for at, batch in lines if batch["entries"][:1] and
+                    batch["entries"][0]["op"]["name"] == "b")
+        assert b_at < 1.5  # woken by the commit, not by the heartbeat (5 s) or the end (2 s)
+        assert [batch["through"] for _, batch in lines][-1] == 3 == lines[-1][1]["last_seq"]
+        assert 1.9 <= ended < 10  # held for ``wait`` seconds, then ended
+        assert all(batch["format"] == JOURNAL_FORMAT and batch["site"] == "east"
+                   for _, batch in lines)
+        # the stream's hold on the caller's streams is given back when it ends
+        held = await client.get("/journal", params={"after": 3, "wait": 0.1}, headers=AUTH)
+        assert held.status_code == 200 and held.json()["entries"] == []
+
+    with_api(tmp_path, scenario)
+
+
+def test_journal_stream_leaves_out_the_callers_own_changes_and_counts_them(
+        tmp_path: Path) -> None:
+    async def scenario(site: Site, client: httpx.AsyncClient, url: str) -> None:
+        site.meta.create(ROOT_INO, "a", stat.S_IFREG | 0o644, 0, 0)
+        params = {"after": 0, "wait": 1, "stream": "true", "skip_origin": "east"}
+        async with client.stream("GET", "/journal", params=params, headers=AUTH) as answer:
+            batches = [json.loads(line) async for line in answer.aiter_lines() if line]
+        assert all(batch["entries"] == [] for batch in batches), batches
+        assert batches[-1]["through"] == 1  # its own entry counted all the same
+
+    with_api(tmp_path, scenario)
+
+
+def test_a_journal_stream_ends_soon_after_its_credential_is_revoked(tmp_path: Path) -> None:
+    async def scenario(site: Site, client: httpx.AsyncClient, url: str) -> None:
+        store = CredentialStore(site.config.secrets)
+        peer = {"Authorization": f"Bearer {store.issue_peer('west')}"}
+        params = {"after": 0, "wait": 30, "stream": "true", "skip_origin": "west"}
+        async with client.stream("GET", "/journal", params=params, headers=peer) as answer:
+            assert answer.status_code == 200
+            lines = answer.aiter_lines()
+            assert json.loads(await anext(lines))["through"] == 0  # the first line, at once
+            store.revoke("west")
+            started = time.monotonic()
+            rest = [line async for line in lines]
+        assert time.monotonic() - started < 10, rest  # not the 30 s asked for
+        again = await client.get("/journal", params={"after": 0}, headers=peer)
+        assert again.status_code == 401
 
     with_api(tmp_path, scenario)
 

@@ -64,7 +64,7 @@ def test_a_poll_is_not_woken_by_commits_of_only_the_origin_it_skips() -> None:
     origin, or the server stopping, does."""
     from types import SimpleNamespace
 
-    from meridian.api.app import JournalFeed
+    from meridian.api.journal import JournalFeed
 
     def entries(*origins: str) -> list[Any]:
         return [SimpleNamespace(origin=origin) for origin in origins]

@@ -206,3 +206,48 @@ def test_hang_holds_back_an_answer_already_on_its_way(
         assert isinstance(outcome[0], (http.client.RemoteDisconnected, ConnectionError))
     finally:
         direct.close()
+
+
+def test_an_answer_without_a_length_is_passed_on_as_it_comes() -> None:
+    """A streamed answer (a site's journal stream) reaches the client piece by piece, not once
+    the upstream has finished it."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    release = threading.Event()
+
+    class Streaming(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-ndjson")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for line in (b'{"n":1}\n', b'{"n":2}\n'):
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
+                self.wfile.flush()
+                release.wait(10)  # the second line only once the client holds the first
+            self.wfile.write(b"0\r\n\r\n")
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            pass
+
+    upstream = ThreadingHTTPServer(("127.0.0.1", 0), Streaming)
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    try:
+        with FaultProxy(f"http://127.0.0.1:{upstream.server_address[1]}") as proxy:
+            parts = urlsplit(proxy.url)
+            conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+            conn.request("GET", "/journal?stream=true")
+            answer = conn.getresponse()
+            assert answer.status == 200 and answer.getheader("Content-Type") == "application/x-ndjson"
+            started = time.monotonic()
+            assert answer.readline() == b'{"n":1}\n'
+            assert time.monotonic() - started < 5  # not held until the upstream's end
+            release.set()
+            assert answer.read() == b'{"n":2}\n'
+            conn.close()
+    finally:
+        release.set()
+        upstream.shutdown()
+        upstream.server_close()

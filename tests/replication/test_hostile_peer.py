@@ -44,17 +44,22 @@ def rogue_batch(forged: dict[str, Any], hlc: int | None = None) -> dict[str, Any
 
 
 class RogueServer:
-    """Answers every GET with the same journal batch; counts the pulls."""
+    """Answers every GET with the same journal batch, or with ``lines``: batches streamed one
+    per line (``application/x-ndjson``, as a site answers ``stream=true``); counts the pulls."""
 
-    def __init__(self, batch: dict[str, Any]) -> None:
+    def __init__(self, batch: dict[str, Any], lines: list[dict[str, Any]] | None = None) -> None:
         body = json.dumps(batch).encode()
+        kind = "application/json"
+        if lines is not None:
+            body, kind = b"".join(json.dumps(line).encode() + b"\n" for line in lines), \
+                "application/x-ndjson"
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 owner.pulls += 1
                 self.send_response(200)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", kind)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
@@ -181,4 +186,32 @@ def test_a_peer_in_a_newer_journal_format_is_refused(tmp_path: Path) -> None:
     batch = rogue_batch({"op": "retire", "hash": "a" * 64})
     batch["format"] = 99
     with RogueServer(batch) as rogue:
+        asyncio.run(scenario(rogue))
+
+
+def test_a_forged_entry_on_a_later_line_of_a_stream_stops_the_link_there(tmp_path: Path) -> None:
+    """A streamed answer is taken batch by batch: the lines before the forged one are applied
+    (each was checked whole), the forged line's batch is not, and the link stops at it."""
+    forged, _, field = FORGED["dot-dot name"]
+    whole = rogue_batch(forged)
+    first = {**whole, "through": 1, "entries": whole["entries"][:1]}
+    second = {**whole, "through": 2, "entries": whole["entries"][1:]}
+
+    async def scenario(rogue: RogueServer) -> None:
+        west = open_site(tmp_path, "west", [{"name": "rogue", "url": rogue.url}])
+        try:
+            west.replication.start()
+            link = west.replication.links["rogue"]
+            deadline = time.monotonic() + 20
+            while not link.state.refused and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+            assert link.state.refused, link.state
+            assert "rogue/2" in link.state.error and f"{field}:" in link.state.error
+            west.meta.lookup(ROOT_INO, "from-rogue")  # the first line's entry: applied
+            assert west.meta.peer_position("rogue") == 1
+        finally:
+            await west.replication.stop()
+            west.close()
+
+    with RogueServer(whole, lines=[first, second]) as rogue:
         asyncio.run(scenario(rogue))

@@ -26,11 +26,12 @@ from fastapi.responses import FileResponse, StreamingResponse
 from starlette.background import BackgroundTask
 
 from meridian.api.events import EventHub, matches, normalise_glob, sse
+from meridian.api.journal import JournalFeed, JournalReader
 from meridian.api.limits import SnapshotCopies, StreamCaps
 from meridian.content.hashing import check_hash
 from meridian.api.paths import resolve_path
 from meridian.errors import BadPath, ContentError
-from meridian.meta import JOURNAL_FORMAT, JournalEntry
+from meridian.meta import JOURNAL_STREAM_MEDIA_TYPE
 from meridian.meta.sqlite import SqliteMetaStore
 from meridian.site.inspect import DigestCache, placements
 from meridian.trust.credentials import Caller
@@ -56,39 +57,6 @@ class ReferencesRequest(BaseModel):
     hold: float = 0.0  # seconds to hold uploads of those (docs/replication.md)
 
 
-class JournalFeed:
-    """Wakes long polls when the store commits journal entries (loop thread only). A poll
-    that leaves out one origin's entries (``skip_origin``: the pulling peer's own, relayed
-    back) is not woken by a commit made only of those: on a site applying a busy peer's
-    changes, that peer's poll would otherwise wake for each of them to find nothing to send."""
-
-    def __init__(self) -> None:
-        self._events: dict[str | None, asyncio.Event] = {}  # by the origin the poll skips
-        self.closed = False
-
-    def committed(self, entries: list[JournalEntry]) -> None:
-        origins = {entry.origin for entry in entries}
-        for skipped in list(self._events):
-            if not entries or skipped is None or origins - {skipped}:
-                self._events.pop(skipped).set()
-
-    def close(self) -> None:
-        """The server is stopping: every waiting poll answers now, new ones do not wait."""
-        self.closed = True
-        self.committed([])
-
-    async def wait(self, timeout: float, skip_origin: str | None = None) -> None:
-        if self.closed:
-            return
-        event = self._events.get(skip_origin)
-        if event is None:
-            event = self._events[skip_origin] = asyncio.Event()
-        try:
-            await asyncio.wait_for(event.wait(), timeout)
-        except TimeoutError:
-            pass
-
-
 def parse_range(header: str, size: int) -> tuple[int, int]:
     """``bytes=a-b`` / ``bytes=a-`` / ``bytes=-n`` → [start, end). Raises ValueError when the
     header is malformed or the range is not satisfiable."""
@@ -110,6 +78,7 @@ def build_app(site: Site) -> FastAPI:
     """The API of ``site`` (wrap it in ``meridian.api.guard.Guard`` to serve it)."""
     feed = JournalFeed()
     site.meta.add_listener(feed.committed)
+    reader = JournalReader(site.meta, site.config.name, feed)
     hub = EventHub(site.meta)
     assert site.config.api is not None
     caps = StreamCaps(site.config.api.max_streams)
@@ -154,32 +123,25 @@ def build_app(site: Site) -> FastAPI:
                       limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
                       wait: Annotated[float, Query(ge=0, le=MAX_WAIT)] = 0.0,
                       skip_origin: Annotated[str | None, Query(max_length=64)] = None,
-                      ) -> dict[str, Any]:
+                      stream: bool = False) -> Any:
         """Entries with ``seq > after``, in order, and ``through``: the last position read.
         With ``wait``, an answer with no entries is held up to that many seconds and returned
         as soon as a new entry commits. ``skip_origin`` (the caller's own name) leaves out the
         caller's own changes relayed back to it: it holds them already, and without them a
-        busy site is not woken for its own echo; ``through`` still counts them."""
-        deadline = asyncio.get_running_loop().time() + wait
-        through, entries = after, []
-        with caps.hold(caller_of(request), wait > 0):
-            while True:
-                scanned = site.meta.journal(through, limit)
-                if scanned:
-                    through = scanned[-1].seq
-                entries = [e for e in scanned if e.origin != skip_origin]
-                left = deadline - asyncio.get_running_loop().time()
-                if entries or len(scanned) == limit or left <= 0 or feed.closed:
-                    break
-                if not scanned:
-                    await feed.wait(left, skip_origin)
-        if entries and entries[-1].seq > site.meta.durable_seq():
-            # a peer never sees an entry a crash could take back (rule 2); the fsync on a
-            # worker thread, so the loop serves the mount meanwhile
-            await asyncio.to_thread(site.meta.syncer())
-        return {"site": site.config.name, "format": JOURNAL_FORMAT,
-                "last_seq": site.meta.last_seq(), "through": through,
-                "entries": [e.to_wire() for e in entries]}
+        busy site is not woken for its own echo; ``through`` still counts them. With
+        ``stream=true``: one such answer per line (``application/x-ndjson``) for ``wait``
+        seconds, a line as soon as entries commit (``meridian.api.journal``)."""
+        caller = caller_of(request)
+        if stream:
+            hold = caps.hold(caller, True)
+            hold.__enter__()
+            live = getattr(request.state, "credential_live", None) or (lambda: True)
+            lines = reader.stream(after, limit, wait, skip_origin,
+                                  lambda: hold.__exit__(None, None, None), live)
+            return StreamingResponse(lines, media_type=JOURNAL_STREAM_MEDIA_TYPE,
+                                     headers={"Cache-Control": "no-store"})
+        with caps.hold(caller, wait > 0):
+            return await reader.poll(after, limit, wait, skip_origin)
 
     @app.get("/api/v1/snapshot", summary="The whole namespace, for a joining site",
              response_class=FileResponse,

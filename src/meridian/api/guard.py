@@ -135,7 +135,10 @@ class Guard:
             await _answer(send, 413, f"request body of {length} bytes: at most {self.max_body}")
             return
         if caller is not None:
-            scope.setdefault("state", {})["caller"] = caller
+            state = scope.setdefault("state", {})
+            state["caller"] = caller
+            # a long answer (a journal stream) asks again, so that revoking ends it too
+            state["credential_live"] = lambda: self.credentials.check(presented) is not None
         if method not in _READS:  # bodies are small: read here, within the limit, then replay
             body, more = bytearray(), True
             while more:

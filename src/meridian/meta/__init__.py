@@ -29,6 +29,7 @@ from meridian.meta.interface import (
 )
 from meridian.meta.journal import (
     JOURNAL_FORMAT,
+    JOURNAL_STREAM_MEDIA_TYPE,
     ContentOp,
     CreateOp,
     InstanceOp,
@@ -68,7 +69,7 @@ def open_meta_store(url: str, site_name: str, *, read_only: bool = False) -> Met
 
 
 __all__ = [
-    "JOURNAL_FORMAT", "LOST_FOUND_FILE_ID", "MAX_NAME", "META_DIR_FILE_ID",
+    "JOURNAL_FORMAT", "JOURNAL_STREAM_MEDIA_TYPE", "LOST_FOUND_FILE_ID", "MAX_NAME", "META_DIR_FILE_ID",
     "RESERVED_FILE_IDS", "ROOT_FILE_ID", "ROOT_INO", "ApplyResult", "AttrChanges", "ContentOp",
     "ContentRecord", "CreateOp", "Inode", "InstanceOp", "JournalEntry", "LinkOp", "MetaStore",
     "Op", "PendingUpload", "RemovexattrOp", "RenameOp", "RetireOp", "RmdirOp", "SetattrOp",

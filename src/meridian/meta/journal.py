@@ -38,6 +38,7 @@ from meridian.meta.wirevalues import version_hlc as version_hlc
 from meridian.meta.wirevalues import version_origin as version_origin
 
 JOURNAL_FORMAT = 2  # the version of the wire format below (docs/replication.md); 2: undo ops
+JOURNAL_STREAM_MEDIA_TYPE = "application/x-ndjson"  # a journal answer of one batch per line
 
 # -- the operations -----------------------------------------------------------------------------
 class Op:

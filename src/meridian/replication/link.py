@@ -1,7 +1,9 @@
 """One peer link: pull a peer's journal continuously and apply it here.
 
-The link long-polls ``GET {peer}/journal?after=<position>&wait=...``; each answer's entries are
-applied in one store transaction together with the new position (``MetaStore.apply_entries``),
+The link reads ``GET {peer}/journal?after=<position>&stream=true``: one request that brings a
+batch of entries as soon as they commit at the peer, for ``STREAM_SECONDS``, then another
+(``meridian.api.journal`` describes the answer). Each batch's entries are applied in one store
+transaction together with the new position (``MetaStore.apply_entries``),
 so a crash never leaves the position past an entry that was not applied, and an entry pulled
 twice changes nothing the second time. Calls go through ``meridian.sitecall`` (TLS, this
 site's credential for the peer). A link that fails (peer down, network cut, credential
@@ -13,6 +15,7 @@ this site hears from that peer.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 import time
@@ -21,14 +24,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from meridian.errors import InvalidJournalEntry
-from meridian.meta import JOURNAL_FORMAT, JournalEntry, MetaStore, check_entry, entry_from_wire
+from meridian.meta import (JOURNAL_FORMAT, JOURNAL_STREAM_MEDIA_TYPE, JournalEntry, MetaStore,
+                           check_entry, entry_from_wire)
 from meridian.meta import ApplyResult
 from meridian.sitecall import AsyncSiteCaller, CallRefused, SiteEndpoint
 from meridian.sitecall.client import answer_error
 
 log = logging.getLogger(__name__)
 
-POLL_WAIT = 20.0  # seconds a long poll is held by the peer when it has nothing new
+STREAM_SECONDS = 20.0  # seconds one journal stream lasts; then the link asks again
 BATCH = 2000  # entries per pull
 DEFAULT_MAX_CLOCK_SKEW = 60.0  # seconds a peer's clock may be ahead ([replication])
 REFUSED_RETRY = 60.0  # seconds between looks at a peer whose entry was refused
@@ -124,9 +128,11 @@ class PeerLink:
         self._resume = asyncio.Event()
         self._resume.set()
         self._ever_connected = False
+        self._failures = 0  # failed pulls in a row
 
     def pause(self) -> None:
-        """Stop pulling after the current request (tests cut links with it)."""
+        """Stop pulling: a batch that comes after this is not applied (tests cut links
+        with it)."""
         self.state.paused = True
         self._resume.clear()
 
@@ -136,12 +142,10 @@ class PeerLink:
 
     async def run(self) -> None:
         """Pull until cancelled."""
-        failures = 0
         while True:
             await self._resume.wait()
             try:
-                # the first pull answers at once: the link is known to be up without waiting
-                gap = await self.pull_once(wait=POLL_WAIT if self._ever_connected else 0.0)
+                gap = await self.follow()
             except asyncio.CancelledError:
                 raise
             except EntryRefused as exc:  # stopped: the same batch would be refused again
@@ -149,37 +153,48 @@ class PeerLink:
                 await asyncio.sleep(self.refused_retry)
                 continue
             except Exception as exc:  # any failure of one pull: retry, never die
-                failures += 1
+                self._failures += 1
                 self._failed(exc)
-                delay = min(self.retry_max, 0.25 * 2 ** min(failures, 8))
+                delay = min(self.retry_max, 0.25 * 2 ** min(self._failures, 8))
                 if not self._ever_connected:  # a peer starting up: look again soon
                     delay = min(delay, 1.0)
                 await asyncio.sleep(delay * random.uniform(0.8, 1.2))
                 continue
-            if not self.state.connected or self.state.error:
-                log.info("link to %s (%s): connected, at %d of %d", self.peer.name,
-                         self.peer.url, self.state.position, self.state.peer_last_seq)
-            failures = 0
-            self._ever_connected = True
-            self.state.connected, self.state.error, self.state.refused = True, "", False
             if gap:  # entries of a third site we lack: they come through another link
                 await asyncio.sleep(0.5)
 
-    async def pull_once(self, wait: float = 0.0) -> bool:
-        """One pull and apply; returns True if the batch stopped at a gap. Raises on any
-        network or protocol failure (nothing applied then)."""
+    async def follow(self) -> bool:
+        """Read the peer's journal as a stream of batches (``stream=true``: one request for up
+        to ``STREAM_SECONDS``, a batch as soon as entries commit there) and apply each as it
+        comes; True if a batch stopped at a gap. A peer that does not stream answers one
+        batch, applied the same way. Once the link is paused, the next batch is not applied.
+        Raises on any network or protocol failure (what was applied before it stays)."""
         position = self.meta.peer_position(self.peer.name)
-        response = await self.client.request(
-            self.peer, "GET", "/journal",
-            params={"after": position, "limit": BATCH, "wait": wait,
-                    "skip_origin": self.meta.site_name}, timeout=wait + 15.0)
-        error = answer_error(self.peer, response)
-        if isinstance(error, CallRefused) and error.status == 401:
-            raise CallRefused(f"{self.peer.name} refused this site's credential for it "
-                              f"(`meridian peer add {self.peer.name}` exchanges them)", 401)
-        if error is not None:
-            raise error
-        body = response.json()
+        params = {"after": position, "limit": BATCH, "wait": STREAM_SECONDS,
+                  "skip_origin": self.meta.site_name, "stream": "true"}
+        async with self.client.stream(self.peer, "GET", "/journal", params=params,
+                                      timeout=STREAM_SECONDS + 15.0) as response:
+            error = answer_error(self.peer, response)
+            if isinstance(error, CallRefused) and error.status == 401:
+                raise CallRefused(f"{self.peer.name} refused this site's credential for it "
+                                  f"(`meridian peer add {self.peer.name}` exchanges them)", 401)
+            if error is not None:
+                raise error
+            if not response.headers.get("content-type", "").startswith(JOURNAL_STREAM_MEDIA_TYPE):
+                await response.aread()  # one batch, read whole (a peer that does not stream)
+                return self._take(response.json(), position)
+            async for line in response.aiter_lines():
+                if self.state.paused:
+                    return False
+                if line.strip():
+                    if self._take(json.loads(line), position):
+                        return True
+                    position = self.state.position
+        return False
+
+    def _take(self, body: Any, position: int) -> bool:
+        """Check and apply one batch read after ``position``; True if it stopped at a gap.
+        Raises EntryRefused when the batch is not one (nothing of it applied)."""
         if not isinstance(body, dict):
             raise EntryRefused(f"{self.peer.name} answered a journal pull with "
                                f"{type(body).__name__}, not an object")
@@ -201,7 +216,17 @@ class PeerLink:
         self.state.position = self.meta.peer_position(self.peer.name)
         if self.state.position >= self.state.peer_last_seq:
             self.state.caught_up_at = time.time()
+        self._answered()
         return result.gap
+
+    def _answered(self) -> None:
+        """A batch came and was taken: the link is up."""
+        if not self.state.connected or self.state.error:
+            log.info("link to %s (%s): connected, at %d of %d", self.peer.name,
+                     self.peer.url, self.state.position, self.state.peer_last_seq)
+        self._failures = 0
+        self._ever_connected = True
+        self.state.connected, self.state.error, self.state.refused = True, "", False
 
     def _refused(self, message: str) -> None:
         """The peer sent what this site will not apply: the link stops (it looks again every

@@ -18,9 +18,10 @@ answers, with exponential backoff; nothing else is retried.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -171,6 +172,24 @@ class AsyncSiteCaller:
                     return response
             await asyncio.sleep(RETRY_BASE * 2 ** attempt)
         raise AssertionError("unreachable")
+
+    @contextlib.asynccontextmanager
+    async def stream(self, endpoint: SiteEndpoint, method: str, path: str, *,
+                     params: dict[str, Any] | None = None,
+                     timeout: float | None = None) -> AsyncIterator[httpx.Response]:
+        """An answer read as it comes (``response.aiter_lines()``); ``timeout`` bounds each
+        wait for more of it. An error answer's body is read first, so ``answer_error`` can
+        quote it. A network failure, at the start or while reading, raises PeerUnreachable;
+        nothing is retried (the caller asks again from where it stands)."""
+        try:
+            async with self._client(endpoint).stream(
+                    method, endpoint.url + path, params=params, headers=endpoint.headers(),
+                    timeout=_timeout(timeout)) as response:
+                if response.status_code >= 300:
+                    await response.aread()
+                yield response
+        except httpx.HTTPError as exc:
+            raise _transport_error(endpoint, exc) from None
 
     async def call(self, endpoint: SiteEndpoint, method: str, path: str, **kwargs: Any) -> Any:
         """JSON in, JSON out; any error status raised (``answer_error``)."""
