@@ -24,6 +24,7 @@ from meridian.api import ApiServer
 from meridian.errors import NotFound
 from meridian.meta import ROOT_INO
 from meridian.meta.journal import version
+from meridian.replication.link import LinkState
 from meridian.site import Site
 from meridian.site.trust import link_local
 from meridian.trust.credentials import PresentedCredentials
@@ -91,6 +92,17 @@ def open_site(root: Path, name: str, peers: list[dict[str, str]],
         link_local([linked.config, site.config])
     PresentedCredentials(site.config.secrets).put("rogue", ROGUE_CREDENTIAL)
     return site
+
+
+async def links_until_refused(site: Site) -> LinkState:
+    """Start ``site``'s links; the state of its link to rogue once that refused a batch, or
+    after 20 s."""
+    site.replication.start()
+    link = site.replication.links["rogue"]
+    deadline = time.monotonic() + 20
+    while not link.state.refused and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    return link.state
 
 
 YEAR_MS = 365 * 86400 * 1000
@@ -172,12 +184,8 @@ def test_a_peer_in_a_newer_journal_format_is_refused(tmp_path: Path) -> None:
     async def scenario(rogue: RogueServer) -> None:
         west = open_site(tmp_path, "west", [{"name": "rogue", "url": rogue.url}])
         try:
-            west.replication.start()
-            link = west.replication.links["rogue"]
-            deadline = time.monotonic() + 20
-            while not link.state.refused and time.monotonic() < deadline:
-                await asyncio.sleep(0.02)
-            assert link.state.refused and "journal format 99" in link.state.error
+            state = await links_until_refused(west)
+            assert state.refused and "journal format 99" in state.error
             assert west.meta.applied_seq("rogue") == 0
         finally:
             await west.replication.stop()
@@ -200,13 +208,9 @@ def test_a_forged_entry_on_a_later_line_of_a_stream_stops_the_link_there(tmp_pat
     async def scenario(rogue: RogueServer) -> None:
         west = open_site(tmp_path, "west", [{"name": "rogue", "url": rogue.url}])
         try:
-            west.replication.start()
-            link = west.replication.links["rogue"]
-            deadline = time.monotonic() + 20
-            while not link.state.refused and time.monotonic() < deadline:
-                await asyncio.sleep(0.02)
-            assert link.state.refused, link.state
-            assert "rogue/2" in link.state.error and f"{field}:" in link.state.error
+            state = await links_until_refused(west)
+            assert state.refused, state
+            assert "rogue/2" in state.error and f"{field}:" in state.error
             west.meta.lookup(ROOT_INO, "from-rogue")  # the first line's entry: applied
             assert west.meta.peer_position("rogue") == 1
         finally:
