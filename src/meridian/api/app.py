@@ -135,9 +135,9 @@ def build_app(site: Site) -> FastAPI:
         if stream:
             hold = caps.hold(caller, True)
             hold.__enter__()
-            live = getattr(request.state, "credential_live", None) or (lambda: True)
             lines = reader.stream(after, limit, wait, skip_origin,
-                                  lambda: hold.__exit__(None, None, None), live)
+                                  lambda: hold.__exit__(None, None, None),
+                                  request.state.credential_live)
             return StreamingResponse(lines, media_type=JOURNAL_STREAM_MEDIA_TYPE,
                                      headers={"Cache-Control": "no-store"})
         with caps.hold(caller, wait > 0):

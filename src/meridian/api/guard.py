@@ -16,7 +16,9 @@ credential, so the console checks its own session cookie and CSRF token
 (``meridian.console.sessions``) and its routes are reached only through a session that the
 admin credential opened; 3 and the audit apply to it as to every route.
 
-The caller is then in ``request.state.caller`` for the routes. Every request that asks for a
+The caller is then in ``request.state.caller`` for the routes, and
+``request.state.credential_live()`` says whether its credential still holds (a long answer
+asks again). Every request that asks for a
 change (any method but GET and HEAD; ``POST references`` is a question, not audited) and every
 refusal is one line of the audit log (``DATA/audit.log``, 0600, JSON: when, who — the caller
 and its credential's id, never the credential —, from where, what, the answer).
@@ -137,7 +139,6 @@ class Guard:
         if caller is not None:
             state = scope.setdefault("state", {})
             state["caller"] = caller
-            # a long answer (a journal stream) asks again, so that revoking ends it too
             state["credential_live"] = lambda: self.credentials.check(presented) is not None
         if method not in _READS:  # bodies are small: read here, within the limit, then replay
             body, more = bytearray(), True

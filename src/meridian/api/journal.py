@@ -105,7 +105,7 @@ class JournalReader:
 
     async def stream(self, after: int, limit: int, seconds: float, skip_origin: str | None,
                      release: Callable[[], object],
-                     live: Callable[[], bool] = lambda: True) -> AsyncIterator[bytes]:
+                     live: Callable[[], bool]) -> AsyncIterator[bytes]:
         """Batches as lines for ``seconds`` (see the module docstring); ``release`` is called
         when the stream ends, however it ends (the caller went away included). ``live`` says
         whether the caller's credential still holds: asked at most every
@@ -121,18 +121,17 @@ class JournalReader:
                     if not live():
                         return
                     checked_at = loop.time()
-                moved_to, entries, full = self.scan(through, limit, skip_origin)
+                # entries of the caller's own alone move ``through``: told with the next line
+                through, entries, full = self.scan(through, limit, skip_origin)
                 now = loop.time()
                 if entries or first or now - sent_at >= STREAM_HEARTBEAT or now >= deadline:
-                    through, first, sent_at = moved_to, False, now
+                    first, sent_at = False, now
                     yield _line(await self.batch(through, entries))
                     if now >= deadline:
                         return
                     continue  # read again before waiting: entries may have come meanwhile
-                if full or moved_to != through:
-                    through = moved_to  # only the caller's own: told with the next line
-                    if full:
-                        continue
+                if full:
+                    continue
                 # nothing between this read and the wait can commit (loop thread only)
                 await self.feed.wait(min(deadline, sent_at + STREAM_HEARTBEAT) - now,
                                      skip_origin)
