@@ -147,6 +147,79 @@ def test_bounded_caches_stay_consistent_with_the_database(tmp_path: Path, monkey
     assert len(store._inodes) <= 4 and len(store._entries) <= 4 and len(store._kv) <= 4
 
 
+def test_a_cached_listing_follows_every_change_of_its_folder(tmp_path: Path) -> None:
+    """Listings are cached per folder: each kind of change, made after the folder was listed,
+    shows in the next listing exactly as a fresh reader of the database sees it."""
+    store = SqliteMetaStore(tmp_path / "meta.db", "east")
+    view = SqliteMetaStore(tmp_path / "meta.db", "east", read_only=True)  # caches nothing
+    d = store.create(ROOT_INO, "d", stat.S_IFDIR | 0o755, 0, 0)
+    e = store.create(ROOT_INO, "e", stat.S_IFDIR | 0o755, 0, 0)
+    for name in ("b", "a", "c"):
+        store.create(d.ino, name, stat.S_IFREG | 0o644, 0, 0)
+
+    def listed(ino: int) -> list[tuple[str, int]]:
+        mine = [(name, inode.ino) for name, inode in store.list_dir(ino)]
+        assert mine == [(name, inode.ino) for name, inode in view.list_dir(ino)]
+        return mine
+
+    assert [n for n, _ in listed(d.ino)] == ["a", "b", "c"]
+    store.create(d.ino, "ab", stat.S_IFREG | 0o644, 0, 0)
+    assert [n for n, _ in listed(d.ino)] == ["a", "ab", "b", "c"]
+    listed(e.ino)
+    store.rename(d.ino, "a", e.ino, "z")  # out of one listed folder into another
+    assert [n for n, _ in listed(d.ino)] == ["ab", "b", "c"]
+    assert [n for n, _ in listed(e.ino)] == ["z"]
+    store.rename(d.ino, "b", d.ino, "c")  # replaces c
+    assert [n for n, _ in listed(d.ino)] == ["ab", "c"]
+    store.link(store.lookup(e.ino, "z").ino, d.ino, "zz")
+    store.unlink(d.ino, "ab")
+    assert [n for n, _ in listed(d.ino)] == ["c", "zz"]
+    with pytest.raises(RuntimeError), store._transaction():
+        store.create(d.ino, "gone", stat.S_IFREG | 0o644, 0, 0)
+        assert [n for n, _ in store.list_dir(d.ino)] == ["c", "gone", "zz"]  # cached inside
+        raise RuntimeError("the caller fails after the create")
+    assert [n for n, _ in store._list_entries(d.ino)] == ["c", "zz"]  # (the walk's view too)
+    assert [n for n, _ in listed(d.ino)] == ["c", "zz"]
+    view.close()
+    store.close()
+
+
+def test_listings_are_bounded_with_the_other_caches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("meridian.meta.sqlite.CACHE_ROWS", 5)
+    store = SqliteMetaStore(tmp_path / "meta.db", "east")
+    view = SqliteMetaStore(tmp_path / "meta.db", "east", read_only=True)
+    small = store.create(ROOT_INO, "small", stat.S_IFDIR | 0o755, 0, 0)
+    big = store.create(ROOT_INO, "big", stat.S_IFDIR | 0o755, 0, 0)
+    for i in range(3):
+        store.create(small.ino, f"s{i}", stat.S_IFREG | 0o644, 0, 0)
+    for i in range(8):  # grows past the bound while kept: dropped, read again later
+        store.create(big.ino, f"b{i}", stat.S_IFREG | 0o644, 0, 0)
+    for folder in (small.ino, big.ino, ROOT_INO, small.ino):
+        assert store.list_dir(folder) == view.list_dir(folder)
+        assert len(store._listings) <= 5
+    assert store._listings.get(big.ino) is None  # larger than the bound: never kept
+    view.close()
+    store.close()
+
+
+def test_a_kept_listing_orders_names_as_the_database_does(tmp_path: Path) -> None:
+    """Names added one by one to a kept listing land where SQLite's ORDER BY puts them (by
+    their UTF-8 bytes): upper case before lower, accented and wide characters after."""
+    store = SqliteMetaStore(tmp_path / "meta.db", "east")
+    view = SqliteMetaStore(tmp_path / "meta.db", "east", read_only=True)
+    d = store.create(ROOT_INO, "d", stat.S_IFDIR | 0o755, 0, 0)
+    for name in ("z", "\U0001f3ac take", "été", "A", "\ufffd", "a b", "a", "ab"):
+        store.create(d.ino, name, stat.S_IFREG | 0o644, 0, 0)
+    assert [n for n, _ in store.list_dir(d.ino)] == [
+        "A", "a", "a b", "ab", "z", "été", "\ufffd", "\U0001f3ac take"]
+    assert store.list_dir(d.ino) == view.list_dir(d.ino)
+    store.unlink(d.ino, "a b")
+    store.rename(d.ino, "z", d.ino, "\u00e0")
+    assert store.list_dir(d.ino) == view.list_dir(d.ino)
+    view.close()
+    store.close()
+
+
 def test_the_wal_is_copied_into_the_database_in_the_background(tmp_path: Path) -> None:
     store = SqliteMetaStore(tmp_path / "meta.db", "east")
     try:

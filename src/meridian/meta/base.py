@@ -184,6 +184,8 @@ class EngineStore(UndoRecords, MetaStore):
                 content_version=ver, name_version=ver, attr_version=ver,
             )
             self._put_inode(inode)
+            if is_dir:
+                self._new_directory(inode.ino)
             self._put_entry(parent, name, inode.ino)
             self._touch_dir(parent_inode, 1 if is_dir else 0)
             self._journal(hlc, CreateOp(parent_inode.file_id, name, inode.file_id, mode, uid, gid,

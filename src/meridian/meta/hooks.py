@@ -55,6 +55,10 @@ class EngineHooks(ABC):
     def _list_entries(self, parent: int) -> list[tuple[str, int]]:
         """Sorted by name."""
 
+    def _new_directory(self, ino: int) -> None:
+        """Directory ``ino`` was just made here, with no entries (an engine that keeps
+        listings may note it; by default nothing)."""
+
     @abstractmethod
     def _has_entries(self, parent: int) -> bool: ...
 

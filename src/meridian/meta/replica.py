@@ -128,6 +128,8 @@ class Applier(ContentRules):
             target=target, origin_site=e.origin, rdev=op.rdev,
             content_version=e.version, name_version=e.version, attr_version=e.version)
         self.s._put_inode(inode)
+        if stat.S_ISDIR(mode):
+            self.s._new_directory(inode.ino)
         self._bind(directory, name, inode)
         if name != wanted:
             self.s._want(directory.ino, wanted, inode, name)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import itertools
 import json
 import logging
 import os
@@ -89,7 +90,7 @@ class MeridianFS(pyfuse3.Operations):
         self.volume = site.volume
         self.files = FileHandles(site, KernelRefs(site.meta, self._is_open))
         self.refs = self.files.refs
-        self._dirs: dict[int, list[tuple[bytes, Inode]]] = {}
+        self._dirs: dict[int, list[tuple[bytes, Inode, bool]]] = {}
         self._attr_cache: dict[int, tuple[Inode, pyfuse3.EntryAttributes]] = {}  # _attrs()
         site.replication.add_listener(self.invalidate)
         meta_dir = self.meta.by_file_id(META_DIR_FILE_ID)
@@ -245,32 +246,42 @@ class MeridianFS(pyfuse3.Operations):
 
     # -- directories ------------------------------------------------------------------------
     async def opendir(self, inode: int, ctx: Any) -> int:
+        """The listing, taken whole at open: (name, inode, whether a reply of it gives the
+        kernel a reference). "." and ".." give none, nor do the mount's internal nodes."""
+        listing: list[tuple[bytes, Inode, bool]]
         with fuse_errors("opendir"):
             if self.internal.owns(inode):
                 children = self.internal.listing(inode)
-                listing = [(b".", self.internal.getattr(inode)),
-                           (b"..", self._getattr(self.internal.parent_of(inode)))]
-                listing += [(os.fsencode(name), child) for name, child in children]
+                listing = [(b".", self.internal.getattr(inode), False),
+                           (b"..", self._getattr(self.internal.parent_of(inode)), False)]
+                listing += [(os.fsencode(name), child, False) for name, child in children]
             else:
-                listing = [(b".", self.meta.getattr(inode)),
-                           (b"..", self.meta.getattr(self.meta.parent_of(inode)))]
-                listing += [(name.encode(_FS_ENCODING, _FS_ERRORS), child)  # = os.fsencode
+                listing = [(b".", self.meta.getattr(inode), False),
+                           (b"..", self.meta.getattr(self.meta.parent_of(inode)), False)]
+                meta_dir = self._meta_dir  # /.meridian: found by name, not listed
+                listing += [(name.encode(_FS_ENCODING, _FS_ERRORS), child, True)  # = os.fsencode
                             for name, child in self.meta.list_dir(inode)
-                            if child.ino != self._meta_dir]  # /.meridian: found by name, not listed
-                listing += [(os.fsencode(name), child)
+                            if child.ino != meta_dir]
+                listing += [(os.fsencode(name), child, False)
                             for name, child in self.internal.listed_in(inode)]
         fh = self.files.new_fh()
         self._dirs[fh] = listing
         return fh
 
     async def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
+        # One reply holds ~100 entries; a listing of 2,000 names is ~20 of these calls, so
+        # the loop keeps to local names (bench/compare_metadata.py, "list the folder").
         listing = self._dirs.get(fh, [])
-        for index in range(start_id, len(listing)):
-            name, child = listing[index]
-            if not pyfuse3.readdir_reply(token, name, self._attrs(child), index + 1):
-                break
-            if name not in (b".", b"..") and not self.internal.owns(child.ino):
-                self.refs.took(child.ino)  # (none for these two, nor for internal nodes)
+        attrs, reply = self._attrs, pyfuse3.readdir_reply
+        sent = start_id
+        try:
+            for name, child, _ in itertools.islice(listing, start_id, None):
+                if not reply(token, name, attrs(child), sent + 1):
+                    break
+                sent += 1
+        finally:  # what was sent is the kernel's, whatever happened after it
+            self.refs.took_each(child.ino for _, child, counted in
+                                itertools.islice(listing, start_id, sent) if counted)
 
     async def releasedir(self, fh: int) -> None:
         self._dirs.pop(fh, None)

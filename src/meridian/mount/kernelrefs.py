@@ -14,7 +14,7 @@ import errno
 import logging
 import os
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import pyfuse3
 
@@ -57,6 +57,12 @@ class KernelRefs:
     def took(self, ino: int) -> None:
         """A reply gave the kernel one more reference to ``ino``."""
         self.lookups[ino] += 1
+
+    def took_each(self, inos: Iterable[int]) -> None:
+        """One more reference to each of ``inos`` (a directory listing's reply)."""
+        lookups = self.lookups
+        for ino in inos:
+            lookups[ino] += 1
 
     def knows(self, ino: int) -> bool:
         return ino == ROOT_INO or ino in self.lookups
