@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -38,6 +40,17 @@ def test_signal_unmounts_and_exits_zero(tmp_path: Path, sig: int) -> None:
         assert (site.mount / "kept.txt").read_text() == "still here"
     finally:
         site.stop()
+
+
+def test_a_started_site_freezes_its_startup_heap(file_site: RunningSite) -> None:
+    """Once up, the site takes what it loaded out of the collector's full passes
+    (meridian.site.heap): the log says how much, for whoever wonders about its memory."""
+    deadline = time.monotonic() + 20
+    while "kept out of the collector's passes" not in file_site.log():
+        assert time.monotonic() < deadline, file_site.log()
+        time.sleep(0.05)
+    frozen = re.search(r"startup heap: (\d+) objects", file_site.log())
+    assert frozen is not None and int(frozen.group(1)) > 10_000, file_site.log()
 
 
 def test_a_second_site_on_a_live_mount_point_is_refused(file_site: RunningSite, tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 from meridian.cli.locate import add_config_option, locate_config
 from meridian.errors import BadInput
 from meridian.site import Site, SiteConfig, parse_config, write_config
+from meridian.site.heap import freeze_startup_heap
 from meridian.site.privacy import use_private_umask
 
 log = logging.getLogger("meridian.cli")
@@ -169,9 +170,15 @@ async def run_site(site: Site, mount: Path, run_file: Path) -> None:
         api = ApiServer(site)
         await api.start()
     gateways = Gateways(site.config, Path(os.path.realpath(mount)))
+
+    async def started() -> None:
+        if gateways:
+            await gateways.start()
+        freeze_startup_heap()  # the site is up: spare the loop the collector's long pauses
+
     try:
         write_run_file(run_file, mount, api.url if api else None)
-        await serve(site, mount, after_mount=gateways.start if gateways else None,
+        await serve(site, mount, after_mount=started,
                     before_unmount=gateways.stop if gateways else None)
     finally:
         if api is not None:
