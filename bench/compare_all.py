@@ -34,7 +34,7 @@ RESULTS = BENCH / "results"
 ESTIMATES: list[tuple[str, int, list[str]]] = [
     ("metadata", 240, ["--runs", "1", "--slow-runs", "1"]),
     ("smallfiles", 150, ["--runs", "1", "--slow-runs", "1"]),  # rclone twice: as it comes, tuned
-    ("visibility", 125, ["--files", "20", "--slow-files", "1"]),
+    ("visibility", 140, ["--files", "50", "--slow-files", "1"]),
     ("playback", 210, ["--runs", "1", "--slow-runs", "1"]),
     ("seqio", 290, ["--runs", "1", "--slow-runs", "1"]),  # rclone twice: as it comes, tuned
 ]
