@@ -119,6 +119,23 @@ def test_symlinks_hard_links_and_modes(site: RunningSite) -> None:
     assert exc.value.errno in (errno.EPERM, errno.EISDIR)
 
 
+def test_a_name_that_is_not_utf8_is_a_name_like_any_other(site: RunningSite) -> None:
+    """Files from old tools and other systems may carry Latin-1 or broken names: any bytes
+    but "/" and NUL. Such a file is made, listed, hard-linked, renamed and removed."""
+    m = os.fsencode(site.mount)
+    odd = m + b"/take\xe9\xff.dpx"
+    with open(odd, "wb") as f:
+        f.write(b"frame")
+    assert b"take\xe9\xff.dpx" in os.listdir(m)
+    os.link(odd, odd + b".link")
+    os.rename(odd, m + b"/\x80renamed")
+    with open(m + b"/\x80renamed", "rb") as f:
+        assert f.read() == b"frame"
+    os.unlink(odd + b".link")
+    os.unlink(m + b"/\x80renamed")
+    assert not [n for n in os.listdir(m) if n.startswith((b"take", b"\x80"))]
+
+
 def test_extended_attributes(site: RunningSite) -> None:
     path = site.mount / "x"
     path.write_text("x")

@@ -334,3 +334,23 @@ def test_objectives_keep_their_order_and_ids(store: MetaStore) -> None:
     with pytest.raises(NotFound):
         store.move_objective(first[0], before="o999")
     assert store.add_objectives(["again"])[0] not in first + more  # ids are never reused
+
+
+def test_names_that_are_not_utf8_live_a_whole_life(store: MetaStore) -> None:
+    """The kernel's names are any bytes; one that is not UTF-8 reaches the store decoded with
+    surrogates (os.fsdecode). It is made, linked, renamed, listed and removed like any other
+    (its per-name records, such as a hard link's, must hold it too)."""
+    import os
+    odd = os.fsdecode(b"plate\x80\xff.exr")
+    d = store.create(ROOT_INO, "d", DIR, 0, 0)
+    f = store.create(d.ino, odd, FILE, 0, 0)
+    assert store.lookup(d.ino, odd).ino == f.ino
+    store.link(f.ino, d.ino, odd + "-link")
+    assert [os.fsencode(n) for n, _ in store.list_dir(d.ino)] == [
+        b"plate\x80\xff.exr", b"plate\x80\xff.exr-link"]
+    store.rename(d.ino, odd, ROOT_INO, os.fsdecode(b"\xfe"))
+    store.unlink(d.ino, odd + "-link")
+    assert names(store, d.ino) == []
+    assert store.lookup(ROOT_INO, os.fsdecode(b"\xfe")).nlink == 1
+    store.unlink(ROOT_INO, os.fsdecode(b"\xfe"))
+    assert names(store) == ["d"]

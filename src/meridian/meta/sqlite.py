@@ -84,6 +84,20 @@ def _to_inode(row: tuple[Any, ...]) -> Inode:
                  content_version, name_version, attr_version)
 
 
+def _kv_key(key: str) -> str | bytes:
+    """A kv key as SQLite stores it: text, or, for a key that holds a name that is not UTF-8
+    (decoded with surrogates, which SQLite's text cannot hold), its bytes as a BLOB, which
+    never equals any text key. Names of the kernel's are any bytes; ``link:``, ``want:`` and
+    the other per-name records carry them in their keys."""
+    if key.isascii():
+        return key
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        return key.encode("utf-8", _FS_ERRORS)
+    return key
+
+
 class SqliteMetaStore(SqliteUndoTables, EngineStore):
     """A namespace store in one SQLite file. ``read_only`` opens it for inspection."""
 
@@ -386,13 +400,13 @@ class SqliteMetaStore(SqliteUndoTables, EngineStore):
     def _get_kv(self, key: str) -> str | None:
         if key in self._kv:
             return self._kv[key]
-        row = self._one("SELECT value FROM kv WHERE key = ?", key)
+        row = self._one("SELECT value FROM kv WHERE key = ?", _kv_key(key))
         value = str(row[0]) if row else None
         self._remember(self._kv, key, value)
         return value
 
     def _put_kv(self, key: str, value: str) -> None:
-        self._db.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (key, value))
+        self._db.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (_kv_key(key), value))
         self._remember(self._kv, key, value)
 
     def _content_in_use(self, hash: str) -> bool:
@@ -409,13 +423,22 @@ class SqliteMetaStore(SqliteUndoTables, EngineStore):
         self._db.execute("DELETE FROM contents WHERE hash = ?", (hash,))
 
     def _del_kv(self, key: str) -> None:
-        self._db.execute("DELETE FROM kv WHERE key = ?", (key,))
+        self._db.execute("DELETE FROM kv WHERE key = ?", (_kv_key(key),))
         self._kv.pop(key, None)
 
     def _kv_prefixed(self, prefix: str) -> list[tuple[str, str]]:
-        rows = self._db.execute("SELECT key, value FROM kv WHERE key >= ? AND key < ? ORDER BY key",
-                                (prefix, prefix + "\uffff"))
-        return [(str(k), str(v)) for k, v in rows]
+        # every key that starts with ``prefix``, as text and (``_kv_key``) as bytes: from the
+        # prefix up to the prefix with its last character one higher, which no such key reaches
+        if not prefix:
+            rows = self._db.execute("SELECT key, value FROM kv ORDER BY key")
+        else:
+            raw = prefix.encode("utf-8", _FS_ERRORS)
+            rows = self._db.execute(
+                "SELECT key, value FROM kv WHERE (key >= ? AND key < ?) OR (key >= ? AND key < ?) "
+                "ORDER BY key", (prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1),
+                                 raw, raw[:-1] + bytes([raw[-1] + 1])))
+        return [(k.decode("utf-8", _FS_ERRORS) if isinstance(k, bytes) else str(k), str(v))
+                for k, v in rows]
 
     def _append_journal(self, entry: JournalEntry) -> None:
         self._db.execute("INSERT INTO journal VALUES (?, ?, ?, ?, ?)",
