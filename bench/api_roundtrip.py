@@ -1,4 +1,4 @@
-"""The site API's round trip on loopback: a kept-alive call, and a long poll's wake-up.
+"""The site API's round trip on loopback: a kept-alive call, a long poll's and a stream's wake-up.
 
 A site runs as users run it (``meridian site run``, mounted, its API on 127.0.0.1:any port).
 Then, from this process:
@@ -9,7 +9,11 @@ Then, from this process:
   * long-poll wake-up: a client waits on ``GET /api/v1/journal?after=N&wait=5`` (N: the site's
     last journal position); once the poll is held, a file is created through the mount; timed
     from the create call to the poll's answer (it includes the create itself, whose duration
-    is reported beside it). WAKEUPS samples per run.
+    is reported beside it). WAKEUPS samples per run;
+  * stream wake-up: what a peer's link does since 2026-12-07: one
+    ``GET /api/v1/journal?after=N&wait=W&stream=true`` held open, then WAKEUPS files created
+    through the mount one after another; each timed from its create call to the stream's line
+    that brings it.
 
 Results: bench/results/api_roundtrip.json and .md.
 
@@ -37,6 +41,7 @@ from harness.site import Site
 
 WARMUP = 10
 POLL_WAIT_S = 5
+STREAM_WAIT_S = 20
 
 
 def percentile(samples: list[float], fraction: float) -> float:
@@ -88,6 +93,53 @@ def one_wakeup(client: httpx.Client, mount: Path, name: str) -> tuple[float, flo
     return (answered[0] - started) * 1000, (created - started) * 1000
 
 
+def stream_wakeups(client: httpx.Client, mount: Path, prefix: str, count: int) -> list[float]:
+    """Ms from each of ``count`` create calls to the journal stream's line that brings it."""
+    after = client.get("/site").json()["journal_last_seq"]
+    arrived: dict[str, float] = {}
+    failure: list[BaseException] = []
+    news = threading.Condition()
+
+    def read() -> None:
+        params = {"after": after, "wait": STREAM_WAIT_S, "stream": "true"}
+        try:
+            with client.stream("GET", "/journal", params=params) as answer:
+                answer.raise_for_status()
+                for line in answer.iter_lines():
+                    now = time.perf_counter()
+                    names = [e["op"].get("name") for e in json.loads(line)["entries"]] if line else []
+                    with news:
+                        for name in names:
+                            arrived.setdefault(name, now)
+                        news.notify_all()
+                    if len(arrived) >= count:
+                        return
+        except BaseException as exc:  # reported by the caller
+            with news:
+                failure.append(exc)
+                news.notify_all()
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    time.sleep(0.2)  # the stream is open by now
+    took = []
+    for n in range(count):
+        name = f"{prefix}-{n}"
+        started = time.perf_counter()
+        with open(mount / name, "w"):
+            pass
+        with news:
+            news.wait_for(lambda: name in arrived or bool(failure), timeout=POLL_WAIT_S)
+        if failure:
+            raise failure[0]
+        if name not in arrived:
+            raise RuntimeError(f"the journal stream brought no line with {name}")
+        took.append((arrived[name] - started) * 1000)
+        time.sleep(0.02)  # the next create after the site has settled, as in the long poll's
+    reader.join(STREAM_WAIT_S + 5)
+    return took
+
+
 def summary(run_medians: list[float], samples: list[float]) -> dict[str, float]:
     return {"median_of_run_medians_ms": statistics.median(run_medians),
             "min_run_median_ms": min(run_medians), "max_run_median_ms": max(run_medians),
@@ -107,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     site = Site(scratch)
     trips: list[list[float]] = []
     wakeups: list[list[float]] = []
+    streamed: list[list[float]] = []
     creates: list[float] = []
     try:
         site.init()
@@ -125,8 +178,10 @@ def main(argv: list[str] | None = None) -> int:
                     woken.append(took)
                     creates.append(create)
                 wakeups.append(woken)
+                streamed.append(stream_wakeups(client, site.mount, f"s{run}", args.wakeups))
                 print(f"run {run}: round trip median {statistics.median(trips[-1]):.2f} ms, "
-                      f"long-poll wake-up median {statistics.median(woken):.2f} ms", flush=True)
+                      f"long-poll wake-up median {statistics.median(woken):.2f} ms, "
+                      f"stream {statistics.median(streamed[-1]):.2f} ms", flush=True)
     finally:
         print("site", site.stop())
         shutil.rmtree(scratch, ignore_errors=True)
@@ -134,11 +189,13 @@ def main(argv: list[str] | None = None) -> int:
                f"--requests {args.requests} --wakeups {args.wakeups}")
     trip = summary([statistics.median(r) for r in trips], [x for r in trips for x in r])
     wake = summary([statistics.median(r) for r in wakeups], [x for r in wakeups for x in r])
+    stream = summary([statistics.median(r) for r in streamed], [x for r in streamed for x in r])
     doc = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "command": command,
            "runs": args.runs, "requests": args.requests, "wakeups": args.wakeups,
            "machine": machine_info(scratch.parent), "round_trip": trip, "wakeup": wake,
+           "stream_wakeup": stream,
            "create_median_ms": statistics.median(creates),
-           "round_trip_ms": trips, "wakeup_ms": wakeups}
+           "round_trip_ms": trips, "wakeup_ms": wakeups, "stream_wakeup_ms": streamed}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(doc, indent=2) + "\n")
 
@@ -154,7 +211,9 @@ def main(argv: list[str] | None = None) -> int:
              "| --- | --- | --- | --- |",
              row(f"`GET /api/v1/site` ({args.requests} per run)", trip),
              row(f"long poll `GET /api/v1/journal?wait={POLL_WAIT_S}`, from a create through "
-                 f"the mount to the answer ({args.wakeups} per run)", wake), "",
+                 f"the mount to the answer ({args.wakeups} per run)", wake),
+             row(f"journal stream `GET /api/v1/journal?stream=true` (what links read), from a "
+                 f"create through the mount to its line ({args.wakeups} per run)", stream), "",
              f"The create call itself took {doc['create_median_ms']:.2f} ms (median).", "",
              f"Reproduce: `{command}`", ""]
     args.out.with_suffix(".md").write_text("\n".join(lines))

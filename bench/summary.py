@@ -142,6 +142,12 @@ def rows(r: Results) -> list[Row]:
         out.append(Row("a create → the peer's journal long poll answers, p50 (ms)",
                        Spread(wake["median_of_run_medians_ms"], wake["min_run_median_ms"],
                               wake["max_run_median_ms"]), "", ""))
+    streamed = r.get("api_roundtrip").get("stream_wakeup")
+    if streamed:
+        out.append(Row("a create → its line in the peer's journal stream (what links read), "
+                       "p50 (ms)", Spread(streamed["median_of_run_medians_ms"],
+                                          streamed["min_run_median_ms"],
+                                          streamed["max_run_median_ms"]), "", ""))
     name99 = r.compare("visibility", "name-p99", "meridian")
     s3fs_name = r.compare("visibility", "name-p99", "s3fs")
     out.append(Row("close at east → name visible at west, p99 (ms)", name99,
