@@ -23,6 +23,12 @@ def _order(entry: tuple[str, int]) -> bytes:
     return entry[0].encode(_FS_ENCODING, _FS_ERRORS)  # = os.fsencode, the database's order
 
 
+def _find(kept: list[tuple[str, int]], name: str) -> tuple[int, bool]:
+    """Where ``name`` is, or would go, in ``kept``; and whether it is there."""
+    at = bisect.bisect_left(kept, _order((name, 0)), key=_order)
+    return at, at < len(kept) and kept[at][0] == name
+
+
 class Listings:
     """Kept listings of folders, by the folder's inode number."""
 
@@ -54,8 +60,8 @@ class Listings:
         kept = self._kept.get(parent)
         if kept is None:
             return
-        at = bisect.bisect_left(kept, _order((name, ino)), key=_order)
-        if at < len(kept) and kept[at][0] == name:
+        at, found = _find(kept, name)
+        if found:
             kept[at] = (name, ino)
             return
         if self._size >= self.limit:
@@ -69,8 +75,8 @@ class Listings:
         kept = self._kept.get(parent)
         if kept is None:
             return
-        at = bisect.bisect_left(kept, _order((name, 0)), key=_order)
-        if at < len(kept) and kept[at][0] == name:
+        at, found = _find(kept, name)
+        if found:
             del kept[at]
             self._size -= 1
 

@@ -310,8 +310,7 @@ class SqliteMetaStore(SqliteUndoTables, EngineStore):
         self._db.execute("INSERT OR REPLACE INTO entries VALUES (?, ?, ?)",
                          (parent, os.fsencode(name), ino))
         self._remember(self._entries, (parent, name), ino)
-        if self._caching:
-            self._listings.put(parent, name, ino)
+        self._listings.put(parent, name, ino)  # (nothing is kept unless the store caches)
 
     def _del_entry(self, parent: int, name: str) -> None:
         self._db.execute("DELETE FROM entries WHERE parent = ? AND name = ?",
