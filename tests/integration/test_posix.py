@@ -148,6 +148,19 @@ def test_extended_attributes(site: RunningSite) -> None:
     assert exc.value.errno == errno.ENODATA
 
 
+def test_an_attribute_name_that_is_not_utf8(site: RunningSite) -> None:
+    """Attribute names are bytes too; one that is not UTF-8 is set, listed, read and removed
+    through the mount like any other."""
+    path = os.fsencode(site.mount / "attrs")
+    with open(path, "wb") as f:
+        f.write(b"x")
+    os.setxattr(path, b"user.take\xe9\xff", b"v")
+    assert os.getxattr(path, b"user.take\xe9\xff") == b"v"
+    assert os.fsdecode(b"user.take\xe9\xff") in os.listxattr(path)
+    os.removexattr(path, b"user.take\xe9\xff")
+    assert os.listxattr(path) == []
+
+
 def test_errors_map_to_the_right_errno(site: RunningSite) -> None:
     m = site.mount
     (m / "file").write_text("x")

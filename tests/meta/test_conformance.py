@@ -354,3 +354,21 @@ def test_names_that_are_not_utf8_live_a_whole_life(store: MetaStore) -> None:
     assert store.lookup(ROOT_INO, os.fsdecode(b"\xfe")).nlink == 1
     store.unlink(ROOT_INO, os.fsdecode(b"\xfe"))
     assert names(store) == ["d"]
+
+
+def test_extended_attribute_names_that_are_not_utf8(store: MetaStore) -> None:
+    """An attribute's name, like a file's, is any bytes the kernel passes (decoded with
+    surrogates): it is set, listed in order beside others, read, replaced and removed."""
+    import os
+    f = store.create(ROOT_INO, "f", FILE, 0, 0)
+    odd = os.fsdecode(b"user.take\xe9\xff")
+    store.setxattr(f.ino, "user.plain", b"p")
+    store.setxattr(f.ino, odd, b"one")
+    store.setxattr(f.ino, odd, b"two")
+    assert store.getxattr(f.ino, odd) == b"two"
+    assert sorted(os.fsencode(n) for n in store.listxattr(f.ino)) == [
+        b"user.plain", b"user.take\xe9\xff"]
+    store.removexattr(f.ino, odd)
+    assert store.listxattr(f.ino) == ["user.plain"]
+    with pytest.raises(NoAttribute):
+        store.getxattr(f.ino, odd)

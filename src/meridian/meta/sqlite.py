@@ -84,18 +84,23 @@ def _to_inode(row: tuple[Any, ...]) -> Inode:
                  content_version, name_version, attr_version)
 
 
-def _kv_key(key: str) -> str | bytes:
-    """A kv key as SQLite stores it: text, or, for a key that holds a name that is not UTF-8
-    (decoded with surrogates, which SQLite's text cannot hold), its bytes as a BLOB, which
-    never equals any text key. Names of the kernel's are any bytes; ``link:``, ``want:`` and
-    the other per-name records carry them in their keys."""
-    if key.isascii():
-        return key
+def _stored(text: str) -> str | bytes:
+    """A key or name as SQLite stores it: text, or, for one that holds a name that is not
+    UTF-8 (decoded with surrogates, which SQLite's text cannot hold), its bytes as a BLOB,
+    which never equals any text. The kernel's names are any bytes: file names reach the kv
+    keys of per-name records (``link:``, ``want:``), attribute names the xattrs table."""
+    if text.isascii():
+        return text
     try:
-        key.encode("utf-8")
+        text.encode("utf-8")
     except UnicodeEncodeError:
-        return key.encode("utf-8", _FS_ERRORS)
-    return key
+        return text.encode("utf-8", _FS_ERRORS)
+    return text
+
+
+def _loaded(stored: object) -> str:
+    """The text ``_stored`` kept."""
+    return stored.decode("utf-8", _FS_ERRORS) if isinstance(stored, bytes) else str(stored)
 
 
 class SqliteMetaStore(SqliteUndoTables, EngineStore):
@@ -383,29 +388,30 @@ class SqliteMetaStore(SqliteUndoTables, EngineStore):
         return [(parent, os.fsdecode(name)) for parent, name in rows]
 
     def _get_xattr(self, ino: int, name: str) -> bytes | None:
-        row = self._one("SELECT value FROM xattrs WHERE ino = ? AND name = ?", ino, name)
+        row = self._one("SELECT value FROM xattrs WHERE ino = ? AND name = ?", ino, _stored(name))
         return bytes(row[0]) if row else None  # type: ignore[call-overload]
 
     def _put_xattr(self, ino: int, name: str, value: bytes) -> None:
-        self._db.execute("INSERT OR REPLACE INTO xattrs VALUES (?, ?, ?)", (ino, name, value))
+        self._db.execute("INSERT OR REPLACE INTO xattrs VALUES (?, ?, ?)",
+                         (ino, _stored(name), value))
 
     def _del_xattr(self, ino: int, name: str) -> None:
-        self._db.execute("DELETE FROM xattrs WHERE ino = ? AND name = ?", (ino, name))
+        self._db.execute("DELETE FROM xattrs WHERE ino = ? AND name = ?", (ino, _stored(name)))
 
     def _list_xattrs(self, ino: int) -> list[str]:
         rows = self._db.execute("SELECT name FROM xattrs WHERE ino = ? ORDER BY name", (ino,))
-        return [name for (name,) in rows]
+        return [_loaded(name) for (name,) in rows]
 
     def _get_kv(self, key: str) -> str | None:
         if key in self._kv:
             return self._kv[key]
-        row = self._one("SELECT value FROM kv WHERE key = ?", _kv_key(key))
+        row = self._one("SELECT value FROM kv WHERE key = ?", _stored(key))
         value = str(row[0]) if row else None
         self._remember(self._kv, key, value)
         return value
 
     def _put_kv(self, key: str, value: str) -> None:
-        self._db.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (_kv_key(key), value))
+        self._db.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (_stored(key), value))
         self._remember(self._kv, key, value)
 
     def _content_in_use(self, hash: str) -> bool:
@@ -422,11 +428,11 @@ class SqliteMetaStore(SqliteUndoTables, EngineStore):
         self._db.execute("DELETE FROM contents WHERE hash = ?", (hash,))
 
     def _del_kv(self, key: str) -> None:
-        self._db.execute("DELETE FROM kv WHERE key = ?", (_kv_key(key),))
+        self._db.execute("DELETE FROM kv WHERE key = ?", (_stored(key),))
         self._kv.pop(key, None)
 
     def _kv_prefixed(self, prefix: str) -> list[tuple[str, str]]:
-        # every key that starts with ``prefix``, as text and (``_kv_key``) as bytes: from the
+        # every key that starts with ``prefix``, as text and (``_stored``) as bytes: from the
         # prefix up to the prefix with its last character one higher, which no such key reaches
         if not prefix:
             rows = self._db.execute("SELECT key, value FROM kv ORDER BY key")
@@ -436,8 +442,7 @@ class SqliteMetaStore(SqliteUndoTables, EngineStore):
                 "SELECT key, value FROM kv WHERE (key >= ? AND key < ?) OR (key >= ? AND key < ?) "
                 "ORDER BY key", (prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1),
                                  raw, raw[:-1] + bytes([raw[-1] + 1])))
-        return [(k.decode("utf-8", _FS_ERRORS) if isinstance(k, bytes) else str(k), str(v))
-                for k, v in rows]
+        return [(_loaded(k), str(v)) for k, v in rows]
 
     def _append_journal(self, entry: JournalEntry) -> None:
         self._db.execute("INSERT INTO journal VALUES (?, ?, ?, ?, ?)",
