@@ -372,3 +372,14 @@ def test_extended_attribute_names_that_are_not_utf8(store: MetaStore) -> None:
     assert store.listxattr(f.ino) == ["user.plain"]
     with pytest.raises(NoAttribute):
         store.getxattr(f.ino, odd)
+
+
+def test_attribute_names_are_listed_in_the_order_of_their_bytes(store: MetaStore) -> None:
+    """Every engine lists attributes in one order, their names' bytes (the namespace digest
+    depends on it): a name that is not UTF-8 sorts by its bytes among UTF-8 ones."""
+    import os
+    f = store.create(ROOT_INO, "f", FILE, 0, 0)
+    wanted = [b"user.plain", b"user.\x80", b"user.\xef\xbc\xa1", b"user.\xf0"]
+    for name in reversed(wanted):
+        store.setxattr(f.ino, os.fsdecode(name), b"v")
+    assert [os.fsencode(n) for n in store.listxattr(f.ino)] == wanted

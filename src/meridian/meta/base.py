@@ -403,7 +403,7 @@ class EngineStore(UndoRecords, MetaStore):
 
     def listxattr(self, ino: int) -> list[str]:
         self._inode(ino)
-        return self._list_xattrs(ino)
+        return sorted(self._list_xattrs(ino), key=os.fsencode)  # every engine: the bytes' order
 
     def setxattr(self, ino: int, name: str, value: bytes, *, create: bool = False,
                  replace: bool = False) -> None:

@@ -76,7 +76,8 @@ class EngineHooks(ABC):
     def _del_xattr(self, ino: int, name: str) -> None: ...
 
     @abstractmethod
-    def _list_xattrs(self, ino: int) -> list[str]: ...
+    def _list_xattrs(self, ino: int) -> list[str]:
+        """The attribute names of ``ino``, in any order."""
 
     @abstractmethod
     def _get_kv(self, key: str) -> str | None: ...

@@ -251,7 +251,8 @@ class MetaStore(ABC):
 
     @abstractmethod
     def listxattr(self, ino: int) -> list[str]:
-        """Sorted names. Raises NotFound."""
+        """The names, sorted by their bytes (``os.fsencode``), the same in every engine (the
+        namespace digest lists them in this order). Raises NotFound."""
 
     @abstractmethod
     def setxattr(self, ino: int, name: str, value: bytes, *, create: bool = False,

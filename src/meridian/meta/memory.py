@@ -113,7 +113,7 @@ class MemoryMetaStore(EngineStore):
         self._set("xattrs", (ino, name), _MISSING)
 
     def _list_xattrs(self, ino: int) -> list[str]:
-        return sorted(name for i, name in self._tables["xattrs"] if i == ino)
+        return [name for i, name in self._tables["xattrs"] if i == ino]
 
     def _get_kv(self, key: str) -> str | None:
         return self._tables["kv"].get(key)

@@ -399,7 +399,7 @@ class SqliteMetaStore(SqliteUndoTables, EngineStore):
         self._db.execute("DELETE FROM xattrs WHERE ino = ? AND name = ?", (ino, _stored(name)))
 
     def _list_xattrs(self, ino: int) -> list[str]:
-        rows = self._db.execute("SELECT name FROM xattrs WHERE ino = ? ORDER BY name", (ino,))
+        rows = self._db.execute("SELECT name FROM xattrs WHERE ino = ?", (ino,))
         return [_loaded(name) for (name,) in rows]
 
     def _get_kv(self, key: str) -> str | None:
