@@ -4,6 +4,7 @@ JSON, and every field a peer could forge is refused with its name."""
 from __future__ import annotations
 
 import json
+import os
 import stat
 from typing import Any
 
@@ -45,8 +46,11 @@ plain_ids = st.builds(lambda s, n: f"{s}.{n}", st.from_regex(r"[0-9a-f]{32}", fu
 file_ids = st.one_of(st.sampled_from(["root", "meridian", "lost+found"]), plain_ids,
                      st.builds(lambda f, v: f"{f}!{v}", plain_ids,
                                st.builds(version, clocks, sites)))
-names = st.text(st.characters(blacklist_characters="/\0", blacklist_categories=("Cs",)),
-                min_size=1, max_size=40).filter(lambda n: n not in (".", ".."))
+names = st.one_of(  # the kernel's names are any bytes but "/" and NUL: not UTF-8 ones too
+    st.text(st.characters(blacklist_characters="/\0", blacklist_categories=("Cs",)),
+            min_size=1, max_size=40),
+    st.binary(min_size=1, max_size=40).filter(lambda b: b"/" not in b and b"\0" not in b)
+    .map(os.fsdecode)).filter(lambda n: n not in (".", ".."))
 hashes = st.from_regex(r"[0-9a-f]{64}", fullmatch=True)
 sizes = st.integers(min_value=0, max_value=(1 << 63) - 1)
 ids = st.integers(min_value=0, max_value=(1 << 32) - 1)
@@ -80,7 +84,7 @@ ops = st.one_of(
               file_ids, names, st.none() | versions,
               st.none() | st.builds(lambda p: stat.S_IFREG | p, perms), st.none() | ids,
               st.none() | ids),
-    st.builds(SetxattrOp, file_ids, names.filter(lambda n: len(n.encode()) <= 255),
+    st.builds(SetxattrOp, file_ids, names.filter(lambda n: len(os.fsencode(n)) <= 255),
               st.binary(max_size=300)),
     st.builds(RemovexattrOp, file_ids, names),
     st.builds(InstanceOp, hashes, sizes),
